@@ -1,0 +1,5 @@
+import sys
+
+from ttclab.cli import main
+
+sys.exit(main())
