@@ -1,0 +1,164 @@
+"""The ``ttclab sample`` configuration (YAML), validated with pydantic.
+
+Example::
+
+    store: runs
+    models:
+      - {backend: llamacpp, name: smollm2-135m}
+      - {backend: llamacpp, name: gemma3-270m, prompt: {style: fewshot, shots: 3}}
+    task: {source: gym, name: syllogism, size: 20, seed: 0}
+    prompt: {style: chat}
+    samples: 8
+    sampling: {temperature: 0.7, max_tokens: 32, seed: 0}
+
+Relative paths are resolved from the current working directory. A run's id is derived from what
+determines its samples (model, task, prompt, samples, sampling, verifier); operational settings
+(store, concurrency, threads, server URLs, timeouts) do not change it, so a run resumes across them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ttclab.backends.base import SamplingParams
+from ttclab.errors import ConfigError
+from ttclab.tasks.config import PromptConfig, TaskConfig
+
+#: Backend options that change how fast samples come, not which samples: not part of the run id.
+OPERATIONAL_OPTIONS = frozenset({
+    "n_threads", "n_batch", "verbose", "base_url", "base_urls", "api_key_env", "max_concurrency", "timeout_s",
+    "max_retries", "backoff_base_s", "backoff_cap_s", "rng_seed",
+})
+
+
+class ModelSpec(BaseModel):
+    """One model: a backend, the model's name (built-in, GGUF path, or server model), options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["llamacpp", "openai"] = "llamacpp"
+    name: str = Field(min_length=1)
+    label: str | None = None
+    prompt: PromptConfig | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def display(self) -> str:
+        return self.label or Path(self.name).stem if self.name.endswith(".gguf") else (self.label or self.name)
+
+
+class VerifierSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SampleConfig(BaseModel):
+    """Top-level configuration of ``ttclab sample``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    store: str | None = None
+    models: list[ModelSpec] = Field(min_length=1)
+    task: TaskConfig
+    prompt: PromptConfig | None = None
+    samples: int = Field(ge=1, le=100_000, description="samples per question")
+    sampling: SamplingParams
+    verifier: VerifierSpec | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=4096)
+    samples_per_request: int | None = Field(default=None, ge=1)
+    flush_seconds: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_model(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "model" in data:
+            if "models" in data:
+                raise ValueError("give either 'model' or 'models', not both")
+            data = {**data, "models": [data["model"]]}
+            del data["model"]
+        return data
+
+    @field_validator("verifier", mode="before")
+    @classmethod
+    def _verifier_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("sampling")
+    @classmethod
+    def _no_n(cls, value: SamplingParams) -> SamplingParams:
+        if value.n != 1:
+            raise ValueError("use the top-level 'samples' for samples per question, not sampling.n")
+        return value
+
+
+def run_identity(cfg: SampleConfig, model: ModelSpec) -> dict[str, Any]:
+    """What determines a run's samples; its hash is the run id."""
+    return {
+        "model": {"backend": model.backend, "name": model.name,
+                  "options": {k: v for k, v in sorted(model.options.items()) if k not in OPERATIONAL_OPTIONS}},
+        "task": cfg.task.model_dump(mode="json"),
+        "prompt": (model.prompt or cfg.prompt).model_dump(mode="json") if (model.prompt or cfg.prompt) else None,
+        "samples": cfg.samples,
+        "sampling": cfg.sampling.model_dump(mode="json"),
+        "verifier": cfg.verifier.model_dump(mode="json") if cfg.verifier else None,
+    }
+
+
+def run_id_for(cfg: SampleConfig, model: ModelSpec, task_name: str) -> str:
+    digest = hashlib.sha256(json.dumps(run_identity(cfg, model), sort_keys=True).encode()).hexdigest()[:12]
+    return f"{_slug(task_name)}-{_slug(model.display)}-{digest}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()[:40] or "x"
+
+
+def load_config(path: str | Path) -> SampleConfig:
+    """Read and validate a YAML config; every problem is one line naming the file and field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; give the path of a YAML config (examples in configs/)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; give the path of a YAML config file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise ConfigError(f"{where}: invalid YAML ({problem}); fix the syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings (model, task, samples, sampling, ...)")
+    try:
+        return SampleConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from None
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line for the first problem of a pydantic ValidationError: file, field path, message."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-")) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting; remove it or check its spelling"
+    elif err["type"] == "missing":
+        msg = "required setting is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    value = err.get("input")
+    shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(value, dict) else f" (got {value!r})"
+    more = f" [+{len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
+    return f"{source}: {loc}: {msg}{shown}{more}"

@@ -1,0 +1,87 @@
+"""``ttclab sample``: from a config to stored, verified runs (one run per model)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ttclab import __version__
+from ttclab.backends import create_backend
+from ttclab.config import ModelSpec, SampleConfig, load_config, run_id_for, run_identity
+from ttclab.sampling import SamplingStats, prepare_run, sample_questions
+from ttclab.store.reader import Run, store_root
+from ttclab.store.schema import SCHEMA_VERSION
+from ttclab.store.writer import META_FILE, atomic_write_json
+
+
+@dataclass
+class RunResult:
+    run: Run
+    stats: SamplingStats
+    summary: dict[str, Any]
+
+
+def sample(config: SampleConfig | str | Path, *, progress: bool = True, store: str | Path | None = None) -> list[RunResult]:
+    """Sample every model of ``config`` on its task; resume runs that were interrupted."""
+    cfg = config if isinstance(config, SampleConfig) else load_config(config)
+    return [asyncio.run(_sample_model(cfg, m, progress=progress, store=store)) for m in cfg.models]
+
+
+async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, store: str | Path | None) -> RunResult:
+    from ttclab.store.summary import run_summary
+    from ttclab.tasks.config import build_prompt_template, load_task
+    from ttclab.verify.registry import get_verifier
+
+    task = load_task(cfg.task)
+    questions = list(task.questions())
+    prompt_cfg = model.prompt or cfg.prompt
+    template = build_prompt_template(prompt_cfg, cfg.task, chat=_is_chat(model))
+    vspec = cfg.verifier
+    verifier = get_verifier(vspec.name, **vspec.options) if vspec else get_verifier(task.default_verifier())
+    run_id = run_id_for(cfg, model, task.name)
+    run_dir = store_root(store or cfg.store) / run_id
+    meta = {
+        "schema_version": SCHEMA_VERSION, "run_id": run_id, "created_at": datetime.now(timezone.utc).isoformat(),
+        "ttclab_version": __version__, "name": cfg.name,
+        "config": cfg.model_dump(mode="json", exclude={"models"}) | {"model": model.model_dump(mode="json")},
+        "identity": run_identity(cfg, model),
+        "model": {"name": model.name, "label": model.display, "backend": model.backend},
+        "task": task.describe() | {"name": task.name},
+        "verifier": getattr(verifier, "name", vspec.name if vspec else task.default_verifier()),
+        "sampling": cfg.sampling.model_dump(mode="json"), "samples": cfg.samples, "n_questions": len(questions),
+    }
+    prepare_run(run_dir, meta, questions, template.render)
+    backend = create_backend(model.backend, model=model.name, **model.options)
+    in_process = model.backend == "llamacpp"
+    try:
+        stats = await sample_questions(
+            backend, questions, template.render, verifier, cfg.sampling,
+            run_dir=run_dir, run_id=run_id, model=model.display, samples=cfg.samples,
+            samples_per_request=cfg.samples_per_request or (1 if in_process else cfg.samples),
+            concurrency=cfg.concurrency or (1 if in_process else int(model.options.get("max_concurrency", 16))),
+            flush_seconds=cfg.flush_seconds, progress=progress,
+        )
+        info = dataclasses.asdict(backend.info())
+    finally:
+        await backend.aclose()
+    run = Run(run_dir)
+    run.compact()
+    done = len(run.done_keys())
+    final = {**Run(run_dir).meta, "model": meta["model"] | {"info": info},
+             "status": "complete" if done == len(questions) * cfg.samples else "incomplete",
+             "finished_at": datetime.now(timezone.utc).isoformat()}
+    atomic_write_json(run_dir / META_FILE, final)
+    run = Run(run_dir)
+    return RunResult(run=run, stats=stats, summary=run_summary(run))
+
+
+def _is_chat(model: ModelSpec) -> bool:
+    if model.backend == "openai":
+        return bool(model.options.get("chat", True))
+    from ttclab.backends.models import EMBEDDED
+
+    return EMBEDDED[model.name].chat if model.name in EMBEDDED else True

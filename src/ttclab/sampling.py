@@ -1,0 +1,198 @@
+"""The sampling runner: questions × N samples through a backend, verified, stored, resumable.
+
+Each sample has a deterministic seed derived from the run seed, the question id and the sample
+index, so a re-run after a crash regenerates exactly the samples that were lost. Finished samples
+(the rows already in the store) are never generated again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ttclab.backends.base import Backend, ChatMessage, Completion, Request, SamplingParams
+from ttclab.store.reader import Run
+from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SampleWriter, atomic_write_json, write_questions
+from ttclab.tasks.base import Question
+from ttclab.verify.base import Verdict, Verifier
+
+Prompt = str | tuple[ChatMessage, ...]
+SEED_MODULUS = 2**31 - 1
+
+
+def derive_seed(base_seed: int | None, question_id: str, sample_index: int) -> int:
+    """Seed of one sample: a hash of (run seed, question) plus the sample index.
+
+    Consecutive sample indices get consecutive seeds, so a request for ``n`` samples starting at
+    index ``s`` with seed ``derive_seed(.., s)`` gives the same samples as ``n`` single requests.
+    """
+    digest = hashlib.sha256(f"{base_seed}:{question_id}".encode()).digest()
+    return (int.from_bytes(digest[:8], "little") + sample_index) % SEED_MODULUS
+
+
+@dataclass
+class SamplingStats:
+    """What one call of :func:`sample_questions` did."""
+
+    run_dir: Path
+    generated: int = 0
+    skipped: int = 0
+    errors: int = 0
+    completion_tokens: int = 0
+    wall_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.wall_s if self.wall_s > 0 else float("nan")
+
+
+def _row(run_id: str, model: str, q: Question, qi: int, si: int, c: Completion, v: Verdict | None,
+         seed: int | None) -> dict[str, Any]:
+    logprobs = list(c.token_logprobs) if c.token_logprobs else None
+    return {
+        "run_id": run_id, "model": model, "question_id": q.id, "question_index": qi, "sample_index": si,
+        "text": c.text, "finish_reason": c.finish_reason, "prompt_tokens": c.prompt_tokens,
+        "completion_tokens": c.completion_tokens, "latency_s": c.latency_s, "token_logprobs": logprobs,
+        "mean_logprob": (sum(logprobs) / len(logprobs)) if logprobs else None, "error": c.error,
+        "answer": v.answer if v else None, "verdict": v.status if v else "error",
+        "correct": bool(v and v.correct), "verify_reason": v.reason if v else c.error, "reward": None,
+        "seed": seed, "created_at": datetime.now(timezone.utc),
+    }
+
+
+def prepare_run(run_dir: Path, meta: dict[str, Any], questions: Sequence[Question],
+                render: Callable[[Question], Prompt]) -> None:
+    """Create the run folder with run.json and questions.parquet (kept as is when they exist)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / META_FILE).exists():
+        atomic_write_json(run_dir / META_FILE, {**meta, "status": "running"})
+    if not (run_dir / QUESTIONS_FILE).exists():
+        rows = []
+        for qi, q in enumerate(questions):
+            prompt = render(q)
+            rows.append({
+                "question_index": qi, "question_id": q.id, "question": q.question,
+                "prompt": prompt if isinstance(prompt, str) else json.dumps(list(prompt)),
+                "gold": q.gold, "difficulty": q.difficulty,
+                "metadata": json.dumps(q.metadata, default=str, sort_keys=True),
+            })
+        write_questions(run_dir, rows)
+
+
+async def sample_questions(
+    backend: Backend,
+    questions: Sequence[Question],
+    render: Callable[[Question], Prompt],
+    verifier: Verifier,
+    params: SamplingParams,
+    *,
+    run_dir: Path,
+    run_id: str,
+    model: str,
+    samples: int,
+    samples_per_request: int = 1,
+    concurrency: int = 1,
+    flush_seconds: float = 2.0,
+    progress: bool = True,
+) -> SamplingStats:
+    """Generate the missing samples of every question and append them to the run's store.
+
+    ``samples`` per question; requests ask for up to ``samples_per_request`` completions at once;
+    up to ``concurrency`` requests are in flight. Failed calls are stored as error rows (retried on
+    the next run), never graded.
+    """
+    run = Run(run_dir)
+    done = run.done_keys()
+    work: list[tuple[int, list[int]]] = []
+    for qi in range(len(questions)):
+        missing = [si for si in range(samples) if (qi, si) not in done]
+        for start in range(0, len(missing), samples_per_request):
+            work.append((qi, missing[start:start + samples_per_request]))
+    total = len(questions) * samples
+    stats = SamplingStats(run_dir=run_dir, skipped=len(done))
+    remaining_per_q = [samples - sum(1 for si in range(samples) if (qi, si) in done) for qi in range(len(questions))]
+    questions_done = sum(1 for r in remaining_per_q if r == 0)
+    writer = SampleWriter(run_dir, flush_seconds=flush_seconds)
+    bar = _progress_bar(total, len(done), model, enabled=progress)
+    prompts: dict[int, Prompt] = {}
+    queue: asyncio.Queue[tuple[int, list[int]]] = asyncio.Queue()
+    for item in work:
+        queue.put_nowait(item)
+    start = time.perf_counter()
+
+    async def worker() -> None:
+        nonlocal questions_done
+        while True:
+            try:
+                qi, indices = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            q = questions[qi]
+            if qi not in prompts:
+                prompts[qi] = render(q)
+            # Samples must be consecutive for the seed rule; split otherwise.
+            runs = _consecutive(indices)
+            rows = []
+            for chunk in runs:
+                seed = derive_seed(params.seed, q.id, chunk[0])
+                completions = await backend.generate(Request(prompts[qi], seed=seed), params.with_(n=len(chunk)))
+                if len(completions) != len(chunk):  # a backend bug must not silently lose samples
+                    completions = list(completions)[: len(chunk)]
+                    completions += [Completion.failed("backend returned too few completions")] * (len(chunk) - len(completions))
+                verdicts = await asyncio.to_thread(
+                    lambda cs=completions: [verifier.verify(c.text, q) if c.ok else None for c in cs]
+                )
+                for j, (si, c, v) in enumerate(zip(chunk, completions, verdicts)):
+                    rows.append(_row(run_id, model, q, qi, si, c, v, (seed + j) % SEED_MODULUS))
+                    stats.generated += 1
+                    stats.errors += 0 if c.ok else 1
+                    stats.completion_tokens += c.completion_tokens
+            writer.add(rows)
+            remaining_per_q[qi] -= len(indices)
+            if remaining_per_q[qi] == 0:
+                questions_done += 1
+            if bar is not None:
+                elapsed = time.perf_counter() - start
+                bar.set_postfix_str(
+                    f"questions {questions_done}/{len(questions)}, {stats.completion_tokens / max(elapsed, 1e-9):.0f} tok/s"
+                    + (f", {stats.errors} errors" if stats.errors else ""),
+                    refresh=False,
+                )
+                bar.update(len(indices))
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    finally:
+        writer.close()
+        stats.wall_s = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+    return stats
+
+
+def _consecutive(indices: list[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for i in indices:
+        if out and out[-1][-1] + 1 == i:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def _progress_bar(total: int, initial: int, label: str, *, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="sample", desc=label, file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5, smoothing=0.1)

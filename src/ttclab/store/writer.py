@@ -1,0 +1,99 @@
+"""Crash-safe writing: every file appears whole or not at all (temporary file + rename).
+
+Samples are buffered and written as small Parquet part files (at least every ``flush_seconds``),
+so ``kill -9`` loses at most the last few seconds of work, which a re-run regenerates with the
+same seeds. When a run finishes, its parts are compacted into one file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ttclab.store.schema import QUESTIONS_SCHEMA, SAMPLES_SCHEMA
+
+SAMPLES_DIR = "samples"
+META_FILE = "run.json"
+QUESTIONS_FILE = "questions.parquet"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def atomic_write_table(path: Path, table: pa.Table) -> None:
+    """Write a Parquet file atomically (zstd-compressed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_questions(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    atomic_write_table(run_dir / QUESTIONS_FILE, pa.Table.from_pylist(rows, schema=QUESTIONS_SCHEMA))
+
+
+class SampleWriter:
+    """Buffers sample rows and writes them as atomic Parquet parts."""
+
+    def __init__(self, run_dir: Path, *, flush_rows: int = 512, flush_seconds: float = 2.0) -> None:
+        self.dir = Path(run_dir) / SAMPLES_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._rows: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
+        self.rows_written = 0
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        self._rows.extend(rows)
+        if len(self._rows) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._rows:
+            return
+        table = pa.Table.from_pylist(self._rows, schema=SAMPLES_SCHEMA)
+        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        atomic_write_table(self.dir / name, table)
+        self.rows_written += len(self._rows)
+        self._rows = []
+
+    def close(self) -> None:
+        self.flush()
