@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ttclab.backends.base import SamplingParams
 from ttclab.errors import ConfigError
-from ttclab.tasks.config import PromptConfig, TaskConfig
+from ttclab.tasks.config import PromptConfig, TaskConfig, format_validation_error
 
 #: Backend options that change how fast samples come, not which samples: not part of the run id.
 OPERATIONAL_OPTIONS = frozenset({
@@ -145,20 +145,3 @@ def load_config(path: str | Path) -> SampleConfig:
         return SampleConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path))) from None
-
-
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line for the first problem of a pydantic ValidationError: file, field path, message."""
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-")) or "(top level)"
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown setting; remove it or check its spelling"
-    elif err["type"] == "missing":
-        msg = "required setting is missing"
-    elif msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    value = err.get("input")
-    shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(value, dict) else f" (got {value!r})"
-    more = f" [+{len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
-    return f"{source}: {loc}: {msg}{shown}{more}"

@@ -54,12 +54,17 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
         "verifier": getattr(verifier, "name", vspec.name if vspec else task.default_verifier()),
         "sampling": cfg.sampling.model_dump(mode="json"), "samples": cfg.samples, "n_questions": len(questions),
     }
+    params = cfg.sampling
+    extra_stop = [s for s in getattr(template, "stop", ()) or () if s not in params.stop]
+    if extra_stop:  # few-shot templates stop before the model starts the next example
+        params = params.with_(stop=(*params.stop, *extra_stop))
+    meta["sampling"] = params.model_dump(mode="json")
     prepare_run(run_dir, meta, questions, template.render)
     backend = create_backend(model.backend, model=model.name, **model.options)
     in_process = model.backend == "llamacpp"
     try:
         stats = await sample_questions(
-            backend, questions, template.render, verifier, cfg.sampling,
+            backend, questions, template.render, verifier, params,
             run_dir=run_dir, run_id=run_id, model=model.display, samples=cfg.samples,
             samples_per_request=cfg.samples_per_request or (1 if in_process else cfg.samples),
             concurrency=cfg.concurrency or (1 if in_process else int(model.options.get("max_concurrency", 16))),
