@@ -1,0 +1,115 @@
+"""Scaling curves as flat points: one (model, strategy, k) with its accuracy and cost in one unit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ttclab.errors import DataError
+from ttclab.ledger.costs import StrategyLedger, summarize, unit_column
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Aligned (n,) arrays of candidate points: what each (model, strategy, k) buys and costs.
+
+    ``cost`` is the expected cost per question in ``unit``. Points with NaN accuracy or cost are kept
+    (they carry a reason elsewhere) but never chosen, never on a frontier.
+    """
+
+    model: np.ndarray
+    strategy: np.ndarray
+    k: np.ndarray
+    accuracy: np.ndarray
+    cost: np.ndarray
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        n = np.shape(self.accuracy)
+        for name in ("model", "strategy", "k", "cost"):
+            if np.shape(getattr(self, name)) != n or len(n) != 1:
+                raise DataError(f"curves: {name} has shape {np.shape(getattr(self, name))}, expected {n} like accuracy")
+
+    @classmethod
+    def from_points(
+        cls,
+        accuracy: Any,
+        cost: Any,
+        *,
+        strategy: Any = "",
+        model: Any = "",
+        k: Any = None,
+        unit: str = "",
+    ) -> "Curves":
+        """Build from plain arrays; scalar ``strategy``/``model`` apply to every point, ``k`` defaults to 1..n."""
+        acc = np.asarray(accuracy, dtype=np.float64).ravel()
+        n = acc.size
+        cst = np.asarray(cost, dtype=np.float64).ravel()
+
+        def col(v: Any, dtype: Any) -> np.ndarray:
+            a = np.asarray(v, dtype=dtype)
+            return np.full(n, a.item(), dtype=dtype) if a.ndim == 0 else a.ravel()
+
+        kk = np.arange(1, n + 1) if k is None else col(k, np.int64)
+        return cls(col(model, object), col(strategy, object), kk, acc, cst, unit)
+
+    @classmethod
+    def from_summary(cls, summary: Any, unit: str) -> "Curves":
+        """From :func:`ttclab.ledger.costs.summarize` output, a pyarrow Table or a pandas DataFrame."""
+        column = unit_column(unit)
+
+        def get(name: str) -> np.ndarray:
+            try:
+                values = summary[name]
+            except (KeyError, IndexError):
+                raise DataError(f"summary table has no column {name!r}; build it with ttclab.ledger.costs.summarize") from None
+            if hasattr(values, "to_numpy"):
+                try:
+                    return np.asarray(values.to_numpy(zero_copy_only=False))
+                except TypeError:
+                    return np.asarray(values.to_numpy())
+            return np.asarray(values)
+
+        return cls(
+            get("model").astype(object), get("strategy").astype(object), get("k").astype(np.int64),
+            get("accuracy").astype(np.float64), get(column).astype(np.float64), unit,
+        )
+
+    @classmethod
+    def from_ledgers(cls, ledgers: Iterable[StrategyLedger], unit: str, mask: np.ndarray | None = None) -> "Curves":
+        """Average the ledgers over the questions in ``mask`` (all if None) and keep one unit."""
+        return cls.from_summary(summarize(list(ledgers), mask=mask), unit)
+
+    def __len__(self) -> int:
+        return int(self.accuracy.size)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(n,) points with a finite accuracy and a finite, non-negative cost."""
+        return np.isfinite(self.accuracy) & np.isfinite(self.cost) & (self.cost >= 0)
+
+    def select(self, mask: np.ndarray) -> "Curves":
+        mask = np.asarray(mask)
+        return Curves(self.model[mask], self.strategy[mask], self.k[mask], self.accuracy[mask], self.cost[mask], self.unit)
+
+    def where(self, *, model: str | None = None, strategy: str | None = None) -> "Curves":
+        """The points of one model and/or one strategy."""
+        keep = np.ones(len(self), dtype=bool)
+        if model is not None:
+            keep &= self.model == model
+        if strategy is not None:
+            keep &= self.strategy == strategy
+        return self.select(keep)
+
+    def groups(self) -> list[tuple[str, str]]:
+        """The distinct (model, strategy) curves, in first-seen order."""
+        seen: dict[tuple[str, str], None] = {}
+        for m, s in zip(self.model, self.strategy):
+            seen.setdefault((str(m), str(s)), None)
+        return list(seen)
+
+    def to_dict(self) -> Mapping[str, np.ndarray]:
+        return {"model": self.model, "strategy": self.strategy, "k": self.k, "accuracy": self.accuracy, "cost": self.cost}

@@ -1,0 +1,153 @@
+"""Compute-optimal choice per budget, cost to reach an accuracy, and the efficiency ratio.
+
+Budgets are expected cost per question in the curves' unit. The compute-optimal choice at budget B is
+the affordable point (cost <= B) with the highest accuracy, the cheapest among equals (then the first
+in the input order). Between two frontier points the cost needed for an accuracy is interpolated
+linearly in log cost (linearly where a cost is 0); no extrapolation beyond the observed points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ttclab.errors import ConfigError, DataError
+from ttclab.optimize.curves import Curves
+from ttclab.optimize.pareto import pareto_frontier
+
+
+def default_budgets(curves: Curves, n: int = 12) -> np.ndarray:
+    """``n`` budgets spaced geometrically from the cheapest to the most expensive valid point."""
+    cost = curves.cost[curves.valid]
+    if cost.size == 0:
+        raise DataError("no point has both a finite accuracy and a finite cost; cannot choose budgets")
+    positive = cost[cost > 0]
+    if positive.size == 0:
+        return np.array([0.0])
+    lo, hi = positive.min(), positive.max()
+    return np.unique(np.geomspace(lo, hi, n)) if hi > lo else np.array([lo])
+
+
+def compute_optimal(curves: Curves, budgets: Sequence[float] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """For each budget, the most accurate affordable (model, strategy, k).
+
+    Returns columns ``budget, model, strategy, k, accuracy, cost, reason`` (one row per budget); a
+    budget below every valid point gets NaN accuracy with the reason.
+    """
+    budgets = default_budgets(curves) if budgets is None else np.asarray(budgets, dtype=np.float64).ravel()
+    valid = curves.valid
+    rows: dict[str, list[Any]] = {c: [] for c in ("budget", "model", "strategy", "k", "accuracy", "cost", "reason")}
+    idx = np.flatnonzero(valid)
+    # order: accuracy descending, then cost ascending, then input order
+    ranked = idx[np.lexsort((idx, curves.cost[idx], -curves.accuracy[idx]))]
+    for b in budgets:
+        rows["budget"].append(float(b))
+        affordable = ranked[curves.cost[ranked] <= b] if not np.isnan(b) else ranked[:0]
+        if affordable.size == 0:
+            if idx.size == 0:
+                reason = "no point has a finite accuracy and cost"
+            elif np.isnan(b):
+                reason = "budget is not a number"
+            else:
+                reason = f"budget below the cheapest point ({' '.join(filter(None, [f'{curves.cost[idx].min():.4g}', curves.unit]))})"
+
+            for col, v in (("model", ""), ("strategy", ""), ("k", -1), ("accuracy", np.nan), ("cost", np.nan)):
+                rows[col].append(v)
+            rows["reason"].append(reason)
+            continue
+        i = affordable[0]
+        rows["model"].append(str(curves.model[i]))
+        rows["strategy"].append(str(curves.strategy[i]))
+        rows["k"].append(int(curves.k[i]))
+        rows["accuracy"].append(float(curves.accuracy[i]))
+        rows["cost"].append(float(curves.cost[i]))
+        rows["reason"].append("")
+    return {c: np.asarray(v, dtype=object if c in ("model", "strategy", "reason") else None) for c, v in rows.items()}
+
+
+def cost_to_reach(cost: np.ndarray, accuracy: np.ndarray, targets: Sequence[float] | np.ndarray) -> np.ndarray:
+    """(T,) least cost at which the points reach each target accuracy, on their Pareto frontier.
+
+    A target at or below the cheapest frontier point costs that point; between frontier points the
+    cost is interpolated linearly in log cost; a target above the best accuracy is NaN (not reached).
+    """
+    curves = Curves.from_points(accuracy, cost)
+    front = pareto_frontier(curves)
+    # duplicates on the frontier add nothing; accuracy is strictly increasing after this
+    _, first = np.unique(front.accuracy, return_index=True)
+    c, a = front.cost[np.sort(first)], front.accuracy[np.sort(first)]
+    targets = np.asarray(targets, dtype=np.float64).ravel()
+    out = np.full(targets.shape, np.nan)
+    if a.size == 0:
+        return out
+    for t, target in enumerate(targets):
+        if not np.isfinite(target) or target > a[-1]:
+            continue
+        j = int(np.searchsorted(a, target, side="left"))
+        if j == 0:
+            out[t] = c[0]
+            continue
+        frac = (target - a[j - 1]) / (a[j] - a[j - 1])
+        if c[j - 1] > 0:
+            out[t] = float(np.exp(np.log(c[j - 1]) + frac * (np.log(c[j]) - np.log(c[j - 1]))))
+        else:
+            out[t] = float(c[j - 1] + frac * (c[j] - c[j - 1]))
+    return out
+
+
+def efficiency_ratio(
+    curves: Curves,
+    baseline: str,
+    *,
+    model: str | None = None,
+    targets: Sequence[float] | np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """How many times more compute the ``baseline`` strategy needs than the compute-optimal choice.
+
+    For each target accuracy (default: the accuracies of the baseline's own frontier points), the
+    baseline's cost to reach it over the compute-optimal cost (Pareto frontier of all points, of one
+    ``model`` if given), both by :func:`cost_to_reach`. Columns: ``target_accuracy, baseline_cost,
+    optimal_cost, ratio, optimal_model, optimal_strategy, optimal_k, reason``; ``ratio > 1`` means the
+    compute-optimal choice is cheaper. NaN with a reason where a side never reaches the target.
+    """
+    pool = curves.where(model=model) if model is not None else curves
+    base = pool.where(strategy=baseline)
+    if len(base) == 0:
+        known = ", ".join(sorted({str(s) for s in pool.strategy})) or "none"
+        raise ConfigError(f"baseline strategy {baseline!r} has no points{f' for model {model!r}' if model else ''}; known: {known}")
+    if not base.valid.any():
+        raise DataError(f"baseline strategy {baseline!r} has no point with a finite accuracy and cost")
+    if targets is None:
+        targets = np.unique(pareto_frontier(base).accuracy)
+    targets = np.asarray(targets, dtype=np.float64).ravel()
+    base_cost = cost_to_reach(base.cost, base.accuracy, targets)
+    opt_cost = cost_to_reach(pool.cost, pool.accuracy, targets)
+    front = pareto_frontier(pool)
+    cols: dict[str, list[Any]] = {c: [] for c in (
+        "target_accuracy", "baseline_cost", "optimal_cost", "ratio", "optimal_model", "optimal_strategy", "optimal_k", "reason")}
+    best_base = np.nanmax(base.accuracy[base.valid])
+    best_all = np.nanmax(pool.accuracy[pool.valid])
+    for t, target in enumerate(targets):
+        reason = ""
+        if np.isnan(base_cost[t]):
+            reason = f"{baseline} never reaches {target:.4g} (best {best_base:.4g})"
+        elif np.isnan(opt_cost[t]):
+            reason = f"no strategy reaches {target:.4g} (best {best_all:.4g})"
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = base_cost[t] / opt_cost[t] if not reason else np.nan
+        if not reason and not np.isfinite(ratio):
+            reason, ratio = "the compute-optimal cost is 0", np.nan
+        # the frontier point that first reaches the target (the choice one would actually make)
+        reach = np.flatnonzero(front.accuracy >= target) if np.isfinite(target) else np.array([], dtype=int)
+        i = reach[0] if reach.size else None
+        cols["target_accuracy"].append(float(target))
+        cols["baseline_cost"].append(float(base_cost[t]))
+        cols["optimal_cost"].append(float(opt_cost[t]))
+        cols["ratio"].append(float(ratio))
+        cols["optimal_model"].append(str(front.model[i]) if i is not None else "")
+        cols["optimal_strategy"].append(str(front.strategy[i]) if i is not None else "")
+        cols["optimal_k"].append(int(front.k[i]) if i is not None else -1)
+        cols["reason"].append(reason)
+    return {c: np.asarray(v, dtype=object if c in ("optimal_model", "optimal_strategy", "reason") else None) for c, v in cols.items()}
