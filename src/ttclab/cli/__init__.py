@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TTCLabError as exc:
         print(f"ttclab: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `ttclab runs | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("ttclab: interrupted (finished work is saved; run the same command again to resume)", file=sys.stderr)
         return 130

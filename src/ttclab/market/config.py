@@ -1,0 +1,156 @@
+"""The ``ttclab market`` configuration (YAML), validated with pydantic.
+
+Example (``configs/market_gsm8k_majority.yaml``)::
+
+    name: gsm8k-majority
+    providers: {source: ttc_games_spec, path: ../shared/spec/ttc_games_gsm8k.json, strategy: majority}
+    prices: ttc_games_gsm8k          # a built-in price file name, or a path
+    alpha: 0.008
+    value_curve: linear
+    betas: [200, 1000, 100000]
+    seed: 0
+    sweep: {betas: {min: 1, max: 1.0e6, points: 100}, margins: [0.1, 0.25, 0.5], value_curves: [linear, power, exp]}
+
+Provider sources: ``ttc_games_spec`` (path, strategy, tokens), ``table`` (path of a YAML / JSON / CSV
+table), ``curves`` (inline ``{name: {levels, accuracy, tokens_per_query, price | model}}``),
+``pricing_reversal`` (path, dataset, budgets, models, include_input). Relative paths are resolved from the
+current directory, then from the config's folder and its parent (so ``../shared/...`` works from the
+repository root and from ``configs/``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ttclab.errors import ConfigError
+
+
+class ProvidersSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["ttc_games_spec", "table", "curves", "pricing_reversal"]
+    path: str | None = None
+    strategy: Literal["majority", "best-of-n", "relative_efforts"] | None = None
+    tokens: Literal["tokens_at_theta", "per_sample"] = "tokens_at_theta"
+    curves: dict[str, dict[str, Any]] | None = None
+    dataset: str | None = None
+    budgets: list[float] | None = None
+    models: list[str] | None = None
+    include_input: bool = True
+
+    @model_validator(mode="after")
+    def _needs(self) -> "ProvidersSpec":
+        need = {"ttc_games_spec": ("path", "strategy"), "table": ("path",), "curves": ("curves",),
+                "pricing_reversal": ("path", "dataset", "budgets")}[self.source]
+        for key in need:
+            if getattr(self, key) in (None, [], {}):
+                raise ValueError(f"source {self.source!r} needs '{key}'")
+        return self
+
+
+class BetaRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min: float = Field(gt=0)
+    max: float = Field(gt=0)
+    points: int = Field(ge=2, le=100_000)
+
+    @model_validator(mode="after")
+    def _order(self) -> "BetaRange":
+        if self.max <= self.min:
+            raise ValueError("max must be greater than min")
+        return self
+
+    def values(self) -> list[float]:
+        return np.logspace(np.log10(self.min), np.log10(self.max), self.points).tolist()
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    betas: BetaRange | list[float] = Field(default_factory=lambda: BetaRange(min=1, max=1e6, points=100))
+    margins: list[float] | None = None
+    alphas: list[float] | None = None
+    value_curves: list[Literal["linear", "power", "exp"]] | None = None
+    out: str | None = None
+
+    @field_validator("betas")
+    @classmethod
+    def _pos(cls, v: Any) -> Any:
+        if isinstance(v, list) and (not v or any(not b > 0 for b in v)):
+            raise ValueError("betas must be a non-empty list of positive numbers")
+        return v
+
+    def beta_values(self) -> list[float]:
+        return self.betas.values() if isinstance(self.betas, BetaRange) else [float(b) for b in self.betas]
+
+
+class MarketConfig(BaseModel):
+    """Top-level configuration of ``ttclab market``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "market"
+    providers: ProvidersSpec
+    prices: str | None = None
+    alpha: float = Field(default=0.008, gt=0)
+    baseline: float = Field(default=0.1, ge=0, le=1)
+    margin: float = Field(default=0.25, gt=-1)
+    value_curve: Literal["linear", "power", "exp"] = "linear"
+    gamma: float = Field(default=3.5, gt=0)
+    kappa: float = 6.0
+    v0: float = 0.0
+    betas: list[float] = Field(default_factory=lambda: [200.0, 1000.0, 100000.0], min_length=1)
+    seed: int = 0
+    dynamics: Literal["nearest", "best_response"] = "nearest"
+    enumerate_limit: int = Field(default=200_000, ge=0)
+    sweep: SweepSpec = Field(default_factory=SweepSpec)
+    base_dir: str | None = Field(default=None, exclude=True)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: list[float]) -> list[float]:
+        if any(not (b > 0 and np.isfinite(b)) for b in v):
+            raise ValueError("every beta must be a positive finite number")
+        return v
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config: as given (cwd), else beside the config file, else one folder up."""
+        p = Path(path).expanduser()
+        if p.is_absolute() or p.exists() or self.base_dir is None:
+            return p
+        for base in (Path(self.base_dir), Path(self.base_dir).parent):
+            if (base / p).exists():
+                return base / p
+        return p
+
+
+def load_market_config(path: str | Path) -> MarketConfig:
+    """Read and validate a market config; every problem is one line naming the file and field."""
+    from ttclab.config import format_validation_error
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; give the path of a market YAML config (examples: configs/market_*.yaml)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; give the path of a market YAML config file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', None) or 'syntax'}); fix the syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings (providers, prices, betas, ...)")
+    try:
+        cfg = MarketConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from None
+    return cfg.model_copy(update={"base_dir": str(path.resolve().parent)})

@@ -1,0 +1,128 @@
+"""Figures of the market (matplotlib, Agg): each saved as PNG and SVG.
+
+- ``inefficiency_vs_beta``: (PoA − 1) × 100 % against β, one panel per varied parameter,
+- ``welfare_vs_beta``: optimal, equilibrium and auction welfare against β,
+- ``value_curves``: V(θ) = q − p per provider,
+- ``dynamics``: Φ and welfare along the path of the dynamics at each configured β,
+- ``market_shares``: equilibrium shares (and the outside option) against β.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, out: Path, stem: str) -> list[Path]:
+    paths = [out / f"{stem}.png", out / f"{stem}.svg"]
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=130)
+    fig.savefig(paths[1])
+    _plt().close(fig)
+    return paths
+
+
+def inefficiency_vs_beta(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    plt = _plt()
+    groups = ["base"] + sorted({r["varied"] for r in rows} - {"base"})
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False)
+    for ax, g in zip(axes[0], groups):
+        sel = [r for r in rows if r["varied"] == g]
+        key = {"base": None, "margin": "margin", "alpha": "alpha", "value_curve": "value_curve"}[g]
+        labels = sorted({r[key] for r in sel}, key=str) if key else [None]
+        for lab in labels:
+            pts = [r for r in sel if key is None or r[key] == lab]
+            ax.plot([r["beta"] for r in pts], [r["inefficiency_pct"] for r in pts], marker=".", ms=3,
+                    label="base" if lab is None else f"{key}={lab}")
+        ax.set_xscale("log")
+        ax.set_xlabel("user rationality β")
+        ax.set_ylabel("inefficiency (PoA − 1) %")
+        ax.set_title("base parameters" if g == "base" else f"varying {g}")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    return _save(fig, out, "inefficiency_vs_beta")
+
+
+def welfare_vs_beta(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    plt = _plt()
+    base = [r for r in rows if r["varied"] == "base"]
+    b = [r["beta"] for r in base]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot(b, [r["opt_sw"] for r in base], label="optimum SW*")
+    ax.plot(b, [r["eq_sw"] for r in base], label="equilibrium SW")
+    ax.plot(b, [r["auction_sw"] for r in base], ls="--", label="auction SW")
+    ax.plot(b, [r["user_surplus"] for r in base], ls=":", label="user surplus (market)")
+    ax.set_xscale("log")
+    ax.set_xlabel("user rationality β")
+    ax.set_ylabel("USD per query")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, out, "welfare_vs_beta")
+
+
+def value_curves(game: Any, out: Path) -> list[Path]:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    lv = np.asarray(game.levels, dtype=float)
+    for i, name in enumerate(game.names):
+        ax.plot(lv, game.eco.V[i], marker="o", ms=3, label=name)
+    if lv.min() > 0 and lv.max() / lv.min() >= 16:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel("compute level θ")
+    ax.set_ylabel("user net value V(θ) = q − p (USD)")
+    ax.set_title(f"value curve: {game.params.value_curve}, α = {game.params.alpha:g}")
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+    return _save(fig, out, "value_curves")
+
+
+def dynamics(report: Any, out: Path) -> list[Path]:
+    plt = _plt()
+    k = len(report.analyses)
+    fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 3.4), squeeze=False)
+    for ax, a in zip(axes[0], report.analyses):
+        d = a.dynamics
+        x = np.arange(len(d.phi))
+        ax.plot(x, d.phi, color="C0", marker=".", ms=3)
+        ax.set_xlabel("move")
+        ax.set_ylabel("potential Φ", color="C0")
+        ax2 = ax.twinx()
+        ax2.plot(x, d.welfare, color="C1")
+        ax2.axhline(a.optimum.welfare, color="C1", ls="--", lw=0.8)
+        ax2.set_ylabel("SW (dashed: SW*)", color="C1")
+        ax.set_title(f"β = {a.beta:g}: {len(d.moves)} moves, {d.rounds} rounds")
+    return _save(fig, out, "dynamics")
+
+
+def market_shares(game: Any, rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    plt = _plt()
+    base = [r for r in rows if r["varied"] == "base"]
+    b = np.array([r["beta"] for r in base])
+    S = np.array([r["_shares"] for r in base]).T
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.stackplot(b, *S, np.array([r["outside_share"] for r in base]), labels=[*game.names, "outside option"])
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("user rationality β")
+    ax.set_ylabel("market share at equilibrium")
+    ax.legend(fontsize=6, ncol=2, loc="upper left")
+    return _save(fig, out, "market_shares")
+
+
+def all_figures(game: Any, rows: Sequence[dict[str, Any]], report: Any, out: Path) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return [*inefficiency_vs_beta(rows, out), *welfare_vs_beta(rows, out), *value_curves(game, out),
+            *dynamics(report, out), *market_shares(game, rows, out)]
