@@ -36,6 +36,11 @@ def build_providers(cfg: MarketConfig) -> list[Provider]:
         prices = str(cfg.resolve(prices))
     if spec.source == "curves":
         return providers_from_curves(spec.curves or {}, prices)
+    if spec.source == "runs":
+        from ttclab.analysis import market_curves
+
+        return providers_from_curves(
+            market_curves(spec.runs, strategy=spec.run_strategy, levels=spec.levels, store=spec.store), prices)
     path = cfg.resolve(spec.path or "")
     if spec.source == "table":
         return load_provider_table(path, prices)

@@ -13,7 +13,8 @@ Example (``configs/market_gsm8k_majority.yaml``)::
 
 Provider sources: ``ttc_games_spec`` (path, strategy, tokens), ``table`` (path of a YAML / JSON / CSV
 table), ``curves`` (inline ``{name: {levels, accuracy, tokens_per_query, price | model}}``),
-``pricing_reversal`` (path, dataset, budgets, models, include_input). Relative paths are resolved from the
+``pricing_reversal`` (path, dataset, budgets, models, include_input), ``runs`` (stored runs evaluated offline:
+runs, store, run_strategy, levels). Relative paths are resolved from the
 current directory, then from the config's folder and its parent (so ``../shared/...`` works from the
 repository root and from ``configs/``).
 """
@@ -33,7 +34,7 @@ from ttclab.errors import ConfigError
 class ProvidersSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source: Literal["ttc_games_spec", "table", "curves", "pricing_reversal"]
+    source: Literal["ttc_games_spec", "table", "curves", "pricing_reversal", "runs"]
     path: str | None = None
     strategy: Literal["majority", "best-of-n", "relative_efforts"] | None = None
     tokens: Literal["tokens_at_theta", "per_sample"] = "tokens_at_theta"
@@ -42,11 +43,16 @@ class ProvidersSpec(BaseModel):
     budgets: list[float] | None = None
     models: list[str] | None = None
     include_input: bool = True
+    # source "runs": providers from the offline evaluation of stored runs (one provider per run).
+    runs: list[str] | None = None  # run ids / prefixes / folders; empty = every run in the store
+    store: str | None = None
+    run_strategy: str = "majority"  # the TTC method each provider sells, levels = its k
+    levels: list[int] | None = None  # default: powers of two up to N
 
     @model_validator(mode="after")
     def _needs(self) -> "ProvidersSpec":
         need = {"ttc_games_spec": ("path", "strategy"), "table": ("path",), "curves": ("curves",),
-                "pricing_reversal": ("path", "dataset", "budgets")}[self.source]
+                "pricing_reversal": ("path", "dataset", "budgets"), "runs": ()}[self.source]
         for key in need:
             if getattr(self, key) in (None, [], {}):
                 raise ValueError(f"source {self.source!r} needs '{key}'")

@@ -108,7 +108,10 @@ def import_strategic_ttc(
             text, ok, expl, reward = _last(text), _last(ok), _last(expl), _last(reward)
             match = _EXPLANATION_PRED.match(expl or "")
             raw = match.group(1) if match else None
-            verdict = check.verify(f"\\boxed{{{raw}}}" if raw else str(text or ""), q)
+            completion = f"\\boxed{{{raw}}}" if raw else str(text or "")
+            # Only the canonical answer is used (correctness comes from the file); without a ground
+            # truth, check the answer against itself.
+            verdict = check.verify(completion, q if gold else Question(q.id, q.question, raw or str(text or "")))
             status = "correct" if ok else ("unparseable" if verdict.answer is None else "incorrect")
             rows.append({
                 "run_id": run_id, "model": model_name, "question_id": q.id, "question_index": qi, "sample_index": si,

@@ -1,0 +1,86 @@
+"""Every kind of bad input: one line naming the file / field / line and the fix, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+GOOD = {
+    "model": {"backend": "llamacpp", "name": "smollm2-135m"},
+    "task": {"source": "gym", "name": "syllogism", "size": 2, "seed": 0},
+    "samples": 2,
+    "sampling": {"max_tokens": 8},
+}
+
+
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ttclab", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def _write(tmp_path: Path, data, name: str = "cfg.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return p
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("ttclab: error: ")
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.mark.parametrize(
+    "change, needles",
+    [
+        ({"samples": 0}, ["cfg.yaml", "samples", "greater than or equal to 1"]),
+        ({"sampling": {"temperature": 0.5}}, ["cfg.yaml", "sampling.max_tokens", "missing"]),
+        ({"sampling": {"max_tokens": 8, "top_p": 3}}, ["sampling.top_p", "3"]),
+        ({"sampling": {"max_tokens": 8, "n": 4}}, ["sampling", "samples"]),
+        ({"modle": "x"}, ["modle", "unknown setting"]),
+        ({"model": {"backend": "vllm", "name": "x"}}, ["model", "backend"]),
+    ],
+)
+def test_bad_config_fields(tmp_path, change, needles):
+    data = {**GOOD, **change}
+    _assert_one_line_error(_run("sample", str(_write(tmp_path, data))), *needles)
+
+
+def test_missing_config_file(tmp_path):
+    _assert_one_line_error(_run("sample", str(tmp_path / "nope.yaml")), "nope.yaml", "no such file")
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = _write(tmp_path, "samples: 2\nmodel: {backend: llamacpp\n  name: x\nsampling: [\n")
+    _assert_one_line_error(_run("sample", str(path)), "cfg.yaml:", "invalid YAML")
+
+
+def test_missing_dataset_file(tmp_path):
+    data = {**GOOD, "task": {"source": "file", "path": str(tmp_path / "data.jsonl"), "preset": "gsm8k"}}
+    _assert_one_line_error(_run("sample", str(_write(tmp_path, data))), "data.jsonl")
+
+
+def test_malformed_dataset_line_names_file_and_line(tmp_path):
+    good = '{"question": "1+1?", "answer": "#### 2"}'
+    (tmp_path / "data.jsonl").write_text(good + "\n" + good + "\n{not json\n")
+    data = {**GOOD, "task": {"source": "file", "path": str(tmp_path / "data.jsonl"), "preset": "gsm8k"}}
+    _assert_one_line_error(_run("sample", str(_write(tmp_path, data))), "data.jsonl:3")
+
+
+def test_unknown_gym_task(tmp_path):
+    data = {**GOOD, "task": {"source": "gym", "name": "sylogism", "size": 2}}
+    _assert_one_line_error(_run("sample", str(_write(tmp_path, data))), "sylogism", "syllogism")
+
+
+def test_unknown_run_and_bad_import_file(tmp_path):
+    _assert_one_line_error(_run("show", "nope", "--store", str(tmp_path)), "nope")
+    (tmp_path / "x.jsonl").write_text('{"qid": 1, "answers": ["a"], "correct": [true]}\n{"qid": 2}\n')
+    _assert_one_line_error(_run("import", "strategic-ttc", str(tmp_path / "x.jsonl"), "--store", str(tmp_path)),
+                           "x.jsonl:2", "answers")
