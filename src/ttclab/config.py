@@ -123,15 +123,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()[:40] or "x"
 
 
-def load_config(path: str | Path) -> SampleConfig:
-    """Read and validate a YAML config; every problem is one line naming the file and field."""
+def read_yaml_mapping(path: str | Path, what: str, keys: str) -> dict[str, Any]:
+    """A YAML file's top-level mapping; missing file, bad syntax or a non-mapping is one ConfigError line."""
     path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; give the path of a YAML config (examples in configs/)") from None
+        raise ConfigError(f"{path}: no such file; give the path of a {what} YAML config (examples in configs/)") from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder; give the path of a YAML config file") from None
+        raise ConfigError(f"{path}: is a folder; give the path of a {what} YAML config file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -140,7 +140,13 @@ def load_config(path: str | Path) -> SampleConfig:
         problem = getattr(exc, "problem", None) or exc.__class__.__name__
         raise ConfigError(f"{where}: invalid YAML ({problem}); fix the syntax") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings (model, task, samples, sampling, ...)")
+        raise ConfigError(f"{path}: expected a mapping of settings ({keys}, ...)")
+    return data
+
+
+def load_config(path: str | Path) -> SampleConfig:
+    """Read and validate a YAML config; every problem is one line naming the file and field."""
+    data = read_yaml_mapping(path, "sampling", "model, task, samples, sampling")
     try:
         return SampleConfig.model_validate(data)
     except ValidationError as exc:

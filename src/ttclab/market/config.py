@@ -138,23 +138,10 @@ class MarketConfig(BaseModel):
 
 def load_market_config(path: str | Path) -> MarketConfig:
     """Read and validate a market config; every problem is one line naming the file and field."""
-    from ttclab.config import format_validation_error
+    from ttclab.config import format_validation_error, read_yaml_mapping
 
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; give the path of a market YAML config (examples: configs/market_*.yaml)") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder; give the path of a market YAML config file") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', None) or 'syntax'}); fix the syntax") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings (providers, prices, betas, ...)")
+    data = read_yaml_mapping(path, "market", "providers, prices, betas")
     try:
         cfg = MarketConfig.model_validate(data)
     except ValidationError as exc:

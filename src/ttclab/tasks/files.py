@@ -31,6 +31,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ttclab.verify.extract import last_boxed
 from ttclab.errors import ConfigError, DataError
 from ttclab.tasks.base import Question
 from ttclab.tasks.gym import to_jsonable
@@ -133,34 +134,6 @@ def _boxed_gold(value: Any, where: str, name: str) -> str:
     return gold
 
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
-
-
-def last_boxed(text: str) -> str | None:
-    r"""Content of the last ``\boxed{...}`` (or ``\fbox{...}``, or ``\boxed 5``), nested braces kept."""
-    starts = list(_BOXED.finditer(text))
-    for m in reversed(starts):
-        i = m.end()
-        if i < len(text) and text[i] == "{":
-            depth, j = 0, i
-            while j < len(text):
-                c = text[j]
-                if c == "\\":
-                    j += 2
-                    continue
-                if c == "{":
-                    depth += 1
-                elif c == "}":
-                    depth -= 1
-                    if depth == 0:
-                        return text[i + 1:j].strip()
-                j += 1
-            continue  # unbalanced: try an earlier one
-        if m.group(0).startswith("\\boxed") and m.end() > m.start() + len("\\boxed"):  # "\boxed 5"
-            token = re.match(r"[^\s$]+", text[i:])
-            if token:
-                return token.group(0)
-    return None
 
 
 def level_number(value: Any) -> float | None:
