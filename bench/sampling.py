@@ -6,6 +6,9 @@
    concurrency, both against llama-cpp-python's server on 127.0.0.1.
 
 Each side is measured twice, interleaved, and the best of the two is kept (the machine is noisy).
+The embedded sides each run in a fresh process (as `ttclab sample` does): llama.cpp keeps an OpenMP
+thread team per calling thread, so two engines driven from different threads of one process slow
+each other down, which would measure the bench, not the runner.
 Throughput = completion tokens / wall time of the generation phase (model loading excluded on both
 sides). Target: ratio >= 0.9 for both.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import subprocess
@@ -69,7 +73,11 @@ def direct_llama_tokens_per_s(cfg: SampleConfig, threads: int) -> float:
                 min_p=0.0, seed=derive_seed(p.seed, qid, s), stop=[],
             )
             tokens += r["usage"]["completion_tokens"]
-    return tokens / (time.perf_counter() - start)
+    rate = tokens / (time.perf_counter() - start)
+    llm.close()  # free the model and its threads before the other side is measured
+    del llm
+    gc.collect()
+    return rate
 
 
 async def _direct_http(cfg: SampleConfig, base_url: str, concurrency: int) -> float:
@@ -127,14 +135,26 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--skip-openai", action="store_true")
+    ap.add_argument("--side", choices=["direct", "ttclab"], help=argparse.SUPPRESS)  # one embedded measurement
     args = ap.parse_args()
 
     cfg = make_config(args, {"backend": "llamacpp", "name": "smollm2-135m",
                              "options": {"n_threads": args.threads, "n_ctx": 2048}})
+    if args.side:
+        rate = direct_llama_tokens_per_s(cfg, args.threads) if args.side == "direct" else ttclab_tokens_per_s(cfg)
+        print(rate)
+        return
+
+    def measure(side: str) -> float:
+        out = subprocess.run([sys.executable, __file__, "--side", side, "--questions", str(args.questions),
+                              "--samples", str(args.samples), "--max-tokens", str(args.max_tokens),
+                              "--threads", str(args.threads)], capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
     direct, ours = [], []
     for _ in range(2):
-        direct.append(direct_llama_tokens_per_s(cfg, args.threads))
-        ours.append(ttclab_tokens_per_s(cfg))
+        direct.append(measure("direct"))
+        ours.append(measure("ttclab"))
     print(f"embedded llama.cpp   direct {max(direct):7.1f} tok/s   ttclab sample {max(ours):7.1f} tok/s   "
           f"ratio {max(ours) / max(direct):.3f}  (target >= 0.9; runs: direct {direct}, ttclab {ours})")
 
