@@ -66,15 +66,32 @@ def close_enough(a, b) -> bool:
     return False
 
 
+def _statement(src: str, lineno: int) -> str | None:
+    """The whole (innermost, simple) statement of ``src`` on line ``lineno``, on one line."""
+    import ast
+
+    try:
+        tree = ast.parse(src)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    best = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and not hasattr(node, "body") and \
+                node.lineno <= lineno <= (node.end_lineno or node.lineno):
+            best = node
+    segment = ast.get_source_segment(src, best) if best is not None else None
+    return " ".join(segment.split()) if segment else None
+
+
 def _failing_line(exc: BaseException, sources: dict[str, str]) -> str | None:
-    """The source line of the innermost frame of ``exc`` that lies in one of ``sources``."""
+    """The source statement of the innermost frame of ``exc`` that lies in one of ``sources``."""
     line = None
     for frame in traceback.extract_tb(exc.__traceback__):
         src = sources.get(frame.filename)
         if src is not None and frame.lineno:
             lines = src.splitlines()
             if 0 < frame.lineno <= len(lines):
-                line = lines[frame.lineno - 1].strip()
+                line = _statement(src, frame.lineno) or lines[frame.lineno - 1].strip()
     return line
 
 

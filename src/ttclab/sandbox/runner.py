@@ -230,10 +230,10 @@ def _supervise(proc: subprocess.Popen[bytes], limits: SandboxLimits, status_r: i
                 exited_at = time.perf_counter()
     finally:
         sel.close()
-    # Kill the whole group while the supervisor (dead or alive) still holds its id, then reap it.
-    _kill_group(proc.pid)
+    _stop(proc.pid)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
+    _wait_group_gone(proc.pid)
     wall = time.perf_counter() - start
     out_b, err_b = bytes(streams[out_fd]), bytes(streams[err_fd])
     proc.stdout.close()
@@ -259,6 +259,54 @@ def _exited(pid: int) -> bool:
     except ChildProcessError:
         return True
     return info is not None and info.si_pid != 0
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Processes of the process group ``pgid`` (from /proc; empty where there is none)."""
+    out = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return out
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if len(fields) > 3 and int(fields[2]) == pgid:
+                out.append(int(entry))
+    return out
+
+
+def _stop(pgid: int) -> None:
+    """End the run: kill the supervisor's descendants and let it reap them and exit (in a pid
+    namespace, killing its init kills everything in it), then kill the whole group, supervisor
+    included, as the backstop. The supervisor is not reaped here, so its id stays reserved."""
+    if not _exited(pgid):
+        for pid in _group_members(pgid):
+            if pid != pgid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        deadline = time.perf_counter() + 2.0
+        while not _exited(pgid) and time.perf_counter() < deadline:
+            time.sleep(0.005)
+    _kill_group(pgid)
+
+
+def _wait_group_gone(pgid: int, timeout_s: float = 5.0) -> None:
+    """Wait until no process of the group is left (killed ones take a moment to go)."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        _kill_group(pgid)
+        time.sleep(0.005)
 
 
 def _kill_group(pgid: int) -> None:
