@@ -207,7 +207,7 @@ def _doctest_examples(doc: str, entry_point: str) -> list[tuple[str, str]]:
         want = ex.want.strip()
         expected = "None" if not want else _literal(want)
         if expected is not None:
-            out.append((source, expected))
+            out.append((ast.unparse(ast.parse(source, mode="eval")), expected))  # comments dropped
     return out
 
 
