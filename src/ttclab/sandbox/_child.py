@@ -449,7 +449,8 @@ def main() -> None:
         if init == 0:
             _init(cfg, info, status_fd, harness)
         status = _wait_for(init)
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF if status else 0)
+        _report(status_fd, {"exit": status})  # init killed before it could report: its status stands in
+        os._exit(0)
     try:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
     except Exception:  # noqa: BLE001 - not Linux

@@ -230,10 +230,12 @@ def _supervise(proc: subprocess.Popen[bytes], limits: SandboxLimits, status_r: i
                 exited_at = time.perf_counter()
     finally:
         sel.close()
-    _stop(proc.pid)
+    _stop(proc.pid, graceful=not (timed_out or flooded))
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     _wait_group_gone(proc.pid)
+    for fd, buf in streams.items():  # what was written before the end (the worker's exit status)
+        _drain(fd, buf, caps[fd])
     wall = time.perf_counter() - start
     out_b, err_b = bytes(streams[out_fd]), bytes(streams[err_fd])
     proc.stdout.close()
@@ -250,6 +252,18 @@ def _supervise(proc: subprocess.Popen[bytes], limits: SandboxLimits, status_r: i
                        stdout_trunc, stderr_trunc, workdir, proc.pid)
     raw = bytes(streams[result_r]) if result_r >= 0 else b""
     return result, raw
+
+
+def _drain(fd: int, buf: bytearray, cap: int) -> None:
+    """Read what is left in a pipe, without blocking, up to one byte past ``cap``."""
+    while len(buf) <= cap:
+        try:
+            data = os.read(fd, 65536)
+        except (BlockingIOError, OSError):
+            return
+        if not data:
+            return
+        buf += data[: cap + 1 - len(buf)]
 
 
 def _exited(pid: int) -> bool:
@@ -280,10 +294,14 @@ def _group_members(pgid: int) -> list[int]:
     return out
 
 
-def _stop(pgid: int) -> None:
-    """End the run: kill the supervisor's descendants and let it reap them and exit (in a pid
+def _stop(pgid: int, *, graceful: bool) -> None:
+    """End the run: (``graceful``: when its pipes closed, the supervisor is about to exit by itself;
+    wait a moment) kill the supervisor's descendants and let it reap them and exit (in a pid
     namespace, killing its init kills everything in it), then kill the whole group, supervisor
     included, as the backstop. The supervisor is not reaped here, so its id stays reserved."""
+    deadline = time.perf_counter() + (0.5 if graceful else 0.0)
+    while graceful and not _exited(pgid) and time.perf_counter() < deadline:
+        time.sleep(0.001)
     if not _exited(pgid):
         for pid in _group_members(pgid):
             if pid != pgid:
