@@ -103,10 +103,11 @@ def _all_read_only() -> None:
                 raise
 
 
-def _hide(root: str, keep: list[str]) -> None:
+def _hide(root: str, keep: list[str], mounted: list[str]) -> None:
     """Cover ``root`` with an empty tmpfs, then bind the ``keep`` paths below it back in place."""
     fds = [(p, os.open(p, os.O_PATH)) for p in keep]
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    mounted.append(root)
     for path, fd in fds:
         if os.path.isdir(f"/proc/self/fd/{fd}"):
             os.makedirs(path, mode=0o755, exist_ok=True)
@@ -138,6 +139,7 @@ def _isolate(cfg: dict, uid: int | None) -> dict:
             with open(f"/proc/self/{name}", "w") as fh:
                 fh.write(text)
     info = {"isolation": "netns", "filesystem": "audit-hook"}
+    mounted: list[str] = []
     try:
         _mount(None, "/", None, MS_REC | MS_PRIVATE)
         workdir = cfg["workdir"]
@@ -148,14 +150,26 @@ def _isolate(cfg: dict, uid: int | None) -> dict:
             keep = _outermost([p for p in needed if p.startswith(root.rstrip("/") + "/")])
             if root in needed:
                 continue
-            _hide(root, keep)
+            _hide(root, keep, mounted)
         _all_read_only()
         mode = "mode=700" + (f",uid={uid},gid={uid}" if uid is not None else "")
         _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(cfg['max_disk_mb'])}m,{mode}")
         info["filesystem"] = "readonly-mounts"
     except (SetupError, OSError) as exc:
         info["note"] = f"read-only mounts unavailable ({exc}); Python-level write guard only"
+        _undo(mounted)
     return info
+
+
+def _undo(mounted: list[str]) -> None:
+    """Detach the tmpfs covers of a set-up that failed half-way (the host view comes back)."""
+    MNT_DETACH = 2
+    for point in reversed(mounted):
+        _libc().umount2(os.fsencode(point), MNT_DETACH)
+    try:
+        _mount(None, "/", None, MS_REMOUNT | MS_BIND | _mount_flags("/"))  # writable again if it was made ro
+    except (SetupError, OSError):
+        pass
 
 
 # ----------------------------------------------------------------------------------------------

@@ -139,6 +139,8 @@ def _execute(files: dict[str, str], mode: str, stdin: str, limits: SandboxLimits
              isolation: str) -> tuple[ExecResult, bytes]:
     if not isinstance(limits, SandboxLimits):
         raise ConfigError(f"sandbox limits: expected SandboxLimits (got {type(limits).__name__})")
+    if os.name != "posix":
+        raise ConfigError("the sandbox needs Linux or macOS (process groups, resource limits); run code tasks there")
     workdir = tempfile.mkdtemp(prefix="ttclab-sandbox-")
     os.chmod(workdir, 0o700)
     status_r, status_w = os.pipe()
