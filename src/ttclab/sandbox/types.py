@@ -93,7 +93,8 @@ class TestCase:
     for the entry point) with ``expected`` (a value), or ``expected_source`` (Python source of the
     expected value, e.g. a docstring example's ``"[1, 2]"``); or ``assert_source``, code run with
     ``candidate`` bound to the entry point that passes when nothing raises (HumanEval's
-    ``check(candidate)``)."""
+    ``check(candidate)``). Argument lists and ``expected`` travel to the sandbox as their ``repr``,
+    so they must be Python literals (numbers, strings, lists, tuples, dicts, sets, None, bools)."""
 
     __test__ = False  # not a pytest test class
 
