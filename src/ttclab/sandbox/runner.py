@@ -419,7 +419,9 @@ def _classify(returncode: int, messages: dict[str, Any], timed_out: bool, floode
     elif "exit" not in messages:
         reason, detail = "sandbox_error", f"the sandbox supervisor ended without a report (exit status {returncode})"
     elif sig is not None:
-        if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= limits.cpu_s * 0.9:
+        # SIGXCPU is sent only at the soft CPU limit (the measured CPU time can miss a worker reaped
+        # inside the pid namespace); SIGKILL is the hard limit only when the CPU time shows it.
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_s * 0.9):
             reason, detail = "timeout", f"CPU time limit of {limits.cpu_s:g} s"
             timed_out = True
         elif sig == signal.SIGXFSZ:
@@ -451,6 +453,8 @@ def _error_reason(stderr: str, limits: SandboxLimits) -> tuple[str, str]:
         return "forbidden", f"{text} (no network in the sandbox)"
     if "[Errno 27]" in msg or "[Errno 28]" in msg:  # file too large / no space left
         return "file_size", text
-    if kind == "BlockingIOError" and "[Errno 11]" in msg:  # fork() failed: the process limit
-        return "processes", f"{text} (limit {limits.max_processes} processes)"
+    # fork() failed at the process limit; with many processes writing at once the tracebacks
+    # interleave, so look for the signature anywhere, not only in the last line.
+    if (kind == "BlockingIOError" and "[Errno 11]" in msg) or "BlockingIOError: [Errno 11]" in stderr:
+        return "processes", f"BlockingIOError: [Errno 11] Resource temporarily unavailable (limit {limits.max_processes} processes)"
     return "error", text
