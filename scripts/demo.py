@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    from ttclab.cli._table import format_table
+    from ttclab.tables import format_table
     from ttclab.errors import TTCLabError
     from ttclab.experiment import sample
 
