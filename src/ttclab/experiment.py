@@ -71,6 +71,7 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
     backend = create_backend(model.backend, model=model.name, **model.options)
     in_process = model.backend == "llamacpp"
     try:
+        backend.info()  # resolves the model (unknown name / missing file: a one-line error, no run folder)
         prepare_run(run_dir, meta, questions, template.render)
         try:
             stats = await sample_questions(

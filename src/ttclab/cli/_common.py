@@ -20,8 +20,8 @@ STORE_HELP = "store folder (default: $TTCLAB_STORE or ./runs)"
 
 def add_global(parser: argparse.ArgumentParser) -> None:
     """The options accepted before the verb."""
-    parser.add_argument("--store", dest="global_store", default=None, help=STORE_HELP)
-    parser.add_argument("--format", dest="global_format", default=None, choices=FORMATS,
+    parser.add_argument("--store", dest="global_store", metavar="DIR", default=None, help=STORE_HELP)
+    parser.add_argument("--format", dest="global_format", metavar="{table,csv,json}", default=None, choices=FORMATS,
                         help="table output: table (default), csv, json")
 
 

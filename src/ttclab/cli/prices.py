@@ -6,11 +6,12 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ttclab.cli._common import add_format
+    from ttclab.cli._common import add_format, add_store
 
     p = sub.add_parser("prices", help="list the price files and their models (USD per 1M tokens)")
     p.add_argument("name", nargs="?", help="one price file (name or path): list its models and prices")
     add_format(p)
+    add_store(p, "accepted like on every verb (not used: the list does not depend on a store)")
     p.set_defaults(func=_main)
 
 

@@ -6,10 +6,11 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ttclab.cli._common import add_format
+    from ttclab.cli._common import add_format, add_store
 
     p = sub.add_parser("strategies", help="list the offline strategies: what each is, exact or resampled, data needed")
     add_format(p)
+    add_store(p, "accepted like on every verb (not used: the list does not depend on a store)")
     p.set_defaults(func=_main)
 
 
