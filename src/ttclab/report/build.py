@@ -11,6 +11,7 @@ Plus one drill-down page per run (``questions/<run>.html``) and the CSV tables.
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -196,8 +197,8 @@ def _runs_html(runs: Table, links: dict[str, str]) -> str:
     shown = Table(runs.headers[:-1], [r[:-1] for r in runs.rows], decimals=dict(runs.decimals))
     block = shown.html(caption="runs (truncated %: samples that hit max_tokens)")
     for run_id, href in links.items():
-        block = block.replace(f"<td>{html.escape(run_id)}</td>",
-                              f'<td><a href="{html.escape(href)}">{html.escape(run_id)}</a></td>', 1)
+        block = re.sub(f"(<td[^>]*>){re.escape(html.escape(run_id))}</td>",
+                       lambda m: f'{m.group(1)}<a href="{html.escape(href)}">{html.escape(run_id)}</a></td>', block, count=1)
     return block
 
 
