@@ -158,7 +158,7 @@ class MarketReport:
                     for name, eq, v, p, s, u, opt, s_opt in self.provider_rows(a)]
             out.append(Table(["provider", "equilibrium level θ", "net value V = q − p", "price p", "share s", "profit",
                               "optimal level θ*", "share at optimum"], rows,
-                             title=f"β = {a.beta:g}: each provider at the equilibrium reached and at the optimum ({unit})",
+                             title=f"β = {_beta(a.beta)}: each provider at the equilibrium reached and at the optimum ({unit})",
                              digits=4, floors={"share s": 1e-6, "share at optimum": 1e-6}))
         ad = self.auction_dict()
         out.append(Table(["winner", "level θ", "welfare W1", "runner-up", "level θ", "welfare W2", "payment",
@@ -198,6 +198,10 @@ SYMBOLS: dict[str, str] = {
     "PoA": "price of anarchy SW* / SW (1 = efficient); inefficiency = (PoA − 1) × 100 %",
     "PoS": "price of stability: SW* / SW of the best equilibrium (when equilibria are enumerated)",
 }
+
+
+def _beta(b: float) -> str:
+    return f"{b:,.0f}" if float(b).is_integer() and b < 1e12 else f"{b:g}"
 
 
 def vars_params(p: MarketParams) -> dict[str, Any]:

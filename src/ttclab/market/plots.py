@@ -83,7 +83,7 @@ def value_curves(game: Any, out: Path) -> list[Path]:
     ax.set_xlabel("compute level θ")
     ax.set_ylabel("user net value V(θ) = q − p (USD)")
     ax.set_title(f"value curve: {game.params.value_curve}, α = {game.params.alpha:g}")
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.grid(alpha=0.3)
     return _save(fig, out, "value_curves")
 
@@ -117,7 +117,7 @@ def market_shares(game: Any, rows: Sequence[dict[str, Any]], out: Path) -> list[
     ax.set_ylim(0, 1)
     ax.set_xlabel("user rationality β")
     ax.set_ylabel("market share at equilibrium")
-    ax.legend(fontsize=6, ncol=2, loc="upper left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return _save(fig, out, "market_shares")
 
 

@@ -32,7 +32,7 @@ def _legend(report: Any) -> str:
 def market_section(sec: Section, report: Any, figures: Sequence[Path] = ()) -> Section:
     """Fill a report section with the market's tables (the summary open, the rest collapsed) and figures."""
     _, unit = report.money_scale()
-    levels = ", ".join(str(x) for x in report.game.levels)
+    levels = ", ".join(f"{x:g}" for x in report.game.levels)
     sec.text(f"Market '{report.name}': {report.game.n} providers choose a compute level θ ∈ {{{levels}}}; users "
              f"choose by logit demand. Equilibrium ({report.method} dynamics, seed {report.seed}, verified) vs the "
              f"welfare optimum at each β, and the reverse second-price auction. Money in {unit}.")
