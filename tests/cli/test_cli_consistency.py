@@ -181,12 +181,20 @@ def _sample_config(tmp_path, **changes):
     return path
 
 
-def test_sample_failing_at_start_leaves_no_run(tmp_path):
+@pytest.mark.parametrize("before", [True, False])
+def test_sample_failing_at_start_leaves_no_run(tmp_path, before):
     cfg = _sample_config(tmp_path, model={"backend": "llamacpp", "name": "no-such-model"})
-    res = subprocess.run([sys.executable, "-m", "ttclab", "sample", str(cfg), "--store", str(tmp_path / "runs")],
-                         capture_output=True, text=True, timeout=120)
+    opts = ["--store", str(tmp_path / "runs"), "--samples", "2", "--no-progress"]
+    argv = ["sample", *opts, str(cfg)] if before else ["sample", str(cfg), *opts]
+    res = subprocess.run([sys.executable, "-m", "ttclab", *argv], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "no-such-model" in res.stderr and res.stderr.count("\n") == 1
     assert not list_runs(tmp_path / "runs")
+
+
+def test_prices_options_before_and_after_the_name(capsys):
+    for argv in (["prices", "--format", "csv", "local"], ["prices", "local", "--format", "csv"]):
+        code, out, _ = _cli(capsys, *argv)
+        assert code == 0 and out.splitlines()[0] == "model,input,output,cached input"
 
 
 @pytest.mark.slow

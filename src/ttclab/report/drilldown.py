@@ -134,7 +134,7 @@ def _question_html(q: dict[str, Any], samples: list[dict[str, Any]], totals: Cou
         reason = s["error"] if kind == "error" else s["verify_reason"]
         items.append(
             f"<details class='s {kind}' data-kind='{kind}' data-truncated='{int(truncated)}'><summary>#{s['sample_index']} · "
-            f"{html.escape(str(s['verdict']))} · answer {html.escape(str(s['answer']))} · "
+            f"{html.escape(str(s['verdict']))} · answer {html.escape(_clip(s['answer']))} · "
             f"{s['completion_tokens'] if s['completion_tokens'] is not None else '?'} tokens{tags}</summary>"
             f"<pre>{html.escape(body)}</pre><p class='meta'>reason: {html.escape(str(reason or '-'))}</p></details>")
     search = html.escape(" ".join([str(q["question_id"]), str(q["question"] or ""), str(q["gold"] or ""),
@@ -143,6 +143,11 @@ def _question_html(q: dict[str, Any], samples: list[dict[str, Any]], totals: Cou
             f" · gold <code>{html.escape(str(q['gold']))}</code> · {n_ok}/{len(graded)} correct</h3>"
             f"<div class='qtext'>{html.escape(str(q['question'] or ''))}</div>"
             f"<div class='hist'>{hist}</div>{''.join(items)}</article>")
+
+
+def _clip(answer: Any, width: int = 40) -> str:
+    text = str(answer)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def write_question_pages(ev: Evaluation, folder: str | Path, *, max_questions: int = 200) -> dict[str, Path]:

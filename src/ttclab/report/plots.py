@@ -208,6 +208,7 @@ def difficulty_heatmap(rows: Sequence[dict[str, Any]], unit: str) -> Any:
     plt = _plt()
     bins = sorted({(r["bin"], r["difficulty"]) for r in rows})
     budgets = sorted({r["budget"] for r in rows})
+    many = len({r["model"] for r in rows if r.get("model")}) > 1  # name the model in each cell
     gain = np.full((len(bins), len(budgets)), np.nan)
     text = [["" for _ in budgets] for _ in bins]
     for r in rows:
@@ -218,15 +219,15 @@ def difficulty_heatmap(rows: Sequence[dict[str, Any]], unit: str) -> Any:
             continue
         gain[i, j] = r["gain"]
         g = r["gain"]
-        text[i][j] = f"{_short(r['strategy'])}@{r['k']}\n{'+' if g >= 0 else ''}{g:.2f}" if np.isfinite(g) else \
-            f"{_short(r['strategy'])}@{r['k']}"
+        label = f"{_short(r['strategy'])}@{r['k']}" + (f"\n{str(r['model'])[:10]}" if many else "")
+        text[i][j] = f"{label}\n{'+' if g >= 0 else ''}{g:.2f}" if np.isfinite(g) else label
     width = min(14.0, 2.6 + 0.82 * len(budgets))
-    fig, ax = plt.subplots(figsize=(width, 1.2 + 0.66 * len(bins)), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(width, 1.2 + (0.85 if many else 0.66) * len(bins)), constrained_layout=True)
     lim = max(0.05, float(np.nanmax(np.abs(gain))) if np.isfinite(gain).any() else 0.05)
     im = ax.imshow(gain, cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
     for i in range(len(bins)):
         for j in range(len(budgets)):
-            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=6.8)
+            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=6.4 if many else 6.8)
     ax.set_yticks(range(len(bins)), [label for _, label in bins])
     ax.set_xticks(range(len(budgets)), [si(b, unit) for b in budgets], rotation=0)
     ax.set_xlabel(f"budget: {UNIT_LABELS.get(unit, unit)}")
