@@ -296,7 +296,8 @@ def check_unit(unit: str | None, prices: str | None, runs: Sequence[Run]) -> Non
         return
     table = require_prices(prices)
     for run in runs:
-        table.get(run_model_name(run)) if run_kind(run) == "samples" else None
+        if run_kind(run) == "samples":
+            table.get(run_model_name(run))  # one-line error naming the model and the file's models
 
 
 def evaluate_runs(
