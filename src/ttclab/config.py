@@ -115,8 +115,9 @@ def run_identity(cfg: SampleConfig, model: ModelSpec) -> dict[str, Any]:
 
 
 def run_id_for(cfg: SampleConfig, model: ModelSpec, task_name: str) -> str:
+    """``<name or task>-<model>-<hash of the identity>``: the config's ``name:`` labels its runs."""
     digest = hashlib.sha256(json.dumps(run_identity(cfg, model), sort_keys=True).encode()).hexdigest()[:12]
-    return f"{_slug(task_name)}-{_slug(model.display)}-{digest}"
+    return f"{_slug(cfg.name or task_name)}-{_slug(model.display)}-{digest}"
 
 
 def _slug(text: str) -> str:
@@ -151,3 +152,43 @@ def load_config(path: str | Path) -> SampleConfig:
         return SampleConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path))) from None
+
+
+def override_config(
+    cfg: SampleConfig,
+    *,
+    limit: int | None = None,
+    samples: int | None = None,
+    model: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    seed: int | None = None,
+) -> SampleConfig:
+    """A config with quick-study overrides (they change the run identity like any edit of the YAML).
+
+    ``limit`` caps the task's questions (``limit`` of file / hub tasks, ``size`` of generators);
+    ``model`` keeps the config's model of that name or label, or renames the only model.
+    """
+    data = cfg.model_dump(mode="json")
+    if limit is not None:
+        key = "limit" if "limit" in data["task"] else ("size" if "size" in data["task"] else "limit")
+        data["task"][key] = limit
+    if samples is not None:
+        data["samples"] = samples
+    for name, value in (("max_tokens", max_tokens), ("temperature", temperature), ("seed", seed)):
+        if value is not None:
+            data["sampling"][name] = value
+    if model is not None:
+        named = [m for m in data["models"] if model in (m["name"], m.get("label"))]
+        if named:
+            data["models"] = named
+        elif len(data["models"]) == 1:
+            data["models"][0]["name"] = model
+            data["models"][0]["label"] = None
+        else:
+            known = ", ".join(m.get("label") or m["name"] for m in data["models"])
+            raise ConfigError(f"--model {model!r}: the config has several models ({known}); name one of them")
+    try:
+        return SampleConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "command-line overrides")) from None

@@ -11,7 +11,7 @@ from typing import Any
 
 from ttclab import __version__
 from ttclab.backends import create_backend
-from ttclab.config import ModelSpec, SampleConfig, load_config, run_id_for, run_identity
+from ttclab.config import ModelSpec, SampleConfig, load_config, override_config, run_id_for, run_identity
 from ttclab.sampling import SamplingStats, prepare_run, sample_questions
 from ttclab.store.reader import Run, store_root
 from ttclab.store.schema import SCHEMA_VERSION
@@ -25,9 +25,17 @@ class RunResult:
     summary: dict[str, Any]
 
 
-def sample(config: SampleConfig | str | Path, *, progress: bool = True, store: str | Path | None = None) -> list[RunResult]:
-    """Sample every model of ``config`` on its task; resume runs that were interrupted."""
+def sample(config: SampleConfig | str | Path, *, progress: bool = True, store: str | Path | None = None,
+           **overrides: Any) -> list[RunResult]:
+    """Sample every model of ``config`` on its task; resume runs that were interrupted.
+
+    ``overrides`` (``limit``, ``samples``, ``model``, ``max_tokens``, ``temperature``, ``seed``) change
+    the config for a quick study (see :func:`ttclab.config.override_config`); they are part of the run
+    identity like any edit of the YAML.
+    """
     cfg = config if isinstance(config, SampleConfig) else load_config(config)
+    if any(v is not None for v in overrides.values()):
+        cfg = override_config(cfg, **overrides)
     return [asyncio.run(_sample_model(cfg, m, progress=progress, store=store)) for m in cfg.models]
 
 
@@ -59,17 +67,24 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
     if extra_stop:  # few-shot templates stop before the model starts the next example
         params = params.with_(stop=(*params.stop, *extra_stop))
     meta["sampling"] = params.model_dump(mode="json")
-    prepare_run(run_dir, meta, questions, template.render)
+    # the run folder appears only once the backend has loaded: a model that fails to start leaves nothing behind
     backend = create_backend(model.backend, model=model.name, **model.options)
     in_process = model.backend == "llamacpp"
     try:
-        stats = await sample_questions(
-            backend, questions, template.render, verifier, params,
-            run_dir=run_dir, run_id=run_id, model=model.display, samples=cfg.samples,
-            samples_per_request=cfg.samples_per_request or (1 if in_process else cfg.samples),
-            concurrency=cfg.concurrency or (1 if in_process else int(model.options.get("max_concurrency", 16))),
-            flush_seconds=cfg.flush_seconds, progress=progress,
-        )
+        backend.info()  # resolves the model (unknown name / missing file: a one-line error, no run folder)
+        prepare_run(run_dir, meta, questions, template.render)
+        try:
+            stats = await sample_questions(
+                backend, questions, template.render, verifier, params,
+                run_dir=run_dir, run_id=run_id, model=model.display, samples=cfg.samples,
+                samples_per_request=cfg.samples_per_request or (1 if in_process else cfg.samples),
+                concurrency=cfg.concurrency or (1 if in_process else int(model.options.get("max_concurrency", 16))),
+                flush_seconds=cfg.flush_seconds, progress=progress,
+            )
+        except BaseException as exc:  # the run says how it ended; finished samples stay and resume
+            _mark(run_dir, "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed",
+                  str(exc) or exc.__class__.__name__)
+            raise
         info = dataclasses.asdict(backend.info())
     finally:
         await backend.aclose()
@@ -82,6 +97,15 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
     atomic_write_json(run_dir / META_FILE, final)
     run = Run(run_dir)
     return RunResult(run=run, stats=stats, summary=run_summary(run))
+
+
+def _mark(run_dir: Path, status: str, reason: str) -> None:
+    try:
+        meta = Run(run_dir).meta
+    except Exception:  # noqa: BLE001 - never hide the original error behind a bookkeeping one
+        return
+    atomic_write_json(run_dir / META_FILE, {**meta, "status": status, "error": reason[:500],
+                                            "finished_at": datetime.now(timezone.utc).isoformat()})
 
 
 def _is_chat(model: ModelSpec) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,7 +41,9 @@ def games(draw, max_n: int = 4, max_L: int = 4) -> Economics:
 def test_fast_optimum_equals_enumeration(eco, beta):
     fast = optimum(eco, beta)
     brute = optimum_enumeration(eco, beta)
-    assert abs(fast.welfare - brute.welfare) <= 1e-12 * max(1e-12, abs(brute.welfare)) + 1e-18
+    # the log-domain keys are beta * V ~ 5e4 at beta = 1e6, whose float64 spacing is ~1e-11: two profiles
+    # within that relative welfare of each other cannot be ordered, anything further apart must be
+    assert abs(fast.welfare - brute.welfare) <= 1e-11 * max(1e-12, abs(brute.welfare)) + 1e-18
     assert float(welfare(eco, fast.profile, beta)) == fast.welfare
 
 
@@ -122,3 +125,15 @@ def test_stable_at_huge_beta():
         assert optimum(eco, beta).welfare == optimum_enumeration(eco, beta).welfare
         res = improvement_dynamics(eco, beta, rng=0)
         assert res.converged and is_equilibrium(eco, res.profile, beta)
+
+
+def test_fast_optimum_at_large_beta_where_shares_differ_by_e300():
+    """Found by the property above: at β = 1e5 one provider's share is e^-327 of another's, and the gap
+    w − λ computed from the rounded λ had the wrong sign, so Dinkelbach stopped at [0, 0, 0, 0]."""
+    q = np.array([[0.05, 0.0275], [0.05, 0.005], [0.0275, 0.0275], [0.03875, 0.01625]])
+    p = np.array([[0.01691675, 0.01057297], [0.02262729, 0.01131364], [0.00199697, 0.00399394],
+                  [0.00240112, 0.00080037]])
+    eco = Economics(q=q, p=p, c=p / 2)
+    fast, brute = optimum(eco, 1e5), optimum_enumeration(eco, 1e5)
+    assert brute.profile.tolist() == [0, 0, 0, 1] and fast.profile[3] == 1  # provider 3 steps down to level 1
+    assert fast.welfare == pytest.approx(brute.welfare, rel=1e-12)  # provider 2's level is invisible at e^-300

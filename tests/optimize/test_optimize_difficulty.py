@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ttclab.errors import ConfigError, DataError
-from ttclab.optimize.difficulty import difficulty_bins, heldout_split, optimal_by_bin, pass_rate
+from ttclab.optimize.difficulty import bin_labels, difficulty_bins, heldout_split, optimal_by_bin, pass_rate
 from ttclab.strategies.arrays import SampleArrays
 
 
@@ -74,18 +74,33 @@ def test_per_bin_choice_and_policy(ledger_factory):
     deep = ledger_factory("deep", ks, np.array([[0.9, 0.9, 0.9], [0.9, 0.9, 0.9], [0, 0.2, 0.8], [0, 0.2, 0.8]]),
                           np.array([1.5, 3.0, 6.0]))
     bins = np.array([0, 0, 1, 1])
-    table = optimal_by_bin([cheap, deep], "tokens", bins, [4.0, 6.0])
+    result = optimal_by_bin([cheap, deep], "tokens", bins, [4.0, 6.0], labels={0: "easy", 1: "hard"})
+    table, policy = result.bins, result.policy
+    assert set(table["bin"].tolist()) == {0, 1}  # no placeholder rows: the policy is its own table
     rows = {(int(b), float(x)): i for i, (b, x) in enumerate(zip(table["bin"], table["budget"]))}
-    easy, hard, policy = rows[(0, 6.0)], rows[(1, 6.0)], rows[(-1, 6.0)]
+    easy, hard = rows[(0, 6.0)], rows[(1, 6.0)]
+    assert table["difficulty"][easy] == "easy" and table["difficulty"][hard] == "hard"
     assert (table["strategy"][easy], table["k"][easy]) == ("cheap", 1)
     assert (table["strategy"][hard], table["k"][hard]) == ("deep", 4)
-    assert table["accuracy"][policy] == pytest.approx((1 + 0.8) / 2)
-    assert table["cost"][policy] == pytest.approx((1 + 6) / 2)
+    # gain over one sample of the chosen model ("deep" at k=1 is 0 on the hard questions)
+    assert table["one_sample_accuracy"][hard] == pytest.approx(0.0) and table["gain"][hard] == pytest.approx(0.8)
+    p6 = int(np.flatnonzero(policy["budget"] == 6.0)[0])
+    assert policy["policy_accuracy"][p6] == pytest.approx((1 + 0.8) / 2)
+    assert policy["policy_cost"][p6] == pytest.approx((1 + 6) / 2)
     # the best single choice for all questions at 6 tokens is deep@4 (0.85) < per-bin 0.9
-    assert table["single_strategy"][policy] == "deep" and table["single_accuracy"][policy] == pytest.approx(0.85)
+    assert policy["single_strategy"][p6] == "deep" and policy["single_accuracy"][p6] == pytest.approx(0.85)
+    assert policy["gain_over_single"][p6] == pytest.approx(0.9 - 0.85)
     assert table["single_accuracy"][easy] == pytest.approx(0.9)
     # at 4 tokens the hard bin cannot afford deep@4; deep@2 (0.2) beats cheap@4 (0.1)
     assert (table["strategy"][rows[(1, 4.0)]], table["k"][rows[(1, 4.0)]]) == ("deep", 2)
+
+
+def test_bin_labels_name_bins_by_meaning():
+    score = np.array([0.9, 0.8, 0.5, 0.4, 0.1, 0.0])
+    bins = difficulty_bins(score, 3, method="rank")
+    labels = bin_labels(score, bins)
+    assert labels[0].startswith("easy (pass rate 0.80–0.90)") and labels[2].startswith("hard (pass rate 0.00–0.10)")
+    assert labels[1].startswith("medium")
 
 
 def test_choice_is_evaluated_on_the_held_out_ledgers(ledger_factory):
@@ -94,7 +109,7 @@ def test_choice_is_evaluated_on_the_held_out_ledgers(ledger_factory):
               ledger_factory("b", ks, np.array([[0.5, 0.6]]), np.array([1.0, 2.0]))]
     evaluate = [ledger_factory("a", ks, np.array([[0.4, 0.5]]), np.array([1.0, 2.0])),
                 ledger_factory("b", ks, np.array([[0.7, 0.8]]), np.array([1.0, 2.0]))]
-    table = optimal_by_bin(select, "tokens", np.array([0]), [1.0], evaluate=evaluate)
+    table = optimal_by_bin(select, "tokens", np.array([0]), [1.0], evaluate=evaluate).bins
     assert table["strategy"][0] == "a" and table["accuracy"][0] == pytest.approx(0.4)  # honest, not 0.9
     with pytest.raises(DataError, match="lack strategy 'b'"):
         optimal_by_bin(select, "tokens", np.array([0]), [1.0], evaluate=evaluate[:1])

@@ -67,6 +67,6 @@ def test_missing_token_counts_give_nan_costs_with_a_reason(qwen_math):
     led = build_ledger(arrays, result, CostSpec(rm_model="Qwen2.5-Math-RM-72B", units=("tokens", "flops", "memory")))
     table = summarize([led])
     assert np.isnan(table["flops"]).all() and np.isnan(table["completion_tokens"]).all()
-    assert "no token counts" in table["notes"][0]
+    assert "no prompt or completion token counts" in table["notes"][0]
     np.testing.assert_allclose(table["accuracy"], 0.91)
     np.testing.assert_allclose(table["samples_used"], k)

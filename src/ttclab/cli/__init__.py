@@ -16,7 +16,8 @@ from ttclab import __version__
 from ttclab.errors import TTCLabError
 
 # Verb modules, in the order they appear in ``ttclab --help``.
-VERB_MODULES = ("sample", "runs", "show", "importer", "evaluate", "optimize", "report", "market")
+VERB_MODULES = ("sample", "runs", "show", "rm", "importer", "evaluate", "optimize", "report", "market", "strategies",
+                "prices")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Test-time compute for LLMs: sample, verify, store, evaluate, optimise, market.",
     )
     parser.add_argument("--version", action="version", version=f"ttclab {__version__}")
+    from ttclab.cli._common import add_global
+
+    add_global(parser)  # --store and --format also work before the verb
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
     for name in VERB_MODULES:
@@ -40,7 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for name in VERB_MODULES:  # verbs with sub-commands and a default one (``ttclab market CONFIG``)
+        module = sys.modules.get(f"ttclab.cli.{name}")
+        if module is not None and hasattr(module, "with_default_action"):
+            argv = module.with_default_action(argv)
+    from ttclab.cli._common import apply_global
+
+    args = apply_global(parser.parse_args(argv))
     try:
         code = args.func(args)
     except TTCLabError as exc:

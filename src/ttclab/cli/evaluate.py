@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import argparse
 
+from ttclab.cli._common import add_format, add_out, add_store
+
 
 def add_analysis_args(p: argparse.ArgumentParser) -> None:
+    """The options of every analysis verb (evaluate, optimize, report)."""
+    from ttclab.analysis.evaluate import TRUNCATED_POLICIES
+
     p.add_argument("runs", nargs="*", help="run ids, prefixes or folders (default: every run in the store)")
-    p.add_argument("--store", help="store folder (default: $TTCLAB_STORE or ./runs)")
-    p.add_argument("--strategies", help="comma-separated strategy names (default: all that apply)")
+    add_store(p)
+    add_format(p)
+    p.add_argument("--strategies", help="comma-separated strategy names (default: all that apply; see ttclab strategies)")
     p.add_argument("--ks", help="comma-separated budgets k (default: powers of two up to N, and N)")
-    p.add_argument("--unit", default="tokens", help="cost unit: tokens, flops, usd, latency, memory (default tokens)")
-    p.add_argument("--prices", help="price file name or path (e.g. local, pricing_reversal_2026-02-28)")
+    p.add_argument("--unit", help="budget unit: total_tokens (default; completion_tokens when a run has no prompt "
+                                  "tokens), completion_tokens, flops, usd, latency, memory")
+    p.add_argument("--prices", help="price file name or path (see ttclab prices); needed for --unit usd")
     p.add_argument("--rm-model", help="reward model for best-of-N / weighted-vote costs")
+    p.add_argument("--truncated", choices=TRUNCATED_POLICIES, default="keep",
+                   help="samples that hit max_tokens: keep (default), drop, or count as wrong")
     p.add_argument("--seed", type=int, default=0, help="seed of resampled estimators and bootstrap (default 0)")
 
 
@@ -26,28 +35,38 @@ def evaluation_from_args(args: argparse.Namespace):
         raise ConfigError(f"--ks: expected comma-separated integers, got {args.ks!r}") from None
     strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
     return evaluate_runs(args.runs, strategies=strategies, ks=ks, prices=args.prices, rm_model=args.rm_model,
-                         seed=args.seed, store=args.store)
+                         seed=args.seed, truncated=args.truncated, unit=args.unit, store=args.store)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="strategies x budgets on stored runs: accuracy (exact) and compute ledger")
     add_analysis_args(p)
-    p.add_argument("--out", default="out/evaluation.csv", help="CSV with every column (default out/evaluation.csv)")
+    add_out(p, "out/evaluate", "evaluation.csv (every column)")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ttclab.analysis import write_csv
-    from ttclab.cli._table import format_table
-    from ttclab.ledger.costs import unit_column
+    from ttclab.cli._common import emit, info, out_dir
+    from ttclab.ledger.costs import unit_column, unit_name
+    from ttclab.tables import Table, write_csv
 
-    column = unit_column(args.unit)
     ev = evaluation_from_args(args)
+    unit, unit_note = (unit_name(args.unit), "") if args.unit else ev.default_unit()
+    column = unit_column(unit)
     rows = ev.rows()
-    print(format_table(
-        [[r["model"], r["strategy"], r["k"], r["accuracy"], f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
-          r["samples_used"], r[column], "exact" if r["exact"] else "resampled"] for r in rows],
-        ["model", "strategy", "k", "accuracy", "95% CI", "samples", args.unit, "estimator"]))
-    path = write_csv(rows, args.out)
-    print(f"\nwrote {path} ({len(rows)} rows; all units and notes)")
+    extra = [c for c in (column,) if c not in ("completion_tokens", "total_tokens")]
+    cols = ["model", "strategy", "k", "accuracy", "ci_low", "ci_high", "completion_tokens", "total_tokens", *extra,
+            "estimator"]
+    table = Table.from_records(rows, cols, ["model", "strategy", "k", "accuracy", "CI low", "CI high",
+                                            "completion tokens", "total tokens", *extra, "estimator"])
+    notes = [*ev.notes, f"truncated samples: {ev.options.truncated}"]
+    if any(r["total_tokens"] != r["total_tokens"] and r["completion_tokens"] == r["completion_tokens"] for r in rows):
+        notes.append("total tokens '-': the run has no prompt-token counts (e.g. imported); completion tokens are shown")
+    if unit_note:
+        notes.append(unit_note)
+    emit(table, args, notes)
+    out = out_dir(args)
+    if out is not None:
+        path = write_csv(rows, out / "evaluation.csv")
+        info(f"wrote {path} ({len(rows)} rows; every unit and note)", args)
     return 0

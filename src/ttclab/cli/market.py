@@ -1,7 +1,7 @@
 """``ttclab market``: the test-time compute game and the reverse auction from a config.
 
-    ttclab market CONFIG                # equilibrium, optimum, PoA, statistics at each beta, plus the auction
-    ttclab market sweep CONFIG [--out]  # beta / margin / alpha / value-curve sweeps -> CSV + PNG/SVG
+    ttclab market [run] CONFIG [--json] [--out DIR]   # equilibrium, optimum, PoA, statistics per beta, auction
+    ttclab market sweep CONFIG [--out DIR] [--no-figures]  # beta / margin / alpha / value-curve sweeps
 """
 
 from __future__ import annotations
@@ -9,38 +9,83 @@ from __future__ import annotations
 import argparse
 import json
 
+ACTIONS = ("run", "sweep")
+
+
+def with_default_action(argv: list[str]) -> list[str]:
+    """``ttclab market CONFIG`` means ``ttclab market run CONFIG``."""
+    if "market" not in argv:
+        return argv
+    i = argv.index("market")
+    rest = argv[i + 1:]
+    if any(a in ACTIONS or a in ("-h", "--help") for a in rest):
+        return argv
+    return [*argv[: i + 1], "run", *rest]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ttclab.cli._common import add_format, add_out, add_store
+
     p = sub.add_parser("market", help="market game between providers: equilibrium, optimum, PoA, auction, sweeps",
-                       description="ttclab market CONFIG | ttclab market sweep CONFIG [--out DIR]")
-    p.add_argument("args", nargs="+", metavar="[sweep] CONFIG", help="a market YAML config (configs/market_*.yaml)")
-    p.add_argument("--out", help="sweep: output folder (default: sweep.out in the config or out/market/NAME)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
-    p.add_argument("--no-figures", action="store_true", help="sweep: write the CSV files only")
-    p.set_defaults(func=_main)
+                       description="ttclab market [run] CONFIG | ttclab market sweep CONFIG")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    run = actions.add_parser("run", help="equilibrium vs optimum at each beta, and the auction (the default)")
+    run.add_argument("config", help="a market YAML config (configs/market_*.yaml)")
+    add_store(run, "store of the runs for providers.source: runs (default: the config's)")
+    add_format(run)
+    run.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    add_out(run, None, "market.json, tables as CSV and market.html")
+    run.set_defaults(func=_run)
+    sweep = actions.add_parser("sweep", help="beta / margin / alpha / value-curve sweeps -> CSV, figures, market.html")
+    sweep.add_argument("config", help="a market YAML config (configs/market_*.yaml)")
+    add_store(sweep, "store of the runs for providers.source: runs (default: the config's)")
+    add_out(sweep, None, "the sweep (default: sweep.out in the config, else out/market/NAME)")
+    sweep.add_argument("--no-figures", action="store_true", help="write the CSV files only")
+    sweep.set_defaults(func=_sweep)
 
 
-def _main(args: argparse.Namespace) -> int:
-    from ttclab.errors import ConfigError
+def _config(args: argparse.Namespace):
+    from ttclab.market.config import load_market_config
 
-    rest = list(args.args)
-    if rest[0] == "sweep":
-        if len(rest) != 2:
-            raise ConfigError("usage: ttclab market sweep CONFIG [--out DIR]; give exactly one config file")
-        from ttclab.market.api import run_sweep
+    cfg = load_market_config(args.config)
+    if getattr(args, "store", None) and cfg.providers.source == "runs":
+        cfg = cfg.model_copy(update={"providers": cfg.providers.model_copy(update={"store": args.store})})
+    return cfg
 
-        result = run_sweep(rest[1], args.out, figures=not args.no_figures)
-        base = [r for r in result.rows if r["varied"] == "base"]
-        worst = max(base, key=lambda r: r["inefficiency_pct"])
-        print(f"{len(result.rows)} sweep rows ({len(base)} betas at the base parameters); "
-              f"max inefficiency {worst['inefficiency_pct']:.2f}% at beta={worst['beta']:.4g}")
-        for f in result.files:
-            print(f"wrote {f}")
-        return 0
-    if len(rest) != 1:
-        raise ConfigError("usage: ttclab market CONFIG or ttclab market sweep CONFIG; give exactly one config file")
+
+def _run(args: argparse.Namespace) -> int:
+    from ttclab.cli._common import emit, info, out_dir
     from ttclab.market.api import run_market
 
-    report = run_market(rest[0])
-    print(json.dumps(report.to_dict(), indent=1) if args.json else report.text())
+    report = run_market(_config(args))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1))
+    elif getattr(args, "format", "table") == "table":
+        print(report.text())
+    else:
+        emit(report.tables(), args)
+    out = out_dir(args)
+    if out is not None:
+        from ttclab.report.market import write_market_page
+        from ttclab.tables import write_csv
+
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "market.json").write_text(json.dumps(report.to_dict(), indent=1))
+        write_csv(report.summary_rows(), out / "market_summary.csv")
+        page = write_market_page(report, [], out / "market.html")
+        info(f"wrote {out / 'market.json'}, {out / 'market_summary.csv'}, {page}", args)
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from ttclab.market.api import run_sweep
+
+    result = run_sweep(_config(args), args.out, figures=not args.no_figures)
+    base = [r for r in result.rows if r["varied"] == "base"]
+    worst = max(base, key=lambda r: r["inefficiency_pct"])
+    print(f"{len(result.rows)} sweep rows ({len(base)} betas at the base parameters); "
+          f"max inefficiency {worst['inefficiency_pct']:.2f}% at beta={worst['beta']:.4g}")
+    for f in result.files:
+        print(f"wrote {f}")
     return 0

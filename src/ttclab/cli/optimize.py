@@ -6,22 +6,26 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ttclab.cli._common import add_out
     from ttclab.cli.evaluate import add_analysis_args
 
     p = sub.add_parser("optimize", help="compute-optimal strategy per budget and per difficulty; efficiency ratios")
     add_analysis_args(p)
     p.add_argument("--budgets", help="comma-separated budgets in the unit (default: spread over the range)")
-    p.add_argument("--bins", type=int, default=3, help="difficulty bins (default 3)")
+    p.add_argument("--bins", type=int, default=3, help="difficulty bins (default 3: easy, medium, hard)")
     p.add_argument("--difficulty", choices=["oracle", "heldout"], default="oracle",
                    help="bins from the oracle pass rate, or predicted from a held-out half (Snell-style)")
+    add_out(p, None, "compute_optimal.csv and per_difficulty.csv")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
     from ttclab.analysis import optimize
-    from ttclab.cli._table import format_table
+    from ttclab.analysis.optimize import choice_label
+    from ttclab.cli._common import emit, info, out_dir
     from ttclab.cli.evaluate import evaluation_from_args
     from ttclab.errors import ConfigError
+    from ttclab.tables import Table, write_csv
 
     try:
         budgets = [float(b) for b in args.budgets.split(",")] if args.budgets else None
@@ -29,15 +33,44 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--budgets: expected comma-separated numbers, got {args.budgets!r}") from None
     ev = evaluation_from_args(args)
     opt = optimize(ev, unit=args.unit, budgets=budgets, n_bins=args.bins, difficulty=args.difficulty, seed=args.seed)
-    print(f"compute-optimal choice per budget ({args.unit} per question)")
-    print(format_table([[r["budget"], r["model"], r["strategy"], r["k"], r["accuracy"], r["cost"]] for r in opt.best],
-                       ["budget", "model", "strategy", "k", "accuracy", args.unit]))
+    u = opt.unit
+    best = Table([f"budget ({u})", "to", "model", "choice", "accuracy", "CI low", "CI high", f"cost ({u})",
+                  "gain vs 1 sample", "gain CI", "runner-up", "choice − runner-up", "diff CI"],
+                 [[r["budget_from"], r["budget_to"], r["model"], choice_label(r), r["accuracy"], r["ci_low"],
+                   r["ci_high"], r["cost"], r["gain_vs_one_sample"], _ci(r["gain_ci_low"], r["gain_ci_high"]),
+                   r["runner_up"], r["vs_runner_up"], _ci(r["vs_runner_up_ci_low"], r["vs_runner_up_ci_high"])]
+                  for r in opt.choices],
+                 title=f"compute-optimal choice per budget ({opt.unit_note}; budgets that choose the same collapsed)")
+    tables = [best]
     if opt.efficiency:
-        print("\nefficiency ratio: baseline compute / compute-optimal compute at the same accuracy")
-        print(format_table([[r["baseline"], r["model"], r.get("target_accuracy"), r.get("ratio"), r.get("reason", "")]
-                            for r in opt.efficiency], ["baseline", "model", "target acc", "ratio", "note"]))
-    print(f"\nper difficulty: {opt.difficulty_note}")
+        tables.append(Table(["baseline", "model", "target accuracy", "ratio", "note"],
+                            [[r["baseline"], r["model"], r.get("target_accuracy"), r.get("ratio"), r.get("reason", "")]
+                             for r in opt.efficiency],
+                            title="efficiency ratio: baseline compute / compute-optimal compute at the same accuracy"))
     if opt.by_difficulty:
-        print(format_table([[r["bin"], r["budget"], r["strategy"], r["k"], r["accuracy"]] for r in opt.by_difficulty],
-                           ["bin", "budget", "strategy", "k", "accuracy"]))
+        tables.append(Table(["difficulty", f"budget ({u})", "to", "choice", "accuracy", "one sample", "gain"],
+                            [[r["difficulty"], r["budget_from"], r["budget_to"], choice_label(r), r["accuracy"],
+                              r["one_sample_accuracy"], r["gain"]] for r in opt.by_difficulty_collapsed],
+                            title=f"per difficulty: {opt.difficulty_note}"))
+        tables.append(Table([f"budget ({u})", "per-difficulty policy", "one choice for all", "its accuracy", "gain"],
+                            [[r["budget"], r["policy_accuracy"], f"{r['single_strategy']}@{r['single_k']}",
+                              r["single_accuracy"], r["gain_over_single"]] for r in opt.policy],
+                            title="applying each difficulty's choice to its questions vs one choice for all"))
+    if opt.saturation:
+        tables.append(Table.from_records(opt.saturation, ["model", "strategy", "finding"], title="saturation"))
+    notes = [*ev.notes, *opt.saturation_notes, *dict.fromkeys(r["note"] for r in opt.best if r.get("note"))]
+    if not opt.by_difficulty:
+        notes.append(f"per difficulty: {opt.difficulty_note}")
+    emit(tables, args, notes)
+    out = out_dir(args)
+    if out is not None:
+        paths = [write_csv(opt.best, out / "compute_optimal.csv"),
+                 write_csv(opt.choices, out / "compute_optimal_collapsed.csv")]
+        if opt.by_difficulty:
+            paths.append(write_csv(opt.by_difficulty, out / "per_difficulty.csv"))
+        info("wrote " + ", ".join(map(str, paths)), args)
     return 0
+
+
+def _ci(lo: float, hi: float) -> str:
+    return f"[{lo:+.3f}, {hi:+.3f}]" if lo == lo and hi == hi else "-"

@@ -1,4 +1,4 @@
-"""``ttclab runs``: the runs in the store with counts, accuracy and tokens."""
+"""``ttclab runs``: the runs in the store with their status, counts, truncation, accuracy and tokens."""
 
 from __future__ import annotations
 
@@ -6,23 +6,47 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help="list stored runs with counts, accuracy and tokens")
-    p.add_argument("--store", help="store folder (default: $TTCLAB_STORE or ./runs)")
+    from ttclab.cli._common import add_format, add_store
+
+    p = sub.add_parser("runs", help="list stored runs: status, counts, truncated %%, accuracy, tokens")
+    add_store(p)
+    add_format(p)
     p.set_defaults(func=_main)
 
 
+def status_of(summary: dict) -> str:
+    """The run's status for people: empty and failed runs say so."""
+    status = str(summary.get("status") or "unknown")
+    if summary["rows"] == 0:
+        return f"empty ({status})" if status not in ("", "unknown") else "empty"
+    return status
+
+
 def _main(args: argparse.Namespace) -> int:
-    from ttclab.cli._table import format_table
+    from ttclab.cli._common import emit, info
+    from ttclab.errors import StoreError
     from ttclab.store import list_runs, store_root
     from ttclab.store.summary import run_summary
+    from ttclab.tables import Table
 
     runs = list_runs(args.store)
     if not runs:
-        print(f"no runs in {store_root(args.store)}")
+        info(f"no runs in {store_root(args.store)}", args)
         return 0
-    keys = ["run_id", "model", "task", "status", "questions", "samples_per_question", "rows", "errors",
-            "accuracy", "majority_accuracy", "completion_tokens", "tokens_per_s"]
-    headers = ["run", "model", "task", "status", "questions", "N", "samples", "errors", "acc", "maj@N", "tokens", "tok/s"]
-    rows = [[s[k] for k in keys] for s in map(run_summary, runs)]
-    print(format_table(rows, headers))
+    rows, notes = [], []
+    for run in runs:
+        try:
+            s = run_summary(run)
+        except StoreError as exc:  # one damaged run must not hide the others
+            rows.append([run.path.name, "", "", "damaged", None, None, None, None, None, None, None, None, None])
+            notes.append(str(exc))
+            continue
+        rows.append([s["run_id"], s["model"], s["task"], status_of(s), s["questions"], s["samples_per_question"] or None,
+                     s["rows"], s["errors"], s["truncated_pct"], s["accuracy"], s["majority_accuracy"],
+                     s["completion_tokens"], s["tokens_per_s"]])
+        if s["rows"] == 0:
+            notes.append(f"{s['run_id']} has no samples: sample it again, or remove it with `ttclab rm {s['run_id']}`")
+    table = Table(["run", "model", "task", "status", "questions", "N", "samples", "errors", "truncated %", "acc",
+                   "maj@N", "completion tokens", "tok/s"], rows, decimals={"truncated %": 1, "tok/s": 1})
+    emit(table, args, notes)
     return 0

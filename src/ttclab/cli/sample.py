@@ -6,23 +6,48 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ttclab.cli._common import add_format, add_store
+
     p = sub.add_parser("sample", help="sample models on a task N times per question, verify, store (resumable)")
     p.add_argument("config", help="YAML config (see configs/)")
-    p.add_argument("--store", help="store folder (default: the config's store, $TTCLAB_STORE or ./runs)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_store(p, "store folder (default: the config's store, $TTCLAB_STORE or ./runs)")
+    add_format(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (also off when stderr is not a terminal)")
+    quick = p.add_argument_group("quick-study overrides (part of the run identity, like editing the YAML)")
+    quick.add_argument("--limit", type=int, help="questions: the task's limit (files) or size (generators)")
+    quick.add_argument("--samples", type=int, help="samples per question")
+    quick.add_argument("--model", help="keep the config's model of this name / label, or rename its only model")
+    quick.add_argument("--max-tokens", type=int, help="sampling.max_tokens")
+    quick.add_argument("--temperature", type=float, help="sampling.temperature")
+    quick.add_argument("--seed", type=int, help="sampling.seed")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ttclab.cli._table import format_table
-    from ttclab.experiment import sample
+    import sys
 
-    results = sample(args.config, progress=not args.no_progress, store=args.store)
-    rows = []
+    from ttclab.cli._common import emit
+    from ttclab.experiment import sample
+    from ttclab.tables import Table
+
+    progress = not args.no_progress and sys.stderr.isatty()  # a piped bar would print every update
+    results = sample(args.config, progress=progress, store=args.store, limit=args.limit, samples=args.samples,
+                     model=args.model, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
+    rows, notes = [], []
     for r in results:
         s = r.summary
-        rows.append([s["model"], s["questions"], s["rows"], s["errors"], s["accuracy"], s["majority_accuracy"],
-                     s["completion_tokens"], r.stats.tokens_per_s, r.stats.generated, str(r.run.path)])
-    print(format_table(rows, ["model", "questions", "samples", "errors", "acc", "maj@N", "tokens", "tok/s",
-                              "new", "run"]))
+        generated = r.stats.generated
+        rate = r.stats.tokens_per_s if generated else None  # the throughput of what this call generated
+        rows.append([s["model"], s["questions"], s["rows"], s["errors"], s["truncated"], s["accuracy"],
+                     s["majority_accuracy"], s["completion_tokens"], rate, generated, str(r.run.path)])
+        if s["truncated"]:
+            max_tokens = (r.run.meta.get("sampling") or {}).get("max_tokens")
+            notes.append(f"{s['model']}: {s['truncated']} of {s['rows']} samples ({s['truncated_pct']:.1f}%) hit "
+                         f"max_tokens={max_tokens} and were cut off; max_tokens may be too small "
+                         "(evaluate --truncated drop|wrong treats them differently)")
+    table = Table(["model", "questions", "samples", "errors", "truncated", "acc", "maj@N", "completion tokens",
+                   "tok/s (this call)", "new", "run"], rows)
+    emit(table, args)
+    for n in notes:  # the warning comes last, where it is seen
+        print(f"warning: {n}", file=sys.stderr)
     return 0 if all(r.summary["errors"] == 0 for r in results) else 1

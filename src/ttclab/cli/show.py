@@ -1,4 +1,4 @@
-"""``ttclab show RUN``: a per-question view of one run."""
+"""``ttclab show RUN``: a per-question view of one run; ``--question ID`` for its samples (``--full`` text)."""
 
 from __future__ import annotations
 
@@ -6,43 +6,75 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("show", help="per-question view of a run (answers, votes, correctness)")
+    from ttclab.cli._common import add_format, add_store
+
+    p = sub.add_parser("show", help="per-question view of a run (answers, votes, correctness); --question for samples")
     p.add_argument("run", help="run id, unique prefix, or run folder")
-    p.add_argument("--store", help="store folder (default: $TTCLAB_STORE or ./runs)")
+    add_store(p)
+    add_format(p)
     p.add_argument("--question", help="show every sample of this question (id or index)")
+    p.add_argument("--full", action="store_true",
+                   help="with --question: the full text of every sample with answer, verdict, reason, finish reason")
     p.add_argument("--limit", type=int, default=50, help="questions to list (default 50)")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ttclab.cli._table import format_table
-    from ttclab.errors import DataError
+    from ttclab.cli._common import emit, info
     from ttclab.store import open_run
     from ttclab.store.summary import question_summaries, run_summary
+    from ttclab.tables import Table
 
     run = open_run(args.run, args.store)
     if args.question is not None:
-        table = run.samples().to_pylist()
-        picked = [r for r in table if r["question_id"] == args.question or str(r["question_index"]) == args.question]
-        if not picked:
-            raise DataError(f"run {run.run_id} has no question {args.question!r}; see `ttclab show {run.run_id}`")
-        q = run.questions().to_pylist()[picked[0]["question_index"]]
-        print(f"question {q['question_id']}  gold: {q['gold']}\n{q['question']}\n")
-        rows = [[r["sample_index"], r["verdict"], r["answer"], r["completion_tokens"], _snippet(r["text"] or r["error"])]
-                for r in picked]
-        print(format_table(rows, ["sample", "verdict", "answer", "tokens", "text"]))
-        return 0
+        return _question(run, args)
     s = run_summary(run)
-    print(f"run {s['run_id']}  model {s['model']}  task {s['task']}  status {s['status']}")
-    print(f"accuracy {s['accuracy']:.3f}  majority@N {s['majority_accuracy']:.3f}  samples {s['rows']}  errors {s['errors']}\n")
+    info(f"run {s['run_id']}  model {s['model']}  task {s['task']}  status {s['status']}", args)
+    info(f"accuracy {s['accuracy']:.3f}  majority@N {s['majority_accuracy']:.3f}  samples {s['rows']}  errors "
+         f"{s['errors']}  truncated {s['truncated']}\n", args)
     per_q = question_summaries(run)
     rows = []
     for q in per_q[: args.limit]:
         dist = ", ".join(f"{'∅' if a is None else _snippet(a, 12)}×{c}" for a, c in q.answers[:4])
         rows.append([q.question_index, q.question_id, _snippet(q.gold, 14), q.n, q.accuracy, q.majority_accuracy, dist])
-    print(format_table(rows, ["#", "id", "gold", "n", "acc", "maj", "answers (count)"]))
-    if len(per_q) > args.limit:
-        print(f"... {len(per_q) - args.limit} more (use --limit)")
+    notes = [f"{len(per_q) - args.limit} more questions (use --limit)"] if len(per_q) > args.limit else []
+    emit(Table(["#", "id", "gold", "n", "acc", "maj", "answers (count)"], rows), args, notes)
+    return 0
+
+
+def _question(run, args: argparse.Namespace) -> int:
+    import pyarrow.compute as pc
+
+    from ttclab.cli._common import emit
+    from ttclab.errors import DataError
+    from ttclab.tables import Table
+
+    table = run.samples()
+    by_id = pc.equal(table["question_id"], args.question)
+    if args.question.isdigit():
+        by_id = pc.or_(by_id, pc.equal(table["question_index"], int(args.question)))
+    picked = table.filter(by_id).to_pylist()
+    if not picked:
+        raise DataError(f"run {run.run_id} has no question {args.question!r}; see `ttclab show {run.run_id}`")
+    questions = {q["question_index"]: q for q in run.questions().to_pylist()}
+    q = questions.get(picked[0]["question_index"], {"question_id": picked[0]["question_id"], "gold": "?", "question": ""})
+    header = f"question {q['question_id']}  gold: {q['gold']}\n{q['question']}\n"
+    if args.full and getattr(args, "format", "table") == "table":
+        print(header)
+        for r in picked:
+            reason = r["error"] if r["verdict"] == "error" else r["verify_reason"]
+            print(f"--- sample {r['sample_index']}: {r['verdict']}  answer {r['answer']}  finish {r['finish_reason']}  "
+                  f"{r['completion_tokens']} tokens\n    reason: {reason}")
+            print(r["text"] if r["text"] is not None else "(no text)")
+            print()
+        return 0
+    rows = [[r["sample_index"], r["verdict"], r["answer"], r["finish_reason"], r["completion_tokens"],
+             (r["error"] if r["verdict"] == "error" else r["verify_reason"]) if args.full else _snippet(r["verify_reason"] or r["error"], 30),
+             (r["text"] if args.full else _snippet(r["text"] or r["error"]))] for r in picked]
+    if getattr(args, "format", "table") == "table":
+        print(header)
+    emit(Table(["sample", "verdict", "answer", "finish", "tokens", "reason", "text"], rows), args,
+         [] if args.full else ["--full prints every sample's whole text"])
     return 0
 
 

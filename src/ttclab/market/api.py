@@ -24,6 +24,7 @@ from ttclab.market.providers import (
     providers_from_pricing_reversal,
     providers_from_ttc_games_spec,
 )
+from ttclab.tables import Table
 
 STAT_KEYS = ("wV", "V", "wP", "P", "wU", "U")
 
@@ -74,12 +75,12 @@ class MarketReport:
 
     # -- tables -----------------------------------------------------------------------------------
     def summary_rows(self) -> list[dict[str, Any]]:
+        """One row per β (USD per query): optimum, equilibrium, PoA, the published statistics."""
         rows = []
         for a in self.analyses:
             rows.append({
                 "beta": a.beta, "opt_sw": a.optimum.welfare, "eq_sw": a.stats.welfare, "poa": a.poa,
                 "inefficiency_pct": a.inefficiency_pct, **a.stats.published(),
-                "user_surplus": a.stats.user_surplus, "provider_profit": float(a.stats.provider_profits.sum()),
                 "outside_share": a.stats.outside_share, "rounds": a.dynamics.rounds, "moves": len(a.dynamics.moves),
                 "converged": a.dynamics.converged, "equilibrium_checked": a.equilibrium_checked,
                 "n_equilibria": None if a.equilibria is None else len(a.equilibria),
@@ -112,69 +113,95 @@ class MarketReport:
         lv = self.game.levels
         return {
             "name": self.name, "providers": list(self.game.names), "levels": [_level(x) for x in lv],
-            "params": vars_params(self.game.params), "seed": self.seed, "dynamics": self.method,
+            "params": vars_params(self.game.params), "seed": self.seed, "dynamics": self.method, "money_unit": "USD per query",
             "betas": [{**row, "equilibrium": [_level(lv[k]) for k in a.equilibrium],
                        "optimum": [_level(lv[k]) for k in a.optimum.profile],
                        "shares": a.stats.shares.tolist()} for row, a in zip(self.summary_rows(), self.analyses)],
             "auction": self.auction_dict(), "comparison": self.comparison_rows(),
         }
 
-    def html(self, figures: list[Path] | None = None) -> str:
-        """A self-contained HTML section (tables + inline SVG figures) for the HTML report."""
-        import html as _h
+    # -- presentation (one set of tables for the terminal and the HTML page) ----------------------
+    def money_scale(self) -> tuple[float, str]:
+        """A readable money unit for this market's magnitudes: USD per query, per 1,000 or per million queries."""
+        values = [abs(v) for r in self.summary_rows() for v in (r["opt_sw"], r["eq_sw"], r["wV"], r["wP"])
+                  if v is not None and np.isfinite(v) and v != 0]
+        typical = float(np.median(values)) if values else 1.0
+        for factor, name in ((1.0, "USD per query"), (1e3, "USD per 1,000 queries"), (1e6, "USD per million queries")):
+            if typical * factor >= 0.1:
+                return factor, name
+        return 1e9, "USD per billion queries"
 
-        def table(headers: list[str], rows: list[list[Any]]) -> str:
-            from ttclab.cli._table import fmt
+    def tables(self) -> list[Table]:
+        """The market as tables with spelled-out columns, money in :meth:`money_scale` units."""
+        f, unit = self.money_scale()
 
-            head = "".join(f"<th>{_h.escape(h)}</th>" for h in headers)
-            body = "".join("<tr>" + "".join(f"<td>{_h.escape(fmt(v, 5))}</td>" for v in r) + "</tr>" for r in rows)
-            return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        def money(v: Any) -> Any:
+            return None if v is None else float(v) * f
 
-        summ = [[r["beta"], r["opt_sw"], r["eq_sw"], r["poa"], r["inefficiency_pct"], *(r[k] for k in STAT_KEYS)]
-                for r in self.summary_rows()]
+        rows = self.summary_rows()
+        welfare = Table(
+            ["β", "optimal welfare SW*", "equilibrium welfare SW", "PoA", "inefficiency %", "outside option share",
+             "equilibrium verified", "rounds", "equilibria", "worst PoA", "PoS"],
+            [[r["beta"], money(r["opt_sw"]), money(r["eq_sw"]), r["poa"], r["inefficiency_pct"], r["outside_share"],
+              "yes" if r["equilibrium_checked"] else "NO", r["rounds"], r["n_equilibria"], r["poa_worst"], r["pos"]]
+             for r in rows],
+            title=f"equilibrium vs optimum at each β ({unit})", digits=4, floors={"outside option share": 1e-6})
+        published = Table(
+            ["β", "user surplus wV", "mean net value V", "revenue wP", "mean price P", "provider profit wU",
+             "mean profit U"],
+            [[r["beta"], money(r["wV"]), money(r["V"]), money(r["wP"]), money(r["P"]), money(r["wU"]), money(r["U"])]
+             for r in rows],
+            title=f"the published statistics at the equilibrium reached ({unit}; w = weighted by market share)", digits=4)
+        out = [welfare, published]
+        for a in self.analyses:
+            rows = [[name, eq, money(v), money(p), s, money(u), opt, s_opt]
+                    for name, eq, v, p, s, u, opt, s_opt in self.provider_rows(a)]
+            out.append(Table(["provider", "equilibrium level θ", "net value V = q − p", "price p", "share s", "profit",
+                              "optimal level θ*", "share at optimum"], rows,
+                             title=f"β = {_beta(a.beta)}: each provider at the equilibrium reached and at the optimum ({unit})",
+                             digits=4, floors={"share s": 1e-6, "share at optimum": 1e-6}))
         ad = self.auction_dict()
-        parts = [f"<section class='market'><h2>Market: {_h.escape(self.name)}</h2>",
-                 f"<p>{self.game.n} providers, levels {[_level(x) for x in self.game.levels]}; "
-                 f"{self.method} dynamics (seed {self.seed}); USD per query.</p>",
-                 table(["beta", "opt SW", "eq SW", "PoA", "ineff %", *STAT_KEYS], summ),
-                 "<h3>Reverse second-price auction</h3>",
-                 table(["winner", "W1", "runner-up", "W2", "price", "user", "winner util", "SW"],
-                       [[ad["winner"], ad["W1"], ad["runner"], ad["W2"], ad["price"], ad["user"], ad["util"], ad["sw"]]])]
-        for f in figures or []:
-            if Path(f).suffix == ".svg":
-                svg = Path(f).read_text()
-                parts.append(f"<figure>{svg[svg.find('<svg'):]}<figcaption>{_h.escape(Path(f).stem)}</figcaption></figure>")
-        parts.append("</section>")
-        return "\n".join(parts)
+        out.append(Table(["winner", "level θ", "welfare W1", "runner-up", "level θ", "welfare W2", "payment",
+                          "user surplus", "winner utility", "total welfare"],
+                         [[ad["winner"], ad["winner_level"], money(ad["W1"]), ad["runner"], ad["runner_level"],
+                           money(ad["W2"]), money(ad["price"]), money(ad["user"]), money(ad["util"]), money(ad["sw"])]],
+                         title=f"reverse second-price auction ({unit})", digits=4))
+        out.append(Table(["β", "market welfare", "auction welfare", "optimal welfare", "market user surplus",
+                          "auction user surplus", "market provider profit", "auction provider profit"],
+                         [[r["beta"], money(r["market_sw"]), money(r["auction_sw"]), money(r["opt_sw"]),
+                           money(r["market_user"]), money(r["auction_user"]), money(r["market_profit"]),
+                           money(r["auction_profit"])] for r in self.comparison_rows()],
+                         title=f"market equilibrium vs auction ({unit})", digits=4))
+        return out
 
     def text(self) -> str:
-        """Readable tables for the terminal."""
-        from ttclab.cli._table import format_table
-
-        out = [f"market {self.name}: {self.game.n} providers x {len(self.game.levels)} levels "
-               f"({self.method} dynamics, seed {self.seed}; USD per query)"]
-        headers = ["beta", "opt SW", "eq SW", "PoA", "ineff %", *STAT_KEYS, "user", "profit", "rounds", "NE ok",
-                   "#NE", "PoA worst", "PoS"]
-        rows = [[f"{r['beta']:g}", r["opt_sw"], r["eq_sw"], r["poa"], r["inefficiency_pct"], *(r[k] for k in STAT_KEYS),
-                 r["user_surplus"], r["provider_profit"], r["rounds"], "yes" if r["equilibrium_checked"] else "NO",
-                 r["n_equilibria"], r["poa_worst"], r["pos"]] for r in self.summary_rows()]
-        out += ["", format_table(rows, headers, digits=5)]
-        for a in self.analyses:
-            out += ["", f"beta = {a.beta:g}: equilibrium reached vs optimum",
-                    format_table(self.provider_rows(a), ["provider", "eq level", "V", "price", "share", "profit",
-                                                         "opt level", "opt share"], digits=5)]
-        ad = self.auction_dict()
-        out += ["", "reverse second-price auction",
-                format_table([[ad["winner"], ad["winner_level"], ad["W1"], ad["runner"], ad["runner_level"], ad["W2"],
-                               ad["price"], ad["user"], ad["util"], ad["sw"]]],
-                             ["winner", "level", "W1", "runner-up", "level", "W2", "price", "user", "winner util", "SW"],
-                             digits=5)]
-        cmp_rows = [[f"{r['beta']:g}", r["market_sw"], r["auction_sw"], r["opt_sw"], r["market_user"], r["auction_user"],
-                     r["market_profit"], r["auction_profit"]] for r in self.comparison_rows()]
-        out += ["", "market equilibrium vs auction",
-                format_table(cmp_rows, ["beta", "market SW", "auction SW", "opt SW", "market user", "auction user",
-                                        "market profit", "auction profit"], digits=5)]
+        """Readable tables for the terminal (the same tables as the HTML page) and the symbols."""
+        _, unit = self.money_scale()
+        out = [f"market {self.name}: {self.game.n} providers x {len(self.game.levels)} compute levels "
+               f"{[_level(x) for x in self.game.levels]} ({self.method} dynamics, seed {self.seed}); money in {unit}"]
+        for t in self.tables():
+            out += ["", t.text()]
+        out += ["", "symbols: " + "; ".join(f"{k}: {v}" for k, v in SYMBOLS.items())]
         return "\n".join(out)
+
+
+SYMBOLS: dict[str, str] = {
+    "θ": "compute level (samples aggregated, or effort bin)",
+    "β": "user rationality of the logit demand (large β: users pick the best net value)",
+    "q": "quality, the user's dollar value of the answer: α (b + (1 − b) f(accuracy))",
+    "p": "price the user pays per query (output tokens × list price)",
+    "V": "user's net value q − p; wV = Σ s_i V_i (share-weighted), V = mean over providers",
+    "P": "price per query; wP = Σ s_i p_i, P = mean",
+    "U": "provider profit per query p − c; wU = Σ s_i (p_i − c_i), U = mean",
+    "s": "market share (the outside option takes the rest)",
+    "SW": "social welfare Σ s_i (q_i − c_i) at the equilibrium reached; SW* at the welfare optimum",
+    "PoA": "price of anarchy SW* / SW (1 = efficient); inefficiency = (PoA − 1) × 100 %",
+    "PoS": "price of stability: SW* / SW of the best equilibrium (when equilibria are enumerated)",
+}
+
+
+def _beta(b: float) -> str:
+    return f"{b:,.0f}" if float(b).is_integer() and b < 1e12 else f"{b:g}"
 
 
 def vars_params(p: MarketParams) -> dict[str, Any]:
@@ -199,7 +226,7 @@ def run_market(config: MarketConfig | str | Path) -> MarketReport:
 # -------------------------------------------------------------------------------------------------
 
 SWEEP_COLUMNS = ("varied", "value_curve", "margin", "alpha", "beta", "opt_sw", "eq_sw", "poa", "inefficiency_pct",
-                 *STAT_KEYS, "user_surplus", "provider_profit", "outside_share", "auction_sw", "rounds", "moves",
+                 *STAT_KEYS, "outside_share", "auction_sw", "rounds", "moves",
                  "converged", "equilibrium", "optimum")
 
 
@@ -217,7 +244,6 @@ def sweep_rows(game: MarketGame, betas: list[float], seed: int = 0, method: str 
             "varied": varied, "value_curve": game.params.value_curve, "margin": game.params.margin,
             "alpha": game.params.alpha, "beta": b, "opt_sw": a.optimum.welfare, "eq_sw": a.stats.welfare,
             "poa": a.poa, "inefficiency_pct": a.inefficiency_pct, **a.stats.published(),
-            "user_surplus": a.stats.user_surplus, "provider_profit": float(a.stats.provider_profits.sum()),
             "outside_share": a.stats.outside_share, "auction_sw": au, "rounds": a.dynamics.rounds,
             "moves": len(a.dynamics.moves), "converged": a.dynamics.converged,
             "equilibrium": ";".join(str(_level(lv[k])) for k in a.equilibrium),
@@ -272,9 +298,9 @@ def run_sweep(config: MarketConfig | str | Path, out_dir: str | Path | None = No
 
         report = run_market(cfg)
         figs = plots.all_figures(game, rows, report, out)
-        page = out / "market.html"
-        page.write_text("<!doctype html><html><head><meta charset='utf-8'><title>ttclab market</title></head><body>"
-                        + report.html([f for f in figs if f.suffix == ".svg"]) + "</body></html>")
+        from ttclab.report.market import write_market_page
+
+        page = write_market_page(report, [f for f in figs if f.suffix == ".svg"], out / "market.html")
         files += [*figs, page]
     return SweepResult(rows, files)
 

@@ -28,8 +28,8 @@ def _plt() -> Any:
 def _save(fig: Any, out: Path, stem: str) -> list[Path]:
     paths = [out / f"{stem}.png", out / f"{stem}.svg"]
     fig.tight_layout()
-    fig.savefig(paths[0], dpi=130)
-    fig.savefig(paths[1])
+    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
     _plt().close(fig)
     return paths
 
@@ -63,7 +63,7 @@ def welfare_vs_beta(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     ax.plot(b, [r["opt_sw"] for r in base], label="optimum SW*")
     ax.plot(b, [r["eq_sw"] for r in base], label="equilibrium SW")
     ax.plot(b, [r["auction_sw"] for r in base], ls="--", label="auction SW")
-    ax.plot(b, [r["user_surplus"] for r in base], ls=":", label="user surplus (market)")
+    ax.plot(b, [r["wV"] for r in base], ls=":", label="user surplus wV (market)")
     ax.set_xscale("log")
     ax.set_xlabel("user rationality β")
     ax.set_ylabel("USD per query")
@@ -83,7 +83,7 @@ def value_curves(game: Any, out: Path) -> list[Path]:
     ax.set_xlabel("compute level θ")
     ax.set_ylabel("user net value V(θ) = q − p (USD)")
     ax.set_title(f"value curve: {game.params.value_curve}, α = {game.params.alpha:g}")
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.grid(alpha=0.3)
     return _save(fig, out, "value_curves")
 
@@ -117,7 +117,7 @@ def market_shares(game: Any, rows: Sequence[dict[str, Any]], out: Path) -> list[
     ax.set_ylim(0, 1)
     ax.set_xlabel("user rationality β")
     ax.set_ylabel("market share at equilibrium")
-    ax.legend(fontsize=6, ncol=2, loc="upper left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return _save(fig, out, "market_shares")
 
 

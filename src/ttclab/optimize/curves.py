@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ttclab.errors import DataError
-from ttclab.ledger.costs import StrategyLedger, summarize, unit_column
+from ttclab.ledger.costs import StrategyLedger, unit_column
+from ttclab.ledger.summary import summarize
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,23 @@ class Curves:
     accuracy: np.ndarray
     cost: np.ndarray
     unit: str = ""
+    se: np.ndarray | None = None  # standard error of each accuracy (0 when unknown)
+    mc_se: np.ndarray | None = None  # its Monte-Carlo part (resampled estimators; 0 for exact ones)
+    exact: np.ndarray | None = None  # each accuracy is an exact expectation (True when unknown)
+    same_as: np.ndarray | None = None  # the exact strategy a point equals ("" when none)
+    ci_low: np.ndarray | None = None
+    ci_high: np.ndarray | None = None
+
+    _OPTIONAL = ("se", "mc_se", "exact", "same_as", "ci_low", "ci_high")
 
     def __post_init__(self) -> None:
         n = np.shape(self.accuracy)
-        for name in ("model", "strategy", "k", "cost"):
+        fill = {"se": 0.0, "mc_se": 0.0, "exact": True, "same_as": "", "ci_low": np.nan, "ci_high": np.nan}
+        for name in self._OPTIONAL:
+            if getattr(self, name) is None:
+                dtype = bool if name == "exact" else (object if name == "same_as" else np.float64)
+                object.__setattr__(self, name, np.full(n, fill[name], dtype=dtype))
+        for name in ("model", "strategy", "k", "cost", *self._OPTIONAL):
             if np.shape(getattr(self, name)) != n or len(n) != 1:
                 raise DataError(f"curves: {name} has shape {np.shape(getattr(self, name))}, expected {n} like accuracy")
 
@@ -73,9 +87,18 @@ class Curves:
                     return np.asarray(values.to_numpy())
             return np.asarray(values)
 
+        def optional(name: str, dtype: Any) -> np.ndarray | None:
+            try:
+                return get(name).astype(dtype)
+            except DataError:
+                return None
+
         return cls(
             get("model").astype(object), get("strategy").astype(object), get("k").astype(np.int64),
             get("accuracy").astype(np.float64), get(column).astype(np.float64), unit,
+            se=optional("accuracy_se", np.float64), mc_se=optional("mc_se", np.float64), exact=optional("exact", bool),
+            same_as=optional("same_as", object), ci_low=optional("ci_low", np.float64),
+            ci_high=optional("ci_high", np.float64),
         )
 
     @classmethod
@@ -93,7 +116,9 @@ class Curves:
 
     def select(self, mask: np.ndarray) -> "Curves":
         mask = np.asarray(mask)
-        return Curves(self.model[mask], self.strategy[mask], self.k[mask], self.accuracy[mask], self.cost[mask], self.unit)
+        extra = {name: getattr(self, name)[mask] for name in self._OPTIONAL}
+        return Curves(self.model[mask], self.strategy[mask], self.k[mask], self.accuracy[mask], self.cost[mask],
+                      self.unit, **extra)
 
     def where(self, *, model: str | None = None, strategy: str | None = None) -> "Curves":
         """The points of one model and/or one strategy."""
@@ -112,4 +137,5 @@ class Curves:
         return list(seen)
 
     def to_dict(self) -> Mapping[str, np.ndarray]:
-        return {"model": self.model, "strategy": self.strategy, "k": self.k, "accuracy": self.accuracy, "cost": self.cost}
+        return {"model": self.model, "strategy": self.strategy, "k": self.k, "accuracy": self.accuracy, "cost": self.cost,
+                **{name: getattr(self, name) for name in self._OPTIONAL}}

@@ -11,13 +11,14 @@ Two ways to bin questions:
   per bin is made on the select ledgers and its accuracy is read from the evaluate ledgers.
 
 Bins are numbered 0 (easiest: highest pass rate) to n_bins - 1 (hardest); -1 marks a question without
-a difficulty estimate.
+a difficulty estimate. :func:`bin_labels` names them by meaning (easy / medium / hard) with their
+pass-rate range.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from ttclab.errors import ConfigError, DataError
 from ttclab.ledger.costs import StrategyLedger
 from ttclab.optimize.curves import Curves
-from ttclab.optimize.optimal import compute_optimal, default_budgets
+from ttclab.optimize.optimal import DiffSE, compute_optimal, default_budgets
 from ttclab.strategies.arrays import SampleArrays
 
 
@@ -126,8 +127,35 @@ def _take(arrays: SampleArrays, mask: np.ndarray, part: str) -> SampleArrays:
     )
 
 
+def bin_labels(score: np.ndarray, bins: np.ndarray) -> dict[int, str]:
+    """Each bin named by meaning with its pass-rate range: ``easy (pass rate 0.62-1.00)``.
+
+    Three bins are easy / medium / hard, two easy / hard; more are numbered from 1 (easiest).
+    """
+    score = np.asarray(score, dtype=np.float64)
+    present = sorted(int(b) for b in np.unique(bins) if b >= 0)
+    n = max(present) + 1 if present else 0
+    names = {1: ["all"], 2: ["easy", "hard"], 3: ["easy", "medium", "hard"]}.get(n)
+    out = {}
+    for b in present:
+        vals = score[bins == b]
+        name = names[b] if names else f"{b + 1} of {n}" + (" (easiest)" if b == 0 else " (hardest)" if b == n - 1 else "")
+        out[b] = f"{name} (pass rate {np.nanmin(vals):.2f}–{np.nanmax(vals):.2f})"
+    return out
+
+
 def _key(led: StrategyLedger) -> tuple[str, str]:
     return (led.model, led.strategy)
+
+
+@dataclass(frozen=True)
+class ByDifficulty:
+    """The compute-optimal choice per difficulty bin (``bins``: one row per bin and budget) and the
+    policy that applies each bin's choice to its questions (``policy``: one row per budget)."""
+
+    bins: dict[str, np.ndarray]
+    policy: dict[str, np.ndarray]
+    labels: dict[int, str]
 
 
 def optimal_by_bin(
@@ -137,15 +165,19 @@ def optimal_by_bin(
     budgets: Sequence[float] | np.ndarray | None = None,
     *,
     evaluate: Sequence[StrategyLedger] | None = None,
-) -> dict[str, np.ndarray]:
-    """Compute-optimal (model, strategy, k) per difficulty bin and budget, plus the per-bin policy.
+    labels: dict[int, str] | None = None,
+    diff_se_for: Callable[[np.ndarray], DiffSE] | None = None,
+) -> ByDifficulty:
+    """Compute-optimal (model, strategy, k) per difficulty bin and budget, and the per-bin policy.
 
     In each bin the choice is made on ``ledgers`` averaged over the bin's questions (expected cost per
-    question <= budget); its accuracy and cost are read from ``evaluate`` (the held-out half's
-    ledgers: same models, strategies and k) when given, else from ``ledgers``. Rows with ``bin = -1``
-    are the policy that applies each bin's choice to its questions (bin-size weighted averages). The
-    ``single_*`` columns give, on the same questions, the one choice that is optimal for the whole set
-    at that budget -- the comparison that shows what adapting to difficulty buys.
+    question <= budget; the noise rules of :func:`compute_optimal`, with ``diff_se_for(mask)`` giving
+    paired standard errors on those questions); its accuracy and cost are read from ``evaluate`` (the
+    held-out half's ledgers: same models, strategies and k) when given, else from ``ledgers``.
+    ``one_sample_accuracy`` is the chosen model's accuracy with one sample on the bin's questions and
+    ``gain`` the choice's accuracy above it. The ``single_*`` columns give, on the same questions,
+    the one choice that is optimal for the whole set at that budget -- the comparison that shows what
+    adapting to difficulty buys.
     """
     if not ledgers:
         raise DataError("no strategy ledgers to optimise over")
@@ -157,53 +189,77 @@ def optimal_by_bin(
     for led in ledgers:
         other = eval_index.get(_key(led))
         if other is None:
-            raise DataError(f"evaluate ledgers lack strategy {led.strategy!r} of model {led.model!r}; evaluate the same strategies on both halves")
+            raise DataError(f"evaluate ledgers lack strategy {led.strategy!r} of model {led.model!r}; "
+                            "evaluate the same strategies on both halves")
         if other.accuracy.shape[0] != q_count or not np.array_equal(np.asarray(other.k), np.asarray(led.k)):
             raise DataError(f"select and evaluate ledgers of {led.strategy!r} differ in questions or k")
     binned = bins >= 0
-    labels = [int(b) for b in np.unique(bins[binned])]
+    groups = [int(b) for b in np.unique(bins[binned])]
+    labels = labels or {b: f"bin {b}" for b in groups}
+
+    def choose(mask: np.ndarray, at: np.ndarray) -> dict[str, np.ndarray]:
+        se = diff_se_for(mask) if diff_se_for is not None else None
+        return compute_optimal(Curves.from_ledgers(ledgers, unit, mask=mask), at, diff_se=se)
+
     whole = Curves.from_ledgers(ledgers, unit, mask=binned)
     budgets = default_budgets(whole) if budgets is None else np.asarray(budgets, dtype=np.float64).ravel()
-    single = compute_optimal(whole, budgets)
-    choices = {b: compute_optimal(Curves.from_ledgers(ledgers, unit, mask=bins == b), budgets) for b in labels}
+    single = choose(binned, budgets)
+    choices = {b: choose(bins == b, budgets) for b in groups}
     cache: dict[tuple[int, str, str], Curves] = {}
 
-    def evaluated(group: int, choice: dict[str, np.ndarray], i: int) -> tuple[float, float]:
-        if choice["reason"][i]:
-            return np.nan, np.nan
-        model, strategy, k = str(choice["model"][i]), str(choice["strategy"][i]), int(choice["k"][i])
-        if (group, model, strategy) not in cache:
-            mask = binned if group < 0 else bins == group
-            cache[(group, model, strategy)] = Curves.from_ledgers([eval_index[(model, strategy)]], unit, mask=mask)
-        curve = cache[(group, model, strategy)]
-        j = int(np.flatnonzero(curve.k == k)[0])
-        return float(curve.accuracy[j]), float(curve.cost[j])
+    def measured(mask_id: int, model: str, strategy: str, k: int) -> tuple[float, float]:
+        """Accuracy and cost of (model, strategy, k) on a bin's questions (-1: all binned), from ``evaluate``."""
+        if (mask_id, model, strategy) not in cache:
+            mask = binned if mask_id < 0 else bins == mask_id
+            cache[(mask_id, model, strategy)] = Curves.from_ledgers([eval_index[(model, strategy)]], unit, mask=mask)
+        curve = cache[(mask_id, model, strategy)]
+        hit = np.flatnonzero(curve.k == k)
+        return (float(curve.accuracy[hit[0]]), float(curve.cost[hit[0]])) if hit.size else (np.nan, np.nan)
 
-    names = ("bin", "n_questions", "budget", "model", "strategy", "k", "accuracy", "cost",
-             "single_model", "single_strategy", "single_k", "single_accuracy", "single_cost", "reason")
-    cols: dict[str, list[Any]] = {c: [] for c in names}
+    def one_sample(mask_id: int, model: str) -> float:
+        for (m, s), led in eval_index.items():
+            if m == model and 1 in set(np.asarray(led.k).tolist()):
+                return measured(mask_id, m, s, 1)[0]
+        return float("nan")
 
-    def add(group: int, n: int, budget: float, model: str, strategy: str, k: int, acc: float, cost: float,
-            i: int, reason: str) -> None:
-        s_acc, s_cost = evaluated(group, single, i)
-        values = (group, n, float(budget), model, strategy, k, acc, cost, str(single["model"][i]),
-                  str(single["strategy"][i]), int(single["k"][i]), s_acc, s_cost, reason)
-        for name, value in zip(names, values):
-            cols[name].append(value)
+    def chosen(table: dict[str, np.ndarray], i: int, mask_id: int) -> tuple[str, str, int, float, float]:
+        if table["reason"][i]:
+            return "", "", -1, np.nan, np.nan
+        model, strategy, k = str(table["model"][i]), str(table["strategy"][i]), int(table["k"][i])
+        return (model, strategy, k, *measured(mask_id, model, strategy, k))
 
+    bin_cols = ("bin", "difficulty", "n_questions", "budget", "model", "strategy", "k", "accuracy", "cost",
+                "one_sample_accuracy", "gain", "ties", "single_model", "single_strategy", "single_k",
+                "single_accuracy", "reason")
+    pol_cols = ("budget", "n_questions", "policy_accuracy", "policy_cost", "single_model", "single_strategy", "single_k",
+                "single_accuracy", "single_cost", "gain_over_single", "reason")
+    rows: dict[str, list[Any]] = {c: [] for c in bin_cols}
+    policy: dict[str, list[Any]] = {c: [] for c in pol_cols}
+    n_all = int(binned.sum())
     for i, budget in enumerate(budgets):
+        s_model, s_strategy, s_k, _, _ = chosen(single, i, -1)
         acc_total = cost_total = 0.0
         reasons = []
-        for b in labels:
-            choice, n = choices[b], int((bins == b).sum())
-            acc, cost = evaluated(b, choice, i)
-            reason = str(choice["reason"][i])
+        for b in groups:
+            n = int((bins == b).sum())
+            model, strategy, k, acc, cost = chosen(choices[b], i, b)
+            one = one_sample(b, model) if model else np.nan
+            s_acc = measured(b, s_model, s_strategy, s_k)[0] if s_model else np.nan
+            reason = str(choices[b]["reason"][i])
             if reason:
-                reasons.append(f"bin {b}: {reason}")
-            add(b, n, budget, str(choice["model"][i]), str(choice["strategy"][i]), int(choice["k"][i]), acc, cost, i, reason)
+                reasons.append(f"{labels.get(b, b)}: {reason}")
+            values = (b, labels.get(b, f"bin {b}"), n, float(budget), model, strategy, k, acc, cost, one, acc - one,
+                      str(choices[b]["ties"][i]), s_model, s_strategy, s_k, s_acc, reason)
+            for col, v in zip(bin_cols, values):
+                rows[col].append(v)
             acc_total += n * acc
             cost_total += n * cost
-        n_all = int(binned.sum())
-        add(-1, n_all, budget, "per-bin", "per-bin", -1, acc_total / n_all, cost_total / n_all, i, "; ".join(reasons))
-    text = {"model", "strategy", "single_model", "single_strategy", "reason"}
-    return {c: np.asarray(v, dtype=object if c in text else None) for c, v in cols.items()}
+        s_acc, s_cost = measured(-1, s_model, s_strategy, s_k) if s_model else (np.nan, np.nan)
+        p_acc = acc_total / n_all if n_all else np.nan
+        values = (float(budget), n_all, p_acc, cost_total / n_all if n_all else np.nan, s_model, s_strategy, s_k,
+                  s_acc, s_cost, p_acc - s_acc, "; ".join(reasons))
+        for col, v in zip(pol_cols, values):
+            policy[col].append(v)
+    text = {"difficulty", "model", "strategy", "ties", "single_model", "single_strategy", "reason"}
+    as_arrays = lambda cols: {c: np.asarray(v, dtype=object if c in text else None) for c, v in cols.items()}  # noqa: E731
+    return ByDifficulty(as_arrays(rows), as_arrays(policy), dict(labels))

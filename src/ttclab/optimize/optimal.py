@@ -8,7 +8,7 @@ linearly in log cost (linearly where a cost is 0); no extrapolation beyond the o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,20 +30,49 @@ def default_budgets(curves: Curves, n: int = 12) -> np.ndarray:
     return np.unique(np.geomspace(lo, hi, n)) if hi > lo else np.array([lo])
 
 
-def compute_optimal(curves: Curves, budgets: Sequence[float] | np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """For each budget, the most accurate affordable (model, strategy, k).
+Pick = tuple[str, str, int]
+"""A point of the curves: (model, strategy, k)."""
 
-    Returns columns ``budget, model, strategy, k, accuracy, cost, reason`` (one row per budget); a
-    budget below every valid point gets NaN accuracy with the reason.
+DiffSE = Callable[[Pick, Pick], float]
+"""Standard error of ``accuracy(a) - accuracy(b)`` (paired over questions where possible)."""
+
+
+def compute_optimal(
+    curves: Curves,
+    budgets: Sequence[float] | np.ndarray | None = None,
+    *,
+    diff_se: DiffSE | None = None,
+    z: float = 1.96,
+) -> dict[str, np.ndarray]:
+    """For each budget, the most accurate affordable (model, strategy, k) that noise cannot explain.
+
+    Rules, in order:
+
+    * points that provably equal an exact strategy (``curves.same_as``) are that strategy's point:
+      they are not candidates of their own;
+    * the most accurate affordable point wins (the cheapest among equals, then input order), except
+      that a resampled estimate never beats an exact one by less than the standard error of their
+      difference (``diff_se``; default ``sqrt(se_a^2 + se_b^2)``): the best exact point wins then;
+    * ``ties`` lists the other strategies whose best affordable point is within ``z`` standard errors
+      of the choice ("majority ≈ esc").
+
+    Returns columns ``budget, model, strategy, k, accuracy, ci_low, ci_high, cost, exact, ties, note,
+    reason`` (one row per budget); a budget below every valid point gets NaN accuracy with the reason.
     """
     budgets = default_budgets(curves) if budgets is None else np.asarray(budgets, dtype=np.float64).ravel()
-    valid = curves.valid
-    rows: dict[str, list[Any]] = {c: [] for c in ("budget", "model", "strategy", "k", "accuracy", "cost", "reason")}
+    se_of = diff_se or (lambda a, b: float(np.hypot(_point_se(curves, a), _point_se(curves, b))))
+    valid = curves.valid & (curves.same_as == "")
+    names = ("budget", "model", "strategy", "k", "accuracy", "ci_low", "ci_high", "cost", "exact", "ties", "note",
+             "reason")
+    rows: dict[str, list[Any]] = {c: [] for c in names}
     idx = np.flatnonzero(valid)
     # order: accuracy descending, then cost ascending, then input order
     ranked = idx[np.lexsort((idx, curves.cost[idx], -curves.accuracy[idx]))]
+
+    def pick(i: int) -> Pick:
+        return (str(curves.model[i]), str(curves.strategy[i]), int(curves.k[i]))
+
     for b in budgets:
-        rows["budget"].append(float(b))
         affordable = ranked[curves.cost[ranked] <= b] if not np.isnan(b) else ranked[:0]
         if affordable.size == 0:
             if idx.size == 0:
@@ -51,20 +80,69 @@ def compute_optimal(curves: Curves, budgets: Sequence[float] | np.ndarray | None
             elif np.isnan(b):
                 reason = "budget is not a number"
             else:
-                reason = f"budget below the cheapest point ({' '.join(filter(None, [f'{curves.cost[idx].min():.4g}', curves.unit]))})"
-
-            for col, v in (("model", ""), ("strategy", ""), ("k", -1), ("accuracy", np.nan), ("cost", np.nan)):
-                rows[col].append(v)
-            rows["reason"].append(reason)
+                cheapest = " ".join(filter(None, [f"{curves.cost[idx].min():.4g}", curves.unit]))
+                reason = f"budget below the cheapest point ({cheapest})"
+            empty = {"model": "", "strategy": "", "k": -1, "accuracy": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                     "cost": np.nan, "exact": False, "ties": "", "note": "", "reason": reason}
+            for col in names:
+                rows[col].append(float(b) if col == "budget" else empty[col])
             continue
-        i = affordable[0]
-        rows["model"].append(str(curves.model[i]))
-        rows["strategy"].append(str(curves.strategy[i]))
-        rows["k"].append(int(curves.k[i]))
-        rows["accuracy"].append(float(curves.accuracy[i]))
-        rows["cost"].append(float(curves.cost[i]))
-        rows["reason"].append("")
-    return {c: np.asarray(v, dtype=object if c in ("model", "strategy", "reason") else None) for c, v in rows.items()}
+        i = int(affordable[0])
+        note = ""
+        if not curves.exact[i]:
+            exact_aff = affordable[curves.exact[affordable]]
+            if exact_aff.size:
+                e = int(exact_aff[0])
+                se = se_of(pick(i), pick(e))
+                if curves.accuracy[i] - curves.accuracy[e] <= se or not np.isfinite(se):
+                    note = (f"{_label(pick(i))} ({curves.accuracy[i]:.3f}, resampled) is within one standard error "
+                            f"({se:.3f}) of exact {_label(pick(e))}")
+                    i = e
+        ties = []
+        seen = {(pick(i)[0], pick(i)[1])}
+        for j in affordable:
+            key = (str(curves.model[j]), str(curves.strategy[j]))
+            if key in seen:
+                continue
+            seen.add(key)
+            se = se_of(pick(i), pick(int(j)))
+            if np.isfinite(se) and curves.accuracy[i] - curves.accuracy[j] <= z * se:
+                ties.append(_label(pick(int(j)), k=False, model=key[0] != pick(i)[0]))
+        values = {"budget": float(b), "model": str(curves.model[i]), "strategy": str(curves.strategy[i]),
+                  "k": int(curves.k[i]), "accuracy": float(curves.accuracy[i]), "ci_low": float(curves.ci_low[i]),
+                  "ci_high": float(curves.ci_high[i]), "cost": float(curves.cost[i]), "exact": bool(curves.exact[i]),
+                  "ties": ", ".join(ties), "note": note, "reason": ""}
+        for col in names:
+            rows[col].append(values[col])
+    text = {"model", "strategy", "ties", "note", "reason"}
+    return {c: np.asarray(v, dtype=object if c in text else None) for c, v in rows.items()}
+
+
+def _point_se(curves: Curves, p: Pick) -> float:
+    hit = np.flatnonzero((curves.model == p[0]) & (curves.strategy == p[1]) & (curves.k == p[2]))
+    return float(curves.se[hit[0]]) if hit.size else float("nan")
+
+
+def _label(p: Pick, *, k: bool = True, model: bool = False) -> str:
+    text = f"{p[1]}@{p[2]}" if k else p[1]
+    return f"{p[0]} {text}" if model else text
+
+
+def collapse_budgets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive budgets with the same choice (model, strategy, k) as one row with ``budget_from``
+    and ``budget_to``: a larger budget that buys nothing better is not a new finding."""
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        key = (r["model"], r["strategy"], r["k"], r.get("reason", ""))
+        if out and out[-1]["_key"] == key:
+            out[-1]["budget_to"] = r["budget"]
+            merged = out[-1]["ties"].split(", ") + str(r.get("ties", "")).split(", ")
+            out[-1]["ties"] = ", ".join(dict.fromkeys(t for t in merged if t))
+            continue
+        out.append({"budget_from": r["budget"], "budget_to": r["budget"], **r, "_key": key})
+    for r in out:
+        del r["_key"]
+    return out
 
 
 def cost_to_reach(cost: np.ndarray, accuracy: np.ndarray, targets: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -195,3 +195,42 @@ def saturation_table(fits: list[SaturationFit]) -> dict[str, np.ndarray]:
             cols[n].append(v)
     text = {"model", "strategy", "form", "reason"}
     return {n: np.asarray(v, dtype=object if n in text else None) for n, v in cols.items()}
+
+
+def saturation_findings(fits: list[SaturationFit]) -> tuple[list[dict[str, Any]], list[str]]:
+    """What the fits say, for people: one row per successful fit and one note per model for the rest.
+
+    A row's ``finding`` is the saturation budget only when it lies within the measured budgets;
+    a budget beyond them is flagged as an extrapolation (with how far), never stated as a finding.
+    Failed fits are summarised in one line per model.
+    """
+    rows: list[dict[str, Any]] = []
+    failed: dict[str, list[tuple[str, str]]] = {}
+    for f in fits:
+        if f.reason:
+            failed.setdefault(f.model, []).append((f.strategy, f.reason))
+            continue
+        lo, hi = f.cost_range
+        if f.form == "flat":
+            finding = "flat: accuracy does not change with compute"
+        elif not np.isfinite(f.saturation_cost):
+            finding = "extrapolated: the fitted curve never saturates"
+        elif f.extrapolated:
+            ratio = f.saturation_cost / hi
+            finding = (f"extrapolated: the fit would saturate {ratio:,.0f}x beyond the largest budget measured "
+                       f"({_num(hi)}); not a finding")
+        else:
+            finding = f"saturates at {_num(f.saturation_cost)} (measured {_num(lo)}–{_num(hi)})"
+        rows.append({"model": f.model, "strategy": f.strategy, "form": f.form,
+                     "asymptote": f.params.get("a", math.nan), "rmse": f.rmse, "n_points": f.n_points,
+                     "saturation_cost": f.saturation_cost if not f.extrapolated else math.nan,
+                     "within_data": bool(np.isfinite(f.saturation_cost) and not f.extrapolated), "finding": finding})
+    notes = []
+    for model, items in failed.items():
+        reasons = list(dict.fromkeys(r for _, r in items))
+        notes.append(f"{model}: no saturation fit for {', '.join(s for s, _ in items)} ({'; '.join(reasons)})")
+    return rows, notes
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if 10 <= abs(x) < 1e7 else f"{x:.3g}"

@@ -1,1 +1,15 @@
-"""ttclab.report"""
+"""ttclab.report: the HTML report (figures, tables, per-question pages, the market page)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def write_report(*args: Any, **kwargs: Any) -> Any:
+    """A self-contained HTML report of an evaluation (see :func:`ttclab.report.build.write_report`)."""
+    from ttclab.report.build import write_report as _write
+
+    return _write(*args, **kwargs)
+
+
+__all__ = ["write_report"]

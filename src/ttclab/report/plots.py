@@ -1,26 +1,55 @@
-"""Figures of the offline evaluation, from the ledger summary table (one row per model, strategy, k)."""
+"""Figures of the offline evaluation (matplotlib, Agg), from the ledger summary and the optimizer's rows.
+
+* :func:`overview` -- every run on one accuracy-vs-compute chart: one colour per model, one marker and
+  line style per strategy, light error bars, the compute-optimal frontier drawn over them, k at the points;
+* :func:`choice_plot` -- the compute-optimal choice per budget with its interval;
+* :func:`difficulty_heatmap` -- difficulty x budget -> best strategy and its gain over one sample;
+* :func:`pareto_plot` -- the Pareto frontier with k labels and error bars.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 UNIT_LABELS = {
-    "tokens": "tokens per question", "completion_tokens": "completion tokens per question",
+    "total_tokens": "total tokens per question (prompt + completion + reward model)",
+    "tokens": "total tokens per question (prompt + completion + reward model)",
+    "completion_tokens": "completion tokens per question", "prompt_tokens": "prompt tokens per question",
     "flops": "FLOPs per question", "usd": "USD per question", "latency": "latency per question (s, parallel)",
+    "latency_parallel": "latency per question (s, parallel)",
     "latency_sequential": "latency per question (s, sequential)", "memory": "memory traffic per question (bytes)",
 }
 
+MODEL_COLORS = ("#1f5fa8", "#d2581e", "#2e8b3a", "#8e44ad", "#b8860b", "#c0392b", "#16a085", "#555555")
 
-def _figure(width: float = 7.5, height: float = 4.4) -> tuple[Any, Any]:
+STRATEGY_STYLES: dict[str, tuple[str, str]] = {  # marker, line style
+    "majority": ("o", "-"), "esc": ("s", "--"), "adaptive_consistency": ("D", "-."),
+    "weighted_confidence": ("^", ":"), "weighted_reward": ("v", (0, (5, 1.5, 1, 1.5))),
+    "best_of_n": ("P", (0, (3, 1, 1, 1, 1, 1))), "shortest_of_k": ("X", (0, (1, 1))),
+    "first_finish": ("*", (0, (4, 2))), "pass_at_k": (".", (0, (1, 2.5))),
+}
+_EXTRA_MARKERS = "hp<>d8"
+
+
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(width, height), constrained_layout=True)
-    ax.grid(True, alpha=0.25)
+    plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
+                         "svg.fonttype": "none", "axes.titleweight": "bold"})
+    return plt
+
+
+def _figure(width: float = 8.0, height: float = 4.6) -> tuple[Any, Any]:
+    fig, ax = _plt().subplots(figsize=(width, height), constrained_layout=True)
+    ax.grid(True, which="major", alpha=0.28)
+    ax.grid(True, which="minor", alpha=0.08)
     ax.spines[["top", "right"]].set_visible(False)
     return fig, ax
 
@@ -30,79 +59,230 @@ def _columns(table: Any) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in d.items()}
 
 
-STRATEGY_COLORS = {
-    "majority": "#1f77b4", "best_of_n": "#d62728", "weighted_reward": "#ff7f0e", "weighted_confidence": "#9467bd",
-    "pass_at_k": "#7f7f7f", "shortest_of_k": "#8c564b", "first_finish": "#e377c2", "esc": "#2ca02c",
-    "adaptive_consistency": "#17becf",
-}
+def style(strategy: str) -> tuple[str, Any]:
+    if strategy in STRATEGY_STYLES:
+        return STRATEGY_STYLES[strategy]
+    return _EXTRA_MARKERS[sum(map(ord, strategy)) % len(_EXTRA_MARKERS)], "-"
 
 
-def scaling_curves(table: Any, cost_column: str, unit: str, model: str | None = None) -> Any:
-    """Accuracy vs compute per strategy of one model (all models if None), with the confidence band."""
+def model_colors(models: Sequence[str]) -> dict[str, str]:
+    return {m: MODEL_COLORS[i % len(MODEL_COLORS)] for i, m in enumerate(models)}
+
+
+def si(value: float, unit: str = "") -> str:
+    """A compact tick label: 1.5k, 20M, 3G; dollars as $0.002; seconds as 0.5 s."""
+    if not np.isfinite(value):
+        return ""
+    if unit == "usd":
+        return f"${value:.3g}" if value < 1000 else f"${value / 1000:.3g}k"
+    suffix = " s" if unit.startswith("latency") else ""
+    for factor, name in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{name}{suffix}"
+    return f"{value:.3g}{suffix}"
+
+
+def budget_axis(ax: Any, unit: str, axis: str = "x") -> None:
+    """A log axis with readable ticks at 1, 2, 5 x 10^n and compact labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    lo, hi = (ax.get_xlim() if axis == "x" else ax.get_ylim())
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    subs = (1.0, 2.0, 3.0, 5.0) if decades <= 1.5 else (1.0, 2.0, 5.0) if decades <= 4 else (1.0,)
+    target.set_major_locator(LogLocator(base=10, subs=subs))
+    target.set_major_formatter(FuncFormatter(lambda v, _: si(v, unit)))
+    target.set_minor_formatter(NullFormatter())
+    (ax.set_xlabel if axis == "x" else ax.set_ylabel)(UNIT_LABELS.get(unit, unit))
+
+
+def _legends(ax: Any, models: Sequence[str], colors: dict[str, str], strategies: Sequence[str],
+             extra: Sequence[Any] = ()) -> None:
+    """Two legends below the axes: models by colour, strategies by marker and line."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[m], lw=3, label=m) for m in models] if len(models) > 1 else []
+    handles += [Line2D([], [], color="#444", marker=style(s)[0], ls=style(s)[1], lw=1.3, ms=5, label=s)
+                for s in strategies]
+    handles += list(extra)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(4, max(1, len(handles))),
+              frameon=False, handlelength=3.2)
+
+
+def overview(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[str, Any]] = (),
+             oracle: Sequence[str] = ("pass_at_k",)) -> Any:
+    """Every (model, strategy) curve on one chart, with the compute-optimal frontier over them."""
+    from matplotlib.lines import Line2D
+
     cols = _columns(table)
-    fig, ax = _figure(8.2, 4.4)
-    keys = sorted({(m, s) for m, s in zip(cols["model"], cols["strategy"]) if model is None or m == model})
-    many_models = len({m for m, _ in keys}) > 1
-    for m, s in keys:
-        sel = (cols["model"] == m) & (cols["strategy"] == s)
-        x = cols[cost_column][sel].astype(float)
-        order = np.argsort(x)
-        y = cols["accuracy"][sel].astype(float)[order]
-        lo, hi = cols["ci_low"][sel].astype(float)[order], cols["ci_high"][sel].astype(float)[order]
-        x = x[order]
-        ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
-        if not ok.any():
-            continue
-        oracle = s == "pass_at_k"
-        (line,) = ax.plot(x[ok], y[ok], marker="o", ms=3.5, lw=1.6, color=STRATEGY_COLORS.get(s),
-                          ls=":" if oracle else "-", label=(f"{m} · {s}" if many_models else s) + (" (oracle)" if oracle else ""))
-        band = ok & np.isfinite(lo) & np.isfinite(hi)
-        if band.any() and not oracle:
-            ax.fill_between(x[band], lo[band], hi[band], color=line.get_color(), alpha=0.08, lw=0)
-    ax.set_xscale("log")
-    ax.set_xlabel(UNIT_LABELS.get(unit, unit))
+    fig, ax = _figure(8.6, 5.4)
+    models = list(dict.fromkeys(str(m) for m in cols["model"]))
+    strategies = list(dict.fromkeys(str(s) for s in cols["strategy"]))
+    colors = model_colors(models)
+    for m in models:
+        for s in strategies:
+            sel = (cols["model"] == m) & (cols["strategy"] == s)
+            x = cols[cost_column][sel].astype(float)
+            y = cols["accuracy"][sel].astype(float)
+            ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+            if not ok.any():
+                continue
+            order = np.argsort(x[ok])
+            x, y = x[ok][order], y[ok][order]
+            lo = cols["ci_low"][sel].astype(float)[ok][order]
+            hi = cols["ci_high"][sel].astype(float)[ok][order]
+            k = cols["k"][sel][ok][order]
+            marker, ls = style(s)
+            faint = s in oracle
+            ax.plot(x, y, marker=marker, ls=ls, lw=1.1 if faint else 1.5, ms=4.5, color=colors[m],
+                    alpha=0.45 if faint else 0.9, zorder=2)
+            if not faint:
+                band = np.isfinite(lo) & np.isfinite(hi)
+                ax.errorbar(x[band], y[band], yerr=[y[band] - lo[band], hi[band] - y[band]], fmt="none",
+                            ecolor=colors[m], alpha=0.25, lw=0.9, capsize=0, zorder=1)
+            if s == "majority" or (s not in oracle and "majority" not in strategies and s == strategies[0]):
+                for xi, yi, ki in zip(x, y, k):
+                    ax.annotate(f"k={int(ki)}", (xi, yi), textcoords="offset points", xytext=(3, -10), fontsize=6.5,
+                                color=colors[m], alpha=0.9)
+    extra = []
+    if frontier:
+        fx = np.array([r["cost"] for r in frontier], dtype=float)
+        fy = np.array([r["accuracy"] for r in frontier], dtype=float)
+        ax.step(fx, fy, where="post", color="black", lw=2.2, alpha=0.55, zorder=3)
+        ax.scatter(fx, fy, s=46, facecolors="none", edgecolors="black", lw=1.1, zorder=4)
+        extra.append(Line2D([], [], color="black", lw=2.2, alpha=0.55, marker="o", mfc="none",
+                            label="compute-optimal frontier"))
+    budget_axis(ax, unit)
     ax.set_ylabel("accuracy")
-    ax.set_title("Accuracy vs compute" + (f" — {model}" if model else ""))
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.set_title("Accuracy vs compute: every model and strategy")
+    _legends(ax, models, colors, strategies, extra)
     return fig
 
 
-def pareto_plot(table: Any, cost_column: str, unit: str, frontier_mask: np.ndarray) -> Any:
-    """Every (model, strategy, k) point, with the accuracy-vs-cost Pareto frontier drawn through."""
+def choice_plot(best: Sequence[dict[str, Any]], unit: str) -> Any:
+    """Budget -> the compute-optimal choice's accuracy with its interval; colour and marker by the chosen
+    strategy (legend), k above each point, hollow where other strategies are within error."""
+    from matplotlib.lines import Line2D
+
+    fig, ax = _figure(8.6, 4.6)
+    rows = [r for r in best if not r.get("reason")]
+    if not rows:
+        ax.text(0.5, 0.5, "no budget affords any strategy", ha="center", transform=ax.transAxes)
+        return fig
+    many = len({r["model"] for r in rows}) > 1
+    names = list(dict.fromkeys((r["model"], r["strategy"]) for r in rows))
+    palette = _plt().get_cmap("tab10")
+    color = {n: palette(i % 10) for i, n in enumerate(names)}
+    x = np.array([r["budget"] for r in rows], dtype=float)
+    y = np.array([r["accuracy"] for r in rows], dtype=float)
+    lo = np.array([r["ci_low"] for r in rows], dtype=float)
+    hi = np.array([r["ci_high"] for r in rows], dtype=float)
+    ax.step(x, y, where="post", color="#aaa", lw=1, zorder=1)
+    for i, r in enumerate(rows):
+        c = color[(r["model"], r["strategy"])]
+        tie = bool(r.get("ties"))
+        if np.isfinite(lo[i]) and np.isfinite(hi[i]):
+            ax.errorbar([x[i]], [y[i]], yerr=[[y[i] - lo[i]], [hi[i] - y[i]]], fmt="none", ecolor=c, alpha=0.55,
+                        lw=1.2, capsize=3, zorder=2)
+        ax.scatter([x[i]], [y[i]], s=48, marker=style(r["strategy"])[0], facecolors="white" if tie else c,
+                   edgecolors=c, lw=1.5, zorder=3)
+        ax.annotate(f"k={r['k']}", (x[i], hi[i] if np.isfinite(hi[i]) else y[i]), textcoords="offset points",
+                    xytext=(0, 4), ha="center", fontsize=6.5, color="#333")
+    budget_axis(ax, unit)
+    ax.set_ylabel("accuracy of the choice (95% interval)")
+    top = np.nanmax(np.where(np.isfinite(hi), hi, y))
+    bottom = np.nanmin(np.where(np.isfinite(lo), lo, y))
+    ax.set_ylim(max(0.0, bottom - 0.04), min(1.02, top + 0.06))
+    ax.set_title("Compute-optimal choice per budget")
+    handles = [Line2D([], [], ls="none", marker=style(s)[0], color=color[(m, s)], ms=6, label=f"{s} ({m})" if many else s)
+               for m, s in names]
+    handles.append(Line2D([], [], ls="none", marker="o", mfc="white", mec="#555", ms=6,
+                          label="hollow: another strategy is within error"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(3, len(handles)), frameon=False)
+    return fig
+
+
+def difficulty_heatmap(rows: Sequence[dict[str, Any]], unit: str) -> Any:
+    """Difficulty (rows, easy on top) x budget (columns): the best strategy and its gain over one sample."""
+    plt = _plt()
+    bins = sorted({(r["bin"], r["difficulty"]) for r in rows})
+    budgets = sorted({r["budget"] for r in rows})
+    many = len({r["model"] for r in rows if r.get("model")}) > 1  # name the model in each cell
+    gain = np.full((len(bins), len(budgets)), np.nan)
+    text = [["" for _ in budgets] for _ in bins]
+    for r in rows:
+        i = [b for b, _ in bins].index(r["bin"])
+        j = budgets.index(r["budget"])
+        if r.get("reason") or not r.get("strategy"):
+            text[i][j] = "—"
+            continue
+        gain[i, j] = r["gain"]
+        g = r["gain"]
+        label = f"{_short(r['strategy'])}@{r['k']}" + (f"\n{str(r['model'])[:10]}" if many else "")
+        text[i][j] = f"{label}\n{'+' if g >= 0 else ''}{g:.2f}" if np.isfinite(g) else label
+    width = min(14.0, 2.6 + 0.82 * len(budgets))
+    fig, ax = plt.subplots(figsize=(width, 1.2 + (0.85 if many else 0.66) * len(bins)), constrained_layout=True)
+    lim = max(0.05, float(np.nanmax(np.abs(gain))) if np.isfinite(gain).any() else 0.05)
+    im = ax.imshow(gain, cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
+    for i in range(len(bins)):
+        for j in range(len(budgets)):
+            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=6.4 if many else 6.8)
+    ax.set_yticks(range(len(bins)), [label for _, label in bins])
+    ax.set_xticks(range(len(budgets)), [si(b, unit) for b in budgets], rotation=0)
+    ax.set_xlabel(f"budget: {UNIT_LABELS.get(unit, unit)}")
+    ax.set_title("Best strategy per difficulty and budget, and its accuracy gain over one sample")
+    fig.colorbar(im, ax=ax, shrink=0.9, pad=0.01, label="gain over one sample")
+    names = sorted({r["strategy"] for r in rows if r.get("strategy")})
+    fig.text(0.01, -0.02, "  ".join(f"{_short(n)} = {n}" for n in names if _short(n) != n), fontsize=7, color="#555",
+             ha="left", va="top")
+    return fig
+
+
+SHORT_NAMES = {"majority": "maj", "adaptive_consistency": "adapt", "weighted_confidence": "w-conf",
+               "weighted_reward": "w-rm", "shortest_of_k": "short", "first_finish": "first", "best_of_n": "BoN",
+               "pass_at_k": "pass"}
+
+
+def _short(strategy: str) -> str:
+    return SHORT_NAMES.get(strategy, strategy)
+
+
+def pareto_plot(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[str, Any]],
+                oracle: Sequence[str] = ("pass_at_k",)) -> Any:
+    """Every deployable (model, strategy, k) point, the Pareto frontier with error bars and k labels."""
     cols = _columns(table)
-    fig, ax = _figure()
+    fig, ax = _figure(8.6, 5.0)
+    models = list(dict.fromkeys(str(m) for m in cols["model"]))
+    strategies = [s for s in dict.fromkeys(str(s) for s in cols["strategy"]) if s not in oracle]
+    colors = model_colors(models)
     x = cols[cost_column].astype(float)
     y = cols["accuracy"].astype(float)
-    labels = np.array([f"{m} · {s}" for m, s in zip(cols["model"], cols["strategy"])])
-    models = sorted(set(cols["model"]))
-    markers = "osD^vP*X"
-    for lab in sorted(set(labels)):
-        sel = (labels == lab) & np.isfinite(x) & np.isfinite(y) & (x > 0)
-        m, s = lab.split(" · ", 1)
-        ax.scatter(x[sel], y[sel], s=18, alpha=0.7, label=lab, color=STRATEGY_COLORS.get(s),
-                   marker=markers[models.index(m) % len(markers)])
-    f = frontier_mask & np.isfinite(x) & (x > 0)
-    order = np.argsort(x[f])
-    ax.step(x[f][order], y[f][order], where="post", color="black", lw=1.4, label="Pareto frontier")
-    ax.set_xscale("log")
-    ax.set_xlabel(UNIT_LABELS.get(unit, unit))
+    for m in models:
+        for s in strategies:
+            sel = (cols["model"] == m) & (cols["strategy"] == s) & np.isfinite(x) & np.isfinite(y) & (x > 0)
+            if sel.any():
+                ax.scatter(x[sel], y[sel], s=20, alpha=0.45, color=colors[m], marker=style(s)[0], lw=0)
+    if frontier:
+        fx = np.array([r["cost"] for r in frontier], dtype=float)
+        fy = np.array([r["accuracy"] for r in frontier], dtype=float)
+        lo = np.array([r.get("ci_low", np.nan) for r in frontier], dtype=float)
+        hi = np.array([r.get("ci_high", np.nan) for r in frontier], dtype=float)
+        ax.step(fx, fy, where="post", color="black", lw=1.5, zorder=3)
+        band = np.isfinite(lo) & np.isfinite(hi)
+        ax.errorbar(fx[band], fy[band], yerr=[fy[band] - lo[band], hi[band] - fy[band]], fmt="none", ecolor="black",
+                    alpha=0.5, lw=1, capsize=3, zorder=3)
+        for r in frontier:
+            ax.scatter([r["cost"]], [r["accuracy"]], s=44, color=colors[str(r["model"])], marker=style(str(r["strategy"]))[0],
+                       edgecolors="black", lw=0.8, zorder=4)
+            label = f"{r['strategy']}@{r['k']}" + (f" ({r['model']})" if len(models) > 1 else "")
+            ax.annotate(label, (r["cost"], r["accuracy"]), textcoords="offset points", xytext=(4, -11), fontsize=7)
+    budget_axis(ax, unit)
     ax.set_ylabel("accuracy")
-    ax.set_title("Pareto frontier across models × strategies × k")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.set_title("Pareto frontier of deployable strategies (oracles excluded)")
+    _legends(ax, models, colors, strategies)
     return fig
 
 
-def difficulty_plot(rows: list[dict[str, Any]]) -> Any:
-    """Accuracy of the compute-optimal choice per difficulty bin at each budget."""
-    fig, ax = _figure()
-    bins = sorted({r["bin"] for r in rows if r["bin"] >= 0})
-    for b in bins:
-        pts = sorted((r["budget"], r["accuracy"]) for r in rows if r["bin"] == b and np.isfinite(r["accuracy"]))
-        if pts:
-            ax.plot(*zip(*pts), marker="o", ms=3, label=f"bin {b}")
-    ax.set_xscale("log")
-    ax.set_xlabel("budget per question")
-    ax.set_ylabel("accuracy of the compute-optimal choice")
-    ax.set_title("Compute-optimal accuracy per difficulty bin (0 = hardest)")
-    ax.legend(fontsize=8)
-    return fig
+__all__ = ["UNIT_LABELS", "budget_axis", "choice_plot", "difficulty_heatmap", "overview", "pareto_plot", "si",
+           "style"]

@@ -58,7 +58,10 @@ class Run:
         file = self.path / QUESTIONS_FILE
         if not file.exists():
             return QUESTIONS_SCHEMA.empty_table()
-        return validate_table(_read(file), QUESTIONS_SCHEMA, str(file))
+        table = _read(file)
+        if "run_id" not in table.column_names:  # written before questions carried run_id
+            table = table.append_column("run_id", pa.array([self.run_id] * table.num_rows, pa.string()))
+        return validate_table(table, QUESTIONS_SCHEMA, str(file))
 
     def raw_samples(self, columns: list[str] | None = None) -> pa.Table:
         """All sample rows as written (duplicates from retries included), schema-checked."""
@@ -118,6 +121,28 @@ def _read(file: Path) -> pa.Table:
         return pq.read_table(file)
     except (pa.ArrowInvalid, OSError) as exc:
         raise StoreError(f"{file}: unreadable Parquet ({exc}); delete the file and re-run to regenerate it") from None
+
+
+SCAN_GLOBS = {"samples": "*/samples/part-*.parquet", "questions": "*/questions.parquet"}
+"""The files of each table under the store root (DuckDB: ``'runs/*/samples/*.parquet'``)."""
+
+
+def scan(root: str | os.PathLike[str] | None = None, table: str = "samples") -> Any:
+    """A lazy ``pyarrow.dataset.Dataset`` over one table of every run in the store.
+
+    ``table`` is ``samples`` (one row per completion) or ``questions`` (one row per question, with
+    ``run_id`` to join on). Nothing is read until asked for: ``scan().to_table(filter=...)``,
+    ``scan().to_table(columns=[...])``, ``duckdb.sql("select ... from ds")`` with ``ds = scan()``,
+    or ``scan().to_table().to_pandas()``.
+    """
+    import pyarrow.dataset as pds
+
+    if table not in SCAN_GLOBS:
+        raise StoreError(f"scan: unknown table {table!r}; use one of: {', '.join(SCAN_GLOBS)}")
+    base = store_root(root)
+    files = sorted(str(p) for p in base.glob(SCAN_GLOBS[table])) if base.is_dir() else []
+    schema = SAMPLES_SCHEMA if table == "samples" else QUESTIONS_SCHEMA  # a column a file lacks reads as null
+    return pds.dataset(files, schema=schema, format="parquet")
 
 
 def list_runs(root: str | os.PathLike[str] | None = None) -> list[Run]:

@@ -56,6 +56,7 @@ QUESTIONS_SCHEMA = pa.schema(
         pa.field("gold", pa.string()),
         pa.field("difficulty", pa.float64()),
         pa.field("metadata", pa.string()),  # JSON object
+        pa.field("run_id", pa.string()),  # the run (joins with samples without parsing folder names)
     ],
     metadata={b"ttclab.schema_version": str(SCHEMA_VERSION).encode(), b"ttclab.table": b"questions"},
 )

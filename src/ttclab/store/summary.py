@@ -57,13 +57,14 @@ def question_summaries(run: Run) -> list[QuestionSummary]:
 def run_summary(run: Run) -> dict[str, Any]:
     """One line of ``ttclab runs``: counts, accuracy, majority accuracy, tokens."""
     meta = run.meta
-    table = run.samples(["verdict", "correct", "completion_tokens", "latency_s"])
+    table = run.samples(["verdict", "correct", "completion_tokens", "latency_s", "finish_reason"])
     verdict = np.asarray(table["verdict"].to_pylist(), dtype=object)
     ok = verdict != "error"
     correct = np.asarray(table["correct"].to_pylist(), dtype=bool)
     tokens = np.asarray(table["completion_tokens"].to_pylist(), dtype=object)
     tokens = np.asarray([t or 0 for t in tokens], dtype=np.int64)
     latency = np.asarray([x if x is not None else np.nan for x in table["latency_s"].to_pylist()], dtype=float)
+    truncated = np.asarray([f == "length" for f in table["finish_reason"].to_pylist()], dtype=bool) & ok
     per_q = question_summaries(run)
     maj = [q.majority_accuracy for q in per_q if not np.isnan(q.majority_accuracy)]
     gen_time = float(np.nansum(latency[ok])) if ok.any() else 0.0
@@ -76,6 +77,8 @@ def run_summary(run: Run) -> dict[str, Any]:
         "samples_per_question": meta.get("samples", ""),
         "rows": int(ok.sum()),
         "errors": int((~ok).sum()),
+        "truncated": int(truncated.sum()),
+        "truncated_pct": float(100 * truncated.sum() / ok.sum()) if ok.any() else float("nan"),
         "accuracy": float(correct[ok].mean()) if ok.any() else float("nan"),
         "majority_accuracy": float(np.mean(maj)) if maj else float("nan"),
         "completion_tokens": int(tokens[ok].sum()),

@@ -65,6 +65,7 @@ def atomic_write_table(path: Path, table: pa.Table) -> None:
 
 
 def write_questions(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    rows = [{"run_id": Path(run_dir).name, **r} for r in rows]  # the run folder is named by its id
     atomic_write_table(run_dir / QUESTIONS_FILE, pa.Table.from_pylist(rows, schema=QUESTIONS_SCHEMA))
 
 

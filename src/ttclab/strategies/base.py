@@ -15,7 +15,9 @@ class StrategyResult:
     stored samples, of the strategy's correctness (NaN with ``nan_reason`` where undefined, e.g.
     k > n_q). ``samples_used`` is the expected number of samples actually generated (k for fixed
     strategies, fewer for adaptive stopping). ``accuracy_se`` is the Monte-Carlo standard error of
-    each entry (zeros when ``exact``).
+    each entry (zeros when ``exact``). ``same_as[i]`` names the exact strategy this one provably
+    equals at ``k[i]`` (same outcome, same samples used; e.g. ESC below its window is majority@k),
+    "" elsewhere; such columns are exact.
     """
 
     strategy: str
@@ -26,6 +28,13 @@ class StrategyResult:
     exact: bool
     uses_reward_model: bool = False
     nan_reason: str = ""
+    same_as: tuple[str, ...] = ()
+
+    @property
+    def exact_at(self) -> np.ndarray:
+        """(K,) whether each budget's column is exact (the strategy is, or equals an exact one there)."""
+        same = np.array([bool(s) for s in self.same_as] or [False] * len(self.k), dtype=bool)
+        return np.full(len(self.k), bool(self.exact)) | same[: len(self.k)]
 
     def mean_accuracy(self) -> np.ndarray:
         """(K,) accuracy averaged over the questions where it is defined."""

@@ -23,7 +23,8 @@ def arrays_from_samples(samples: pa.Table, questions: pa.Table | None = None) ->
 
     Rows with ``verdict == 'error'`` are dropped (failed calls are not samples); each question's
     samples are packed to the left in ``sample_index`` order and padded with ``present=False``.
-    The canonical ``answer`` is factorised per question into dense codes (-1 for a null answer).
+    The canonical ``answer`` is factorised per question into dense codes (-1 for a null answer);
+    ``meta["answers_recorded"]`` is False when graded samples carry no answer (a counts-only import).
     With ``questions`` (QUESTIONS_SCHEMA) every listed question gets a row (even with no samples)
     and ``difficulty`` comes from it; otherwise questions are those present in ``samples``.
     """
@@ -79,6 +80,8 @@ def arrays_from_samples(samples: pa.Table, questions: pa.Table | None = None) ->
         codes[valid] = (np.arange(len(uniq)) - first)[inv]
     present = dense(np.ones(len(qidx), dtype=bool), False, bool)
     correct = dense(table["correct"].to_numpy(zero_copy_only=False).astype(bool), False, bool)
+    graded = pc.is_in(table["verdict"], pa.array(["correct", "incorrect"])).to_numpy(zero_copy_only=False)
+    answers_recorded = not bool((graded & ~valid).any())  # a graded sample without an answer: counts only
     model = table["model"][0].as_py() if "model" in table.column_names and table.num_rows else ""
     run_id = table["run_id"][0].as_py() if "run_id" in table.column_names and table.num_rows else ""
     return SampleArrays(
@@ -94,4 +97,5 @@ def arrays_from_samples(samples: pa.Table, questions: pa.Table | None = None) ->
         difficulty=np.asarray(difficulty, dtype=np.float64),
         model=str(model or ""),
         run_id=str(run_id or ""),
+        meta={"answers_recorded": answers_recorded},
     )

@@ -1,0 +1,165 @@
+"""The report as a reader sees it: rendered by headless Chromium (Debian's ``chromium``), figures load,
+nothing overflows the page width, and the per-question page's filters work."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+from support.chromium import Browser, find_or_install  # noqa: E402
+
+from ttclab.analysis import evaluate_runs  # noqa: E402
+from ttclab.report import write_report  # noqa: E402
+from ttclab.store import open_run  # noqa: E402
+from ttclab.store.schema import SAMPLES_SCHEMA  # noqa: E402
+from ttclab.store.writer import META_FILE, SampleWriter, atomic_write_json, write_questions  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+N_Q, N = 12, 6
+
+
+def _run(root: Path, run_id: str, model: str, skill: float) -> None:
+    """A run with correct, wrong, truncated and failed samples, written by the store's writers."""
+    run_dir = root / run_id
+    run_dir.mkdir(parents=True)
+    atomic_write_json(run_dir / META_FILE, {"run_id": run_id, "status": "complete", "samples": N,
+                                            "model": {"name": model, "label": model}, "task": {"name": "arith"}})
+    write_questions(run_dir, [{"question_index": q, "question_id": f"q{q}", "question": f"What is {q} + {q}? " * 3,
+                               "prompt": "", "gold": str(2 * q), "difficulty": None, "metadata": "{}"}
+                              for q in range(N_Q)])
+    rows, now = [], datetime.now(timezone.utc)
+    base = {name: None for name in SAMPLES_SCHEMA.names}
+    for q in range(N_Q):
+        for j in range(N):
+            ok = (q * 7 + j * 3) % 10 < skill * 10
+            error = j == N - 1 and q % 4 == 0
+            answer = None if error else (str(2 * q) if ok else str(2 * q + 1 + j % 3))
+            rows.append({**base, "run_id": run_id, "model": model, "question_id": f"q{q}", "question_index": q,
+                         "sample_index": j, "created_at": now, "prompt_tokens": 40, "completion_tokens": 20 + 5 * j + q,
+                         "latency_s": 0.1 * (1 + j), "text": None if error else f"Let me think... {q}+{q} = {answer}. " * 4,
+                         "finish_reason": None if error else ("length" if j == 0 and q % 3 == 0 else "stop"),
+                         "error": "HTTP 500 from the server" if error else None, "answer": answer,
+                         "verdict": "error" if error else ("correct" if ok else "incorrect"), "correct": bool(ok and not error),
+                         "verify_reason": None if error else ("numeric match" if ok else "numeric mismatch")})
+    writer = SampleWriter(run_dir)
+    writer.add(rows)
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe, reason = find_or_install()
+    if exe is None:
+        pytest.skip(reason)
+    b = Browser(exe)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    _run(root, "arith-small-model", "small-model", 0.4)
+    _run(root, "arith-large-model", "large-model", 0.7)
+    out = tmp_path_factory.mktemp("report")
+    ev = evaluate_runs(None, store=root, seed=0)
+    return write_report(ev, out, title="browser test"), out
+
+
+OVERFLOW_JS = """(() => {
+  document.querySelectorAll('details').forEach(d => d.open = true);
+  const width = document.documentElement.clientWidth;
+  const scrollers = [...document.querySelectorAll('.tablewrap')];
+  const bad = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    if (scrollers.some(s => s !== el && s.contains(el))) continue;  // inside a horizontally scrolling table box
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > width + 1) bad.push(el.tagName + '.' + el.className + ' ' + Math.round(r.right));
+  }
+  return {width, scrollWidth: document.documentElement.scrollWidth, bad: bad.slice(0, 10)};
+})()"""
+
+
+def test_report_renders_figures_and_fits_the_page(browser, report):
+    path, _ = report
+    browser.goto(path.as_uri())
+    figures = browser.evaluate("""[...document.querySelectorAll('figure.fig')].map(f => {
+        const s = f.querySelector('svg'); const r = s ? s.getBoundingClientRect() : {width: 0, height: 0};
+        return {id: f.id, w: r.width, h: r.height, paths: s ? s.querySelectorAll('path, use').length : 0};})""")
+    ids = [f["id"] for f in figures]
+    assert ids[:2] == ["fig-overview", "fig-compute_optimal"]  # the overview comes first
+    assert {"fig-per_difficulty", "fig-pareto"} <= set(ids)
+    for f in figures:
+        assert f["w"] > 300 and f["h"] > 150 and f["paths"] > 10, f  # drawn, not an empty box
+    layout = browser.evaluate(OVERFLOW_JS)
+    assert layout["scrollWidth"] <= layout["width"] and not layout["bad"], layout
+    text = browser.evaluate("document.body.innerText")
+    assert "nan" not in text.lower().split() and "n/a" not in text
+    assert browser.evaluate("document.querySelectorAll('details').length") >= 4  # tables collapsed in <details>
+    links = browser.evaluate("[...document.querySelectorAll('a[href^=\"questions/\"]')].map(a => a.href)")
+    assert len(links) == 2
+
+
+def test_question_page_filters(browser, report):
+    _, out = report
+    browser.goto((out / "questions" / "arith-small-model.html").as_uri())
+    count = """(() => { const s = [...document.querySelectorAll('details.s')].filter(e => !e.classList.contains('hidden'));
+        const q = [...document.querySelectorAll('article.q')].filter(e => !e.classList.contains('hidden'));
+        return {samples: s.length, questions: q.length, kinds: [...new Set(s.map(e => e.dataset.kind))].sort(),
+                truncated: s.filter(e => e.dataset.truncated === '1').length}; })()"""
+    everything = browser.evaluate(count)
+    assert everything["samples"] == N_Q * N and everything["questions"] == N_Q
+    assert everything["kinds"] == ["correct", "error", "wrong"]
+    seen = {}
+    for name in ("correct", "wrong", "truncated", "error"):
+        browser.evaluate(f"document.querySelector(\"button[data-filter='{name}']\").click()")
+        seen[name] = browser.evaluate(count)
+        assert seen[name]["samples"] > 0, name
+    assert seen["correct"]["kinds"] == ["correct"] and seen["wrong"]["kinds"] == ["wrong"]
+    assert seen["error"]["kinds"] == ["error"] and seen["error"]["questions"] == N_Q // 4
+    assert seen["truncated"]["samples"] == seen["truncated"]["truncated"] == N_Q // 3
+    assert seen["correct"]["samples"] + seen["wrong"]["samples"] + seen["error"]["samples"] == N_Q * N
+    browser.evaluate("document.querySelector(\"button[data-filter='all']\").click()")
+    assert browser.evaluate(count)["samples"] == N_Q * N
+    # a sample's full text, verdict, reason and finish reason are on the page
+    first = browser.evaluate("document.querySelector('details.s').textContent")
+    assert "Let me think" in first and "correct" in first and "reason: numeric match" in first and "length" in first
+    error = browser.evaluate("document.querySelector(\"details.s[data-kind='error']\").textContent")
+    assert "HTTP 500" in error
+    layout = browser.evaluate(OVERFLOW_JS)
+    assert layout["scrollWidth"] <= layout["width"] and not layout["bad"], layout
+
+
+def test_market_page_is_styled_like_the_report(browser, tmp_path):
+    from ttclab.market.api import run_sweep
+
+    cfg = Path(__file__).resolve().parents[2] / "configs" / "market_gsm8k_majority.yaml"
+    if not (Path(__file__).resolve().parents[3] / "shared" / "spec").is_dir():
+        pytest.skip("../shared/spec is not present")
+    import yaml
+
+    data = yaml.safe_load(cfg.read_text())
+    data["providers"]["path"] = str(Path(__file__).resolve().parents[3] / "shared" / "spec" / "ttc_games_gsm8k.json")
+    data["sweep"] = {"betas": {"min": 100, "max": 1e5, "points": 6}, "margins": [0.1, 0.5]}
+    small = tmp_path / "m.yaml"
+    small.write_text(yaml.safe_dump(data))
+    result = run_sweep(small, tmp_path / "out")
+    page = next(f for f in result.files if f.name == "market.html")
+    browser.goto(page.as_uri())
+    layout = browser.evaluate(OVERFLOW_JS)
+    assert layout["scrollWidth"] <= layout["width"] and not layout["bad"], layout
+    captions = browser.evaluate("[...document.querySelectorAll('figcaption')].map(c => c.innerText)")
+    assert len(captions) >= 5 and not any(c.endswith((".svg", ".png")) or "_" in c for c in captions)
+    text = browser.evaluate("document.body.innerText")
+    assert "USD per" in text and "PoA" in text and "price of anarchy" in text
+    headers = browser.evaluate("[...document.querySelectorAll('th')].map(t => t.innerText)")
+    assert "user_surplus" not in headers and "provider_profit" not in headers
+    assert browser.evaluate("getComputedStyle(document.body).fontFamily").startswith("system-ui")
