@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ttclab.backends.base import Backend, ChatMessage, Completion, Request, SamplingParams
+from ttclab.errors import BackendError, StoreError
 from ttclab.store.reader import Run
 from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SampleWriter, atomic_write_json, write_questions
 from ttclab.tasks.base import Question
@@ -108,7 +109,10 @@ async def sample_questions(
 
     ``samples`` per question; requests ask for up to ``samples_per_request`` completions at once;
     up to ``concurrency`` requests are in flight. Failed calls are stored as error rows (retried on
-    the next run), never graded.
+    the next run), never graded. A permanent failure (the backend raises :class:`BackendError`: a
+    refused key, an unknown model, nothing listening) or a full disk stops every worker at once:
+    finished samples stay stored, nothing is written for requests never sent, and the error is
+    raised as one line saying so.
     """
     run = Run(run_dir)
     done = run.done_keys()
@@ -169,13 +173,31 @@ async def sample_questions(
                 )
                 bar.update(len(indices))
 
+    tasks = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
+    failure: BaseException | None = None
     try:
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+        done_tasks, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failure = next((t.exception() for t in done_tasks if not t.cancelled() and t.exception()), None)
+    except BaseException as exc:  # cancelled / interrupted: keep what is finished
+        failure = exc
     finally:
-        writer.close()
+        for t in tasks:  # a permanent failure (bad key, unknown model, full disk) stops every worker
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         stats.wall_s = time.perf_counter() - start
         if bar is not None:
             bar.close()
+        try:
+            writer.close()
+        except StoreError as exc:
+            failure = failure or exc
+    if isinstance(failure, BackendError):
+        saved = len(done) + writer.rows_written
+        kept = (f"{saved} finished sample(s) are saved in {run_dir}; run the same command again to resume "
+                "once it is fixed") if saved else "no sample was stored"
+        raise BackendError(f"{failure}; {kept}") from None
+    if failure is not None:
+        raise failure
     return stats
 
 
