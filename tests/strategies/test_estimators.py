@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,3 +103,26 @@ def test_pass_at_k_large_n_log_space():
     got = pass_at_k(np.array([1, 0, 5000]), np.array([10000, 10000, 10000]), np.array([1, 5000, 10000]))
     np.testing.assert_allclose(got[0], [1e-4, 0.5, 1.0], rtol=1e-6)
     assert np.all(got[1] == 0.0)
+
+
+def _pass_at_k_exact(c: int, n: int, k: int) -> Fraction:
+    """1 - C(n - c, k) / C(n, k) in exact rational arithmetic."""
+    from math import comb
+
+    return 1 - Fraction(comb(n - c, k), comb(n, k))
+
+
+@pytest.mark.parametrize("n", [10_000, 100_000])
+def test_pass_at_k_matches_exact_fractions_at_large_n(n):
+    cs = np.array([0, 1, 1, 2, 7, 100, n // 2, n - 1, n])
+    ks = np.array([1, 2, 10, 100, 1000, n // 3, n - 1, n])
+    got = pass_at_k(cs, np.full(cs.size, n), ks)
+    worst = 0.0
+    for i, c in enumerate(cs):
+        for j, k in enumerate(ks):
+            exact = _pass_at_k_exact(int(c), n, int(k))
+            err = abs(Fraction(float(got[i, j])) - exact)
+            rel = err / exact if exact else err
+            worst = max(worst, float(rel))
+            assert err <= Fraction(1, 10**14) and rel <= Fraction(1, 10**12), (c, k, float(got[i, j]), float(exact))
+    assert worst < 1e-12

@@ -2,7 +2,7 @@
 
 Pure, vectorised maths over (rows × samples) arrays; see ``../shared/spec/estimators.md``.
 
-* :func:`pass_at_k` — 1 − C(n − c, k) / C(n, k), in log space.
+* :func:`pass_at_k` — 1 − C(n − c, k) / C(n, k) as a product of min(c, k) factors in log space.
 * :func:`order_stat_weights` / :func:`expected_best` — the best of a random k-subset under a ranking
   is the sample of rank i with probability C(n − i, k − 1) / C(n, k); all k at once as one matrix
   product per distinct n. Ties in the ranking key: every tied sample gets the average value of its
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.fft import next_fast_len
-from scipy.special import betaln, gammaln
+from scipy.special import gammaln
 
 #: Probability below which a term is treated as zero (see module docstring).
 TOL = 1e-18
@@ -51,15 +51,6 @@ def log_comb(n: np.ndarray, k: np.ndarray, lf: np.ndarray | None = None) -> np.n
     return np.where(bad, -np.inf, out)
 
 
-def _log_comb_beta(n: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """log C(n, k) through betaln (less cancellation than log-factorial differences for large n)."""
-    n, k = np.broadcast_arrays(np.asarray(n, np.float64), np.asarray(k, np.float64))
-    bad = (k < 0) | (k > n)
-    with np.errstate(invalid="ignore"):
-        out = -np.log1p(n) - betaln(n - k + 1.0, k + 1.0)
-    return np.where(bad, -np.inf, out)
-
-
 def _check_ks(ks: np.ndarray) -> np.ndarray:
     ks = np.asarray(ks)
     if ks.ndim != 1:
@@ -67,15 +58,60 @@ def _check_ks(ks: np.ndarray) -> np.ndarray:
     return ks.astype(np.int64)
 
 
-def pass_at_k(n_correct: np.ndarray, n: np.ndarray, ks: np.ndarray) -> np.ndarray:
-    """(R, K) unbiased pass@k = 1 − C(n − c, k) / C(n, k); NaN where k > n."""
-    c = np.asarray(n_correct, dtype=np.int64)[:, None]
-    n = np.asarray(n, dtype=np.int64)[:, None]
-    ks = _check_ks(ks)[None, :]
-    with np.errstate(invalid="ignore"):
-        log_fail = _log_comb_beta(n - c, ks) - _log_comb_beta(n, ks)
-        out = -np.expm1(log_fail)
-    return np.where(ks > n, np.nan, out)
+def pass_at_k(n_correct: np.ndarray, n: np.ndarray, ks: np.ndarray, *, max_cells: int = 1 << 22) -> np.ndarray:
+    """(R, K) unbiased pass@k = 1 − C(n − c, k) / C(n, k); NaN where k > n.
+
+    The failure probability is the product ``prod_{i=n-c+1}^{n} (1 - k/i)`` (c factors), or equally
+    ``prod_{j=0}^{k-1} (1 - c/(n-j))`` (k factors): the shorter of the two is summed in log space
+    (``log1p`` per factor) and ``1 - exp`` taken with ``expm1``, so the result is exact to float
+    rounding (relative error ~1e-14 at n = 100,000), unlike differences of log-Gamma values.
+    Each distinct (c, n) is computed once; memory is bounded by ``max_cells`` factors at a time.
+    """
+    c = np.asarray(n_correct, dtype=np.int64).reshape(-1)
+    n = np.asarray(n, dtype=np.int64).reshape(-1)
+    ks = _check_ks(ks)
+    out = np.full((c.size, ks.size), np.nan)
+    if c.size == 0 or ks.size == 0:
+        return out
+    pairs, inverse = np.unique(np.stack([c, n], axis=1), axis=0, return_inverse=True)
+    uc, un = pairs[:, 0], pairs[:, 1]
+    res = np.full((pairs.shape[0], ks.size), np.nan)
+    for j, k in enumerate(ks):
+        k = int(k)
+        col = np.full(uc.size, np.nan)
+        ok = k <= un
+        col[ok & (uc == 0)] = 0.0
+        col[ok & (uc > 0) & (k > un - uc)] = 1.0  # every k-subset holds a correct sample
+        todo = np.flatnonzero(ok & (uc > 0) & (k <= un - uc))
+        if todo.size:
+            col[todo] = -np.expm1(_log_fail(uc[todo], un[todo], k, max_cells))
+        res[:, j] = col
+    out[:] = res[inverse.reshape(-1)]
+    return out
+
+
+def _log_fail(c: np.ndarray, n: np.ndarray, k: int, max_cells: int) -> np.ndarray:
+    """log C(n − c, k) / C(n, k) for 0 < c, k <= n − c, as a sum of min(c, k) log1p terms per row."""
+    out = np.empty(c.size)
+    terms = np.minimum(c, k)
+    order = np.argsort(terms, kind="stable")  # similar lengths together: little padding
+    start = 0
+    while start < order.size:
+        stop = start + 1
+        while stop < order.size and (stop - start + 1) * int(terms[order[stop]]) <= max_cells:
+            stop += 1
+        rows = order[start:stop]
+        width = int(terms[rows].max())
+        t = np.arange(width)[None, :]
+        cc, nn = c[rows][:, None].astype(np.float64), n[rows][:, None].astype(np.float64)
+        by_c = (c[rows] <= k)[:, None]
+        # c factors (1 - k/i), i = n-c+1..n  |  k factors (1 - c/(n-j)), j = 0..k-1
+        denom = np.where(by_c, nn - cc + 1 + t, nn - t)
+        numer = np.where(by_c, float(k), cc)
+        valid = t < terms[rows][:, None]
+        out[rows] = np.log1p(-np.where(valid, numer, 0.0) / np.where(valid, denom, 1.0)).sum(axis=1)
+        start = stop
+    return out
 
 
 def order_stat_weights(n: int, ks: np.ndarray, lf: np.ndarray | None = None) -> np.ndarray:
