@@ -89,11 +89,16 @@ class SampleWriter:
         self._last_flush = time.monotonic()
         if not self._rows:
             return
-        table = pa.Table.from_pylist(self._rows, schema=SAMPLES_SCHEMA)
+        self.write_table(pa.Table.from_pylist(self._rows, schema=SAMPLES_SCHEMA))
+        self._rows = []
+
+    def write_table(self, table: pa.Table) -> None:
+        """Write ``table`` (SAMPLES_SCHEMA) as one part file now."""
+        if table.num_rows == 0:
+            return
         name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         atomic_write_table(self.dir / name, table)
-        self.rows_written += len(self._rows)
-        self._rows = []
+        self.rows_written += table.num_rows
 
     def close(self) -> None:
         self.flush()
