@@ -23,6 +23,18 @@ def _main(args: argparse.Namespace) -> int:
     keys = ["run_id", "model", "task", "status", "questions", "samples_per_question", "rows", "errors",
             "accuracy", "majority_accuracy", "completion_tokens", "tokens_per_s"]
     headers = ["run", "model", "task", "status", "questions", "N", "samples", "errors", "acc", "maj@N", "tokens", "tok/s"]
-    rows = [[s[k] for k in keys] for s in map(run_summary, runs)]
+    from ttclab.errors import StoreError
+
+    rows, notes = [], []
+    for run in runs:
+        try:
+            s = run_summary(run)
+        except StoreError as exc:  # one damaged run must not hide the others
+            rows.append([run.path.name, "", "", "damaged"] + [None] * (len(keys) - 4))
+            notes.append(str(exc))
+            continue
+        rows.append([s[k] for k in keys])
     print(format_table(rows, headers))
+    for note in notes:
+        print(note)
     return 0

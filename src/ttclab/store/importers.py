@@ -48,7 +48,8 @@ from ttclab import __version__
 from ttclab.errors import DataError, TTCLabError
 from ttclab.store.reader import Run, store_root
 from ttclab.store.schema import SAMPLES_SCHEMA, SCHEMA_VERSION
-from ttclab.store.writer import META_FILE, SampleWriter, atomic_write_json, write_questions
+from ttclab.store.integrity import MANIFEST_FILE, run_lock
+from ttclab.store.writer import META_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json, write_questions
 from ttclab.tasks.base import Question
 
 _EXPLANATION_PRED = re.compile(r"^\s*\w+\s*=\s*'(.*?)'\s*(?:;|$)", re.S)
@@ -401,18 +402,20 @@ def _meta(run_id: str, now: datetime, model: str, task: str, path: Path, digest:
 
 def _write_run(run_dir: Path, meta: dict[str, Any], questions: list[dict[str, Any]], *,
                rows: list[dict[str, Any]] | None = None, table: pa.Table | None = None) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / META_FILE, meta)
-    write_questions(run_dir, questions)
-    for old in Run(run_dir).part_files():  # a re-import after a crash starts clean
-        old.unlink()
-    writer = SampleWriter(run_dir, flush_rows=1 << 62, flush_seconds=1e18)
-    if rows is not None:
-        writer.add(rows)
-    if table is not None:
-        writer.write_table(table)
-    writer.close()
-    atomic_write_json(run_dir / META_FILE, {**meta, "status": "complete", "n_samples": writer.rows_written})
+    with run_lock(run_dir, "importing"):
+        atomic_write_json(run_dir / META_FILE, meta)
+        write_questions(run_dir, questions)
+        samples_dir = run_dir / SAMPLES_DIR
+        for old in Run(run_dir).part_files():  # a re-import after a crash starts clean
+            old.unlink()
+        (samples_dir / MANIFEST_FILE).unlink(missing_ok=True)
+        writer = SampleWriter(run_dir, flush_rows=1 << 62, flush_seconds=1e18)
+        if rows is not None:
+            writer.add(rows)
+        if table is not None:
+            writer.write_table(table)
+        writer.close()
+        atomic_write_json(run_dir / META_FILE, {**meta, "status": "complete", "n_samples": writer.rows_written})
 
 
 def _stem(path: Path) -> str:
