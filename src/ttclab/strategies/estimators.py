@@ -348,9 +348,10 @@ def _majority_k(c, comp, n, k, lf, max_batch_cells) -> np.ndarray:
         r = k - x
         cols = max(int((comp[sel] > x).sum(axis=1).max(initial=0)), 1)  # only competitors above x can beat it
         q_sel = qj[sel, :cols]
-        below = x < q_sel * r
-        bound = np.where(below, -_kl_exponent(np.full(q_sel.shape, x), np.full(q_sel.shape, r), q_sel), 0.0)
-        keep = logpx(np.full(sel.size, x), sel) + bound.sum(axis=1) > _LOG_TOL
+        bi, bj = np.nonzero(x < q_sel * r)  # competitors expected above x: their lower tails bound the win
+        bound = np.bincount(bi, weights=-_kl_exponent(np.full(bi.size, x), np.full(bi.size, r), q_sel[bi, bj]),
+                            minlength=sel.size)
+        keep = logpx(np.full(sel.size, x), sel) + bound > _LOG_TOL
         # and the r other draws must fit with every competitor at <= x votes (else the target loses surely)
         keep &= r <= n_other[sel] - np.maximum(comp[sel] - x, 0).sum(axis=1)
         sel = sel[keep]
@@ -359,23 +360,19 @@ def _majority_k(c, comp, n, k, lf, max_batch_cells) -> np.ndarray:
         n_big = (reach[sel] >= x).sum(axis=1)
         order = np.argsort(n_big, kind="stable")
         sel, n_big = sel[order], n_big[order]
-        r = k - x
-        t_max = min(int(n_big.max()), r // x)
-        per_pair = (t_max // 2 + 2) * (r + 1 + 64) * 3  # Gauss nodes x spectrum length, complex
-        step = max(1, max_batch_cells // per_pair)
-        ones = int(np.searchsorted(n_big, 2))  # rows with one competitor in the race: no product needed
-        bounds = [(0, ones)] + [(s, min(s + step, sel.size)) for s in range(ones, sel.size, step)]
-        bounds = [(a, z) for a, z in bounds if z > a]
-        for s, e in bounds:
-            if e - s > step:  # the one-competitor rows, in memory-bounded pieces too
-                bounds.extend((u, min(u + step, e)) for u in range(s + step, e, step))
-                e = s + step
-            b = sel[s:e]
-            nb = n_big[s:e]
-            j_max = int(nb.max())
-            slots = comp[b, :j_max] * (np.arange(j_max)[None, :] < nb[:, None])
-            inner = _tie_weighted_inner(slots, n_other[b], x, r, lf)
-            total[b] += np.exp(logpx(np.full(b.size, x), b)) * inner
+        # batches of rows that need the same number of Gauss nodes (one competitor: no product at all)
+        nodes = np.where(n_big == 1, 0, np.minimum(n_big, r // x) // 2 + 1)
+        cuts = np.flatnonzero(np.diff(nodes)) + 1
+        for run in np.split(np.arange(sel.size), cuts):
+            per_pair = (int(nodes[run[0]]) + 1) * (r + 1 + 64) * 3  # Gauss nodes x spectrum length, complex
+            step = max(1, max_batch_cells // per_pair)
+            for s in range(0, run.size, step):
+                part = run[s:s + step]
+                b, nb = sel[part], n_big[part]
+                j_max = int(nb.max())
+                slots = comp[b, :j_max] * (np.arange(j_max)[None, :] < nb[:, None])
+                inner = _tie_weighted_inner(slots, n_other[b], x, r, lf)
+                total[b] += np.exp(logpx(np.full(b.size, x), b)) * inner
     return total
 
 
