@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from ttclab.backends.base import Backend, ChatMessage, Completion, Request, SamplingParams
+from ttclab.errors import BackendError, StoreError
+from ttclab.store.integrity import quarantine_damaged, run_lock
 from ttclab.store.reader import Run
-from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SampleWriter, atomic_write_json, write_questions
+from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json, write_questions
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict, Verifier
 
@@ -108,9 +110,42 @@ async def sample_questions(
 
     ``samples`` per question; requests ask for up to ``samples_per_request`` completions at once;
     up to ``concurrency`` requests are in flight. Failed calls are stored as error rows (retried on
-    the next run), never graded.
+    the next run), never graded. A permanent failure (the backend raises :class:`BackendError`: a
+    refused key, an unknown model, nothing listening) or a full disk stops every worker at once:
+    finished samples stay stored, nothing is written for requests never sent, and the error is
+    raised as one line saying so. The run is locked meanwhile (a second process on the same run gets
+    a one-line StoreError), and damaged part files found at the start are moved aside (with a
+    warning) so that their samples are generated again.
     """
-    run = Run(run_dir)
+    with run_lock(run_dir, f"sampling {model}"):  # a second process on the same run gets a clear error
+        run = Run(run_dir)
+        moved = quarantine_damaged(run_dir / SAMPLES_DIR, run.context())
+        for where, why in moved:  # damaged parts go aside; their samples are generated again below
+            print(f"ttclab: warning: {why.split(';')[0]}; moved to {where}, its samples are generated again",
+                  file=sys.stderr)
+        return await _sample_locked(backend, questions, render, verifier, params, run=run, run_dir=run_dir,
+                                    run_id=run_id, model=model, samples=samples,
+                                    samples_per_request=samples_per_request, concurrency=concurrency,
+                                    flush_seconds=flush_seconds, progress=progress)
+
+
+async def _sample_locked(
+    backend: Backend,
+    questions: Sequence[Question],
+    render: Callable[[Question], Prompt],
+    verifier: Verifier,
+    params: SamplingParams,
+    *,
+    run: Run,
+    run_dir: Path,
+    run_id: str,
+    model: str,
+    samples: int,
+    samples_per_request: int,
+    concurrency: int,
+    flush_seconds: float,
+    progress: bool,
+) -> SamplingStats:
     done = run.done_keys()
     work: list[tuple[int, list[int]]] = []
     for qi in range(len(questions)):
@@ -169,13 +204,31 @@ async def sample_questions(
                 )
                 bar.update(len(indices))
 
+    tasks = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
+    failure: BaseException | None = None
     try:
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+        done_tasks, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failure = next((t.exception() for t in done_tasks if not t.cancelled() and t.exception()), None)
+    except BaseException as exc:  # cancelled / interrupted: keep what is finished
+        failure = exc
     finally:
-        writer.close()
+        for t in tasks:  # a permanent failure (bad key, unknown model, full disk) stops every worker
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         stats.wall_s = time.perf_counter() - start
         if bar is not None:
             bar.close()
+        try:
+            writer.close()
+        except StoreError as exc:
+            failure = failure or exc
+    if isinstance(failure, BackendError):
+        saved = len(done) + writer.rows_written
+        kept = (f"{saved} finished sample(s) are saved in {run_dir}; run the same command again to resume "
+                "once it is fixed") if saved else "no sample was stored"
+        raise BackendError(f"{failure}; {kept}") from None
+    if failure is not None:
+        raise failure
     return stats
 
 

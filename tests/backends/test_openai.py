@@ -84,11 +84,64 @@ def test_400_is_not_retried_and_carries_the_message():
     assert out[0].finish_reason == "error" and out[0].text == ""
 
 
-def test_401_is_not_retried():
-    with FlakyServer(default=401, error_message="invalid api key") as srv:
-        out = run(backend_for(srv, max_retries=5), CHAT, SamplingParams(max_tokens=8, n=2))
+@pytest.mark.parametrize("status, words", [
+    (401, ["401", "api_key_env"]), (403, ["403", "permission"]), (404, ["404", "unknown model 'flaky'", "/models"]),
+])
+def test_auth_and_unknown_model_are_permanent(status, words):
+    message = "model 'flaky' does not exist" if status == 404 else "invalid api key"
+    with FlakyServer(default=status, error_message=message) as srv:
+        backend = backend_for(srv, max_retries=5)
+
+        async def go():
+            try:
+                # many concurrent requests at the start: only the first is sent
+                return await asyncio.gather(*(backend.generate(CHAT, SamplingParams(max_tokens=8, n=2))
+                                              for _ in range(8)), return_exceptions=True)
+            finally:
+                await backend.aclose()
+
+        outs = asyncio.run(go())
     assert srv.requests == 1
-    assert len(out) == 2 and all("HTTP 401" in c.error and "invalid api key" in c.error for c in out)
+    assert all(isinstance(o, BackendError) for o in outs), outs
+    text = str(outs[0])
+    assert srv.base_url in text and "\n" not in text and message in text
+    for word in words:
+        assert word in text, text
+
+
+def test_401_names_the_key_variable(monkeypatch):
+    monkeypatch.setenv("TTCLAB_TEST_KEY", "sk-wrong")
+    with FlakyServer(default=401, error_message="invalid api key") as srv:
+        with pytest.raises(BackendError, match="TTCLAB_TEST_KEY"):
+            run(backend_for(srv, api_key_env="TTCLAB_TEST_KEY"), CHAT, SamplingParams(max_tokens=8))
+    assert srv.requests == 1
+
+
+def test_404_on_a_route_says_to_check_the_base_url():
+    with FlakyServer(default=404, error_message="no route /api/chat/completions") as srv:
+        with pytest.raises(BackendError, match="404.*check base_url"):
+            run(OpenAIBackend("flaky", base_url=srv.base_url, **FAST), CHAT, SamplingParams(max_tokens=8))
+
+
+def test_content_null_is_a_failed_call_not_an_empty_answer():
+    with FlakyServer(script=["null"]) as srv:
+        out = run(backend_for(srv, supports_n=True), CHAT, SamplingParams(max_tokens=8, n=2))
+        assert len(out) == 2 and all(not c.ok and "content" in c.error and "null" in c.error for c in out), out
+        assert all(c.text == "" and c.finish_reason == "error" for c in out)
+        plain = FlakyServer(script=["null"])
+        with plain:
+            out = run(backend_for(plain), PLAIN, SamplingParams(max_tokens=8))
+        assert not out[0].ok and "text" in out[0].error and "null" in out[0].error
+
+
+def test_base_url_is_the_one_endpoint_form():
+    with FlakyServer() as srv:
+        out = run(OpenAIBackend("flaky", base_url=srv.base_url, **FAST), CHAT, SamplingParams(max_tokens=4))
+        assert out[0].ok and srv.requests == 1
+        backend = create_backend("openai", model="flaky", base_url=srv.base_url)
+        assert backend.info().extra["base_urls"] == [srv.base_url]
+    with pytest.raises(ConfigError, match="base_url.*base_urls"):
+        OpenAIBackend("flaky", base_url="http://127.0.0.1:1/v1", base_urls=["http://127.0.0.1:2/v1"])
 
 
 def test_connection_reset_is_retried():
@@ -107,11 +160,50 @@ def test_timeout_is_retried_then_reported():
     assert out[0].error and "timeout" in out[0].error and out[0].latency_s >= 0.4
 
 
-def test_unreachable_server_is_an_error_completion():
+def test_connection_refused_before_any_success_is_permanent():
     with FlakyServer() as srv:
         url = srv.base_url
-    out = run(OpenAIBackend("m", base_urls=url, max_retries=1, **FAST), CHAT, SamplingParams(max_tokens=4))
-    assert out[0].error and "connection error" in out[0].error and "2 attempts" in out[0].error
+    t0 = time.monotonic()
+    with pytest.raises(BackendError) as info:
+        run(OpenAIBackend("m", base_urls=url, max_retries=5, backoff_base_s=5.0), CHAT, SamplingParams(max_tokens=4))
+    assert time.monotonic() - t0 < 5.0  # not retried with backoff
+    text = str(info.value)
+    assert url in text and "connection refused" in text.lower() and "base_url" in text and "\n" not in text
+
+
+def test_connection_refused_after_a_success_is_transient():
+    srv = FlakyServer().start()
+    backend = OpenAIBackend("m", base_urls=srv.base_url, max_retries=1, **FAST)
+
+    async def go():
+        try:
+            first = await backend.generate(CHAT, SamplingParams(max_tokens=4))
+            srv.stop()  # the server goes away mid-run: an outage, not a wrong URL
+            await backend.aclose()  # drop the kept-alive connection: the next call must connect again
+            second = await backend.generate(CHAT, SamplingParams(max_tokens=4))
+            return first, second
+        finally:
+            await backend.aclose()
+
+    first, second = asyncio.run(go())
+    assert first[0].ok
+    assert second[0].error and "connection error" in second[0].error and "2 attempts" in second[0].error
+
+
+def test_a_refusing_endpoint_among_several_is_dropped():
+    with FlakyServer() as gone:
+        url = gone.base_url
+    with FlakyServer() as good:
+        backend = OpenAIBackend("m", base_urls=[url, good.base_url], max_retries=2, **FAST)
+
+        async def go():
+            try:
+                return [await backend.generate(CHAT, SamplingParams(max_tokens=4)) for _ in range(4)]
+            finally:
+                await backend.aclose()
+
+        outs = asyncio.run(go())
+    assert all(o[0].ok for o in outs) and good.requests == 4
 
 
 # -- n ---------------------------------------------------------------------------------------------
@@ -369,3 +461,60 @@ def test_llama_server_concurrent_requests_all_complete(smol):
     outs = asyncio.run(go())
     assert len(outs) == 4 and all(len(o) == 1 and o[0].ok and o[0].text for o in outs)
     assert smol.endpoint_stats()[0]["requests"] == 4
+
+
+# -- the sampling run stops at a permanent failure ----------------------------------------------------
+def _sample_cli(tmp_path, srv_url: str, **options):
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = {
+        "store": str(tmp_path / "runs"),
+        "model": {"backend": "openai", "name": "flaky", "options": {"base_url": srv_url, **FAST, **options}},
+        "task": {"source": "gym", "name": "syllogism", "size": 6, "seed": 3},
+        "prompt": {"style": "chat"}, "samples": 4, "sampling": {"temperature": 0.8, "max_tokens": 8, "seed": 5},
+    }
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return subprocess.run([sys.executable, "-m", "ttclab", "sample", str(path), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _stored_rows(tmp_path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(f).num_rows for f in (tmp_path / "runs").glob("*/samples/*.parquet"))
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_sample_stops_at_the_first_permanent_failure(tmp_path, monkeypatch, status):
+    monkeypatch.setenv("TTCLAB_TEST_KEY", "sk-test")
+    with FlakyServer(default=status, error_message="nope: invalid key or model") as srv:
+        proc = _sample_cli(tmp_path, srv.base_url, api_key_env="TTCLAB_TEST_KEY", max_concurrency=8)
+        requests = srv.requests
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("ttclab: error:"), proc.stderr
+    assert srv.base_url in lines[0] and str(status) in lines[0] and "Traceback" not in proc.stderr
+    assert requests == 1  # 24 samples were due; one request was sent
+    assert _stored_rows(tmp_path) == 0  # no error rows for requests never sent
+
+
+def test_sample_stops_when_nothing_listens(tmp_path):
+    with FlakyServer() as srv:
+        url = srv.base_url
+    proc = _sample_cli(tmp_path, url, max_retries=5)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert url in lines[0] and "connection refused" in lines[0] and "base_url" in lines[0]
+    assert _stored_rows(tmp_path) == 0
+
+
+def test_sample_keeps_finished_samples_when_the_key_is_revoked_mid_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTCLAB_TEST_KEY", "sk-test")
+    with FlakyServer(script=["ok"] * 8, default=401, error_message="key revoked") as srv:
+        proc = _sample_cli(tmp_path, srv.base_url, api_key_env="TTCLAB_TEST_KEY", max_concurrency=1, supports_n=False)
+    assert proc.returncode == 2 and "401" in proc.stderr and "TTCLAB_TEST_KEY" in proc.stderr, proc.stderr
+    assert _stored_rows(tmp_path) == 8  # two questions' answered samples are kept; nothing else is stored

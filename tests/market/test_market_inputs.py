@@ -161,3 +161,26 @@ def test_pricing_reversal_market(shared_data):
     report = run_market(REPO / "configs" / "market_pricing_reversal.yaml")
     assert len(report.game.names) == 8 and all(r["equilibrium_checked"] for r in report.summary_rows())
     assert all(r["poa"] >= 1 - 1e-12 for r in report.summary_rows())
+
+
+@pytest.mark.parametrize("price", [".inf", "-.inf", ".nan", "-0.5", "1e400"])
+def test_non_finite_or_negative_price_is_one_line_naming_the_provider(tmp_path, price):
+    """`price: .inf` printed numpy RuntimeWarnings and then an error naming no field."""
+    cfg = _cfg(tmp_path, {"source": "curves", "curves": CURVES})
+    cfg.write_text(cfg.read_text().replace("price: 0.3", f"price: {price}"))
+    assert f"price: {price}" in cfg.read_text()
+    r = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "ttclab", "market", str(cfg)],
+                       capture_output=True, text=True, timeout=60)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "RuntimeWarning" not in r.stderr, r.stderr
+    assert len(lines) == 1 and "'big'" in lines[0] and "price" in lines[0], lines
+    assert "finite" in lines[0] or "negative" in lines[0] or "NaN" in lines[0], lines
+
+
+@pytest.mark.parametrize("field, value", [("input_usd", float("inf")), ("price", float("nan"))])
+def test_make_provider_rejects_non_finite_prices(field, value):
+    from ttclab.market.providers import make_provider
+
+    kwargs = {"output_price": value} if field == "price" else {"output_price": 0.1, "input_usd": value}
+    with pytest.raises(DataError, match=r"provider 'p'.*(finite|NaN)"):
+        make_provider("p", [1, 2], [0.5, 0.6], [10, 20], **kwargs)

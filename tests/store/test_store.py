@@ -71,16 +71,24 @@ def test_compaction_keeps_exactly_the_deduplicated_rows(tmp_path):
     assert run.samples().to_pylist() == before
 
 
+def _legacy(run: Run) -> Run:
+    """The run as written before part manifests existed (only schema and row checks apply)."""
+    (run.path / "samples" / "manifest.json").unlink()
+    return run
+
+
 def test_schema_validation_on_read_names_file_and_column(tmp_path):
     run = _make_run(tmp_path, [[_row(0, 0)]])
     bad = pa.table({"run_id": ["r"], "question_index": [0]})
     pq.write_table(bad, run.path / "samples" / "part-99999999999999999999-bad.parquet")
-    with pytest.raises(StoreError, match=r"part-9+-bad\.parquet: missing column\(s\) model"):
+    with pytest.raises(StoreError, match=r"part-9+-bad\.parquet: not recorded in manifest\.json"):
         run.samples()
+    with pytest.raises(StoreError, match=r"part-9+-bad\.parquet: missing column\(s\) model"):
+        _legacy(run).samples()
 
 
 def test_schema_validation_rejects_wrong_types_and_newer_versions(tmp_path):
-    run = _make_run(tmp_path, [[_row(0, 0)]])
+    run = _legacy(_make_run(tmp_path, [[_row(0, 0)]]))
     table = pq.read_table(run.part_files()[0])
     wrong = table.set_column(table.column_names.index("correct"), "correct", pa.array(["maybe"]))
     pq.write_table(wrong, run.part_files()[0])
@@ -95,8 +103,10 @@ def test_schema_validation_rejects_wrong_types_and_newer_versions(tmp_path):
 def test_corrupt_part_file_is_a_clear_error(tmp_path):
     run = _make_run(tmp_path, [[_row(0, 0)]])
     run.part_files()[0].write_bytes(b"not parquet")
-    with pytest.raises(StoreError, match="unreadable Parquet"):
+    with pytest.raises(StoreError, match="checksum mismatch.*ttclab repair r"):
         run.samples()
+    with pytest.raises(StoreError, match="unreadable Parquet"):
+        _legacy(run).samples()
 
 
 def test_open_run_by_id_prefix_and_path(tmp_path):

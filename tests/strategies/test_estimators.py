@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,3 +103,78 @@ def test_pass_at_k_large_n_log_space():
     got = pass_at_k(np.array([1, 0, 5000]), np.array([10000, 10000, 10000]), np.array([1, 5000, 10000]))
     np.testing.assert_allclose(got[0], [1e-4, 0.5, 1.0], rtol=1e-6)
     assert np.all(got[1] == 0.0)
+
+
+def _pass_at_k_exact(c: int, n: int, k: int) -> Fraction:
+    """1 - C(n - c, k) / C(n, k) in exact rational arithmetic."""
+    from math import comb
+
+    return 1 - Fraction(comb(n - c, k), comb(n, k))
+
+
+@pytest.mark.parametrize("n", [10_000, 100_000])
+def test_pass_at_k_matches_exact_fractions_at_large_n(n):
+    cs = np.array([0, 1, 1, 2, 7, 100, n // 2, n - 1, n])
+    ks = np.array([1, 2, 10, 100, 1000, n // 3, n - 1, n])
+    got = pass_at_k(cs, np.full(cs.size, n), ks)
+    worst = 0.0
+    for i, c in enumerate(cs):
+        for j, k in enumerate(ks):
+            exact = _pass_at_k_exact(int(c), n, int(k))
+            err = abs(Fraction(float(got[i, j])) - exact)
+            rel = err / exact if exact else err
+            worst = max(worst, float(rel))
+            assert err <= Fraction(1, 10**14) and rel <= Fraction(1, 10**12), (c, k, float(got[i, j]), float(exact))
+    assert worst < 1e-12
+
+
+def _exact_majority(c: int, comps: list[int], invalid: int, k: int) -> Fraction:
+    """Tie-split plurality credit of the target, exactly: Python integers over the multivariate hypergeometric."""
+    from math import comb
+
+    n = c + sum(comps) + invalid
+    total = Fraction(0)
+    for x in range(1, min(c, k) + 1):
+        r = k - x
+        poly = [[0] * (r + 1)]
+        poly[0][0] = 1
+        for cj in (v for v in comps if v):
+            new = [[0] * (r + 1) for _ in range(len(poly) + 1)]
+            for t, row in enumerate(poly):
+                for d, v in enumerate(row):
+                    if not v:
+                        continue
+                    for y in range(0, min(x - 1, r - d) + 1):
+                        new[t][d + y] += v * comb(cj, y)
+                    if x <= cj and d + x <= r:
+                        new[t + 1][d + x] += v * comb(cj, x)
+            poly = new
+        inner = sum((Fraction(v * comb(invalid, r - d), t + 1) for t, row in enumerate(poly)
+                     for d, v in enumerate(row) if v), Fraction(0))
+        total += comb(c, x) * inner
+    return total / comb(n, k)
+
+
+@pytest.mark.parametrize("c, comps, invalid, ks", [
+    (70, [65, 40, 10], 15, [1, 2, 7, 60, 110, 150, 199, 200]),
+    (30, [30, 30, 5, 5, 1, 1, 1], 7, [3, 17, 64, 100]),  # three-way ties are likely
+    (5, [60, 40, 3, 3], 9, [1, 4, 32, 90]),  # a minority target: most budgets cannot win
+])
+def test_majority_matches_exact_integers_on_larger_counts(c, comps, invalid, ks):
+    n = c + sum(comps) + invalid
+    got = majority_win_prob(np.array([c]), np.array([comps]), np.array([n]), np.array(ks))[0]
+    want = np.array([float(_exact_majority(c, comps, invalid, k)) for k in ks])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_majority_matches_exact_integers_on_long_tail_spreads():
+    """Many small answers (the long tail of singletons and pairs) with ties of several answers."""
+    rng = np.random.default_rng(7)
+    for _ in range(6):
+        comps = sorted((int(v) for v in rng.geometric(0.45, size=int(rng.integers(8, 20)))), reverse=True)
+        c, invalid = int(rng.integers(1, 6)), int(rng.integers(0, 4))
+        n = c + sum(comps) + invalid
+        ks = sorted({1, 2, 3, 5, 8, n // 2, n - 1, n})
+        got = majority_win_prob(np.array([c]), np.array([comps]), np.array([n]), np.array(ks))[0]
+        want = np.array([float(_exact_majority(c, comps, invalid, k)) for k in ks])
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=str((c, comps, invalid)))

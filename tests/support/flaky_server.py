@@ -3,7 +3,8 @@
 It answers ``/v1/chat/completions`` and ``/v1/completions`` with made-up but well-formed choices,
 after following a script for the first requests: an HTTP status (500, 429 with ``Retry-After``,
 400, ...), ``"reset"`` (close the connection with a TCP RST), ``"hang"`` (answer only after
-``hang_s``, past the client's timeout) or ``"ok"``. It counts requests, records when each arrived
+``hang_s``, past the client's timeout), ``"null"`` (a 200 whose choices have ``content: null`` /
+``text: null``, as a reasoning model cut off by ``max_tokens`` or a tool call gives) or ``"ok"``. It counts requests, records when each arrived
 (``time.monotonic``) and the JSON bodies, and tracks the number of requests in flight.
 
 Stdlib only: ``ThreadingHTTPServer`` in a daemon thread.
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Action = int | str  # an HTTP status, or "ok" / "reset" / "hang"
+Action = int | str  # an HTTP status, or "ok" / "reset" / "hang" / "null"
 
 
 class FlakyServer:
@@ -238,7 +239,14 @@ class _Handler(BaseHTTPRequestHandler):
         owner._hold()
         if owner.delay_s:
             owner._stop.wait(owner.delay_s)
-        self._send(200, answer(body, self.path, 1 if owner.ignore_n else n))
+        payload = answer(body, self.path, 1 if owner.ignore_n else n)
+        if action == "null":
+            for choice in payload["choices"]:
+                if "message" in choice:
+                    choice["message"]["content"] = None
+                else:
+                    choice["text"] = None
+        self._send(200, payload)
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()

@@ -20,6 +20,7 @@ from ttclab.verify.registry import VERIFIERS, get_verifier
 
 GOLDEN = yaml.safe_load((Path(__file__).parent / "golden_cases.yaml").read_text(encoding="utf-8"))
 CASES = [(name, c) for name in ("numeric", "math", "choice", "exact") for c in GOLDEN[name]]
+CASES += [("math", c) for c in GOLDEN["math_traps"]] + [("numeric", c) for c in GOLDEN["numeric_traps"]]
 
 
 def _question(case: dict) -> Question:

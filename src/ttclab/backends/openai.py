@@ -16,12 +16,22 @@ Behaviour, in one place:
   ``n``, is remembered as not supporting ``n``; the missing samples are then requested as parallel
   single requests (sample ``j`` gets seed ``base + j``, as in the embedded backend). ``False`` always
   sends single requests.
+- **Permanent failures stop the run.** HTTP 401 / 403 (the key), 404 (an unknown model, or no such
+  route under the base URL) and a refused connection before the endpoint ever answered (nothing is
+  listening there) raise :class:`~ttclab.errors.BackendError` from ``generate``: one line naming the
+  endpoint, the status, the server's message and the fix. Every later call raises it at once without
+  sending anything, and until the first request succeeds only one request is in flight, so a bad
+  key costs exactly one request. With several base URLs a refusing endpoint is dropped and the run
+  continues on the others; only when every endpoint refuses is it permanent.
 - **Retries.** Only transient failures are retried (HTTP 429, 500, 502, 503, 504, timeouts, connection
   errors and resets), at most ``max_retries`` times, after a capped exponential backoff with full
   jitter: ``uniform(0, min(backoff_cap_s, backoff_base_s * 2**attempt))`` drawn from an injected RNG,
   and never shorter than the server's ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``.
   Any other status is an error completion at once, with the status and the server's message. After
   the retry cap every requested sample is an error completion naming the last status.
+- **No content.** A choice with ``content: null`` (chat) or ``text: null`` (completions), e.g. a tool
+  call or a reasoning model stopped by ``max_tokens`` before it answered, is a failed call (an error
+  completion naming the finish reason), never an empty answer that gets graded.
 - **Tokens.** ``usage`` is per request. With one choice it is that choice's count. With several, each
   choice's count is the length of its log-probs when every choice has them (exact), otherwise
   ``usage.completion_tokens`` split in proportion to text length (largest remainder, so the counts sum
@@ -53,6 +63,7 @@ from ttclab.backends.base import Completion, ModelInfo, Request, SamplingParams
 from ttclab.errors import BackendError, ConfigError, missing_extra
 
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+PERMANENT_STATUS = frozenset({401, 403, 404})  # the key or the model: every request would fail the same
 MAX_RETRY_AFTER_S = 300.0  # a larger Retry-After is clamped to this
 _MENTIONS_N = re.compile(r"(?<![A-Za-z0-9_])n(?![A-Za-z0-9_])")
 
@@ -65,6 +76,8 @@ class _Endpoint:
     consecutive_failures: int = 0
     down_until: float = 0.0
     supports_n: bool | None = None  # None: not known yet
+    answered: bool = False  # the server ever sent an HTTP response
+    dead: str | None = None  # why it is out of rotation for good (refused before it ever answered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +89,7 @@ class _Failure:
     status: int | None = None
     retry_after: float | None = None
     rejects_n: bool = False
+    refused: bool = False  # could not connect at all (nothing listening, unknown host)
 
 
 class _NoN:
@@ -189,7 +203,8 @@ class OpenAIBackend:
         self,
         model: str,
         *,
-        base_urls: str | Sequence[str] = "http://127.0.0.1:8000/v1",
+        base_urls: str | Sequence[str] | None = None,
+        base_url: str | None = None,
         api_key_env: str | None = None,
         max_concurrency: int = 16,
         timeout_s: float = 600.0,
@@ -205,6 +220,10 @@ class OpenAIBackend:
         rng: random.Random | None = None,
     ) -> None:
         self.model = model
+        if base_url is not None and base_urls is not None:
+            raise ConfigError("backend openai: give base_url (one endpoint) or base_urls (a list), not both")
+        if base_urls is None:
+            base_urls = base_url if base_url is not None else "http://127.0.0.1:8000/v1"
         self.base_urls = (base_urls,) if isinstance(base_urls, str) else tuple(base_urls)
         self.api_key_env = api_key_env
         self.max_concurrency = max_concurrency
@@ -223,6 +242,9 @@ class OpenAIBackend:
         self._client: Any = None
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._permanent: BackendError | None = None  # set once: every later call raises it
+        self._succeeded = False  # some request got a usable response
+        self._first: asyncio.Lock | None = None  # one request at a time until the first success
 
     # -- set-up ----------------------------------------------------------------------------
     def _check_options(self) -> None:
@@ -267,6 +289,7 @@ class OpenAIBackend:
         limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s), limits=limits, headers=headers)
         self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        self._first = asyncio.Lock()
         self._loop = loop
         return self._client
 
@@ -295,7 +318,12 @@ class OpenAIBackend:
 
     # -- generation ------------------------------------------------------------------------
     async def generate(self, request: Request, params: SamplingParams) -> list[Completion]:
-        """Exactly ``params.n`` completions; failures are error completions, never exceptions."""
+        """Exactly ``params.n`` completions; failures are error completions.
+
+        Raises :class:`BackendError` for a permanent failure (see the module doc): the run must stop.
+        """
+        if self._permanent is not None:
+            raise self._permanent
         self._ready()
         chat = self._use_chat(request)
         base_seed = request.seed if request.seed is not None else params.seed
@@ -359,6 +387,7 @@ class OpenAIBackend:
         k = len(eps)
         start, self._rr = self._rr, (self._rr + 1) % k
         order = [eps[(start + i) % k] for i in range(k)]
+        order = [e for e in order if not e.dead] or order
         now = time.monotonic()
         healthy = [e for e in order if e.down_until <= now]
         pool = healthy or [min(order, key=lambda e: e.down_until)]
@@ -381,6 +410,18 @@ class OpenAIBackend:
         self, request: Request, params: SamplingParams, chat: bool, n: int, seed: int | None
     ) -> list[Completion] | _NoN:
         """One logical request (with retries): its completions (possibly fewer than ``n``), or ``_NO_N``."""
+        if not self._succeeded:  # until something worked, probe with one request at a time
+            assert self._first is not None
+            async with self._first:
+                if not self._succeeded:
+                    return await self._request_once_ready(request, params, chat, n, seed)
+        return await self._request_once_ready(request, params, chat, n, seed)
+
+    async def _request_once_ready(
+        self, request: Request, params: SamplingParams, chat: bool, n: int, seed: int | None
+    ) -> list[Completion] | _NoN:
+        if self._permanent is not None:
+            raise self._permanent
         body = self._body(request, params, chat, n, seed)
         path = "/chat/completions" if chat else "/completions"
         started = time.perf_counter()
@@ -409,14 +450,23 @@ class OpenAIBackend:
                 latency = time.perf_counter() - t0
             if isinstance(outcome, _Failure):
                 failure = outcome
+                if outcome.refused and not ep.answered:  # nothing listening there: a wrong URL, not an outage
+                    ep.dead = outcome.message
+                    if all(e.dead for e in self._endpoints or []):
+                        raise self._stop(self._refused_error())
+                    continue
                 if outcome.transient:
                     self._mark(ep, ok=False)
                     continue
+                ep.answered = True
                 self._mark(ep, ok=True)  # the server answered: it is up
+                if outcome.status in PERMANENT_STATUS:
+                    raise self._stop(self._permanent_error(ep, path, outcome))
                 if outcome.rejects_n and n > 1 and self.supports_n == "auto":
                     ep.supports_n = False
                     return _NO_N
                 return self._failed(n, f"{outcome.message} ({url})", started)
+            ep.answered = True
             self._mark(ep, ok=True)
             try:
                 completions = _parse(outcome, chat, params.logprobs, latency)
@@ -426,9 +476,39 @@ class OpenAIBackend:
                 return self._failed(n, f"response from {url} has no choices", started)
             if n > 1 and self.supports_n == "auto":
                 ep.supports_n = len(completions) >= n
+            self._succeeded = True
             return completions
         assert failure is not None
         return self._failed(n, f"{failure.message} ({url}; gave up after {attempts} attempt{'s' if attempts != 1 else ''})", started)
+
+    def _stop(self, error: BackendError) -> BackendError:
+        """Remember a permanent failure (every later call raises it) and return it."""
+        if self._permanent is None:
+            self._permanent = error
+        return self._permanent
+
+    def _permanent_error(self, ep: _Endpoint, path: str, failure: _Failure) -> BackendError:
+        status = failure.status
+        if status == 401:
+            fix = (f"the server refused the API key in ${self.api_key_env}; set it to a valid key"
+                   if self.api_key_env else
+                   "the server needs an API key: set api_key_env: NAME in the model's options and export NAME=<key>")
+        elif status == 403:
+            key = f"the key in ${self.api_key_env}" if self.api_key_env else "this client"
+            fix = f"{key} has no permission for model {self.model!r} here; use a key or model it may use"
+        elif "model" in failure.message.lower():
+            fix = f"unknown model {self.model!r}; list the served models with: curl {ep.base_url}/models"
+        else:
+            fix = f"the server has no {path} under {ep.base_url}; check base_url (it usually ends in /v1)"
+        return BackendError(f"{ep.base_url}{path}: {failure.message}; {fix} (stopped: this fails every request)")
+
+    def _refused_error(self) -> BackendError:
+        eps = self._endpoints or []
+        urls = ", ".join(e.base_url for e in eps)
+        detail = eps[0].dead if eps else "connection refused"
+        option = "base_url" if len(eps) == 1 else "base_urls"
+        return BackendError(f"{urls}: {detail}; nothing is listening there: start the server or fix {option} "
+                            "(stopped before any request was answered)")
 
     @staticmethod
     def _failed(n: int, message: str, started: float) -> list[Completion]:
@@ -442,6 +522,11 @@ class OpenAIBackend:
             response = await client.post(url, json=body)
         except httpx.TimeoutException as exc:
             return _Failure(f"timeout after {self.timeout_s:g} s ({type(exc).__name__})", transient=True)
+        except httpx.ConnectError as exc:
+            root = _root_cause(exc)
+            detail = " ".join(str(root).split()) or type(root).__name__
+            what = "connection refused" if isinstance(root, ConnectionRefusedError) else "cannot connect"
+            return _Failure(f"connection error ({what}: {detail})", transient=True, refused=True)
         except httpx.TransportError as exc:
             detail = " ".join(str(exc).split()) or type(exc).__name__
             return _Failure(f"connection error ({type(exc).__name__}: {detail})", transient=True)
@@ -464,6 +549,15 @@ class OpenAIBackend:
         return data
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain (httpx wraps the socket's ConnectionRefusedError twice)."""
+    seen = {id(exc)}
+    while (nxt := exc.__cause__ or exc.__context__) is not None and id(nxt) not in seen:
+        seen.add(id(nxt))
+        exc = nxt
+    return exc
+
+
 def _derive_seed(base: int | None, j: int) -> int | None:
     return None if base is None else (base + j) % (2**31 - 1)
 
@@ -476,19 +570,24 @@ def _parse(data: dict[str, Any], chat: bool, want_logprobs: bool, latency: float
     total = usage.get("completion_tokens")
     texts: list[str] = []
     lps: list[tuple[float, ...] | None] = []
+    missing: list[str | None] = []  # why a choice has no text (None: it has one)
     for choice in choices:
         lp = choice.get("logprobs") or {}
+        raw = (choice.get("message") or {}).get("content") if chat else choice.get("text")
+        field = "message.content" if chat else "text"
+        missing.append(None if isinstance(raw, str) else
+                       f"choice {choice.get('index', len(missing))} has {field}: null "
+                       f"(finish_reason {choice.get('finish_reason')!r}); no answer to grade")
+        texts.append(raw if isinstance(raw, str) else "")
         if chat:
-            texts.append((choice.get("message") or {}).get("content") or "")
             content = lp.get("content") if isinstance(lp, dict) else None
             lps.append(tuple(float(t["logprob"]) for t in content) if content is not None else None)
         else:
-            texts.append(choice.get("text") or "")
             tokens = lp.get("token_logprobs") if isinstance(lp, dict) else None
             lps.append(tuple(float(x) for x in tokens if x is not None) if tokens is not None else None)
     counts = split_completion_tokens(None if total is None else int(total), texts, lps)
     return [
-        Completion(
+        Completion.failed(error=why, latency_s=latency, prompt_tokens=prompt_tokens) if why else Completion(
             text=text,
             finish_reason=choice.get("finish_reason") or "stop",
             prompt_tokens=prompt_tokens,
@@ -496,7 +595,7 @@ def _parse(data: dict[str, Any], chat: bool, want_logprobs: bool, latency: float
             latency_s=latency,
             token_logprobs=lp if want_logprobs else None,
         )
-        for choice, text, lp, count in zip(choices, texts, lps, counts)
+        for choice, text, lp, count, why in zip(choices, texts, lps, counts, missing)
     ]
 
 

@@ -16,8 +16,8 @@ from ttclab import __version__
 from ttclab.errors import TTCLabError
 
 # Verb modules, in the order they appear in ``ttclab --help``.
-VERB_MODULES = ("sample", "runs", "show", "rm", "importer", "evaluate", "optimize", "report", "market", "strategies",
-                "prices")
+VERB_MODULES = ("sample", "runs", "show", "rm", "repair", "importer", "evaluate", "optimize", "report", "market",
+                "strategies", "prices")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,9 +93,14 @@ def make_provider(
     if np.any(~np.isfinite(tok)) or np.any(tok < 0):
         raise DataError(f"{at}provider {name!r} tokens {tok.tolist()} must be finite and >= 0")
     price = _number(output_price, f"{at}provider {name!r} output price")
+    if not math.isfinite(price):
+        raise DataError(f"{at}provider {name!r} output price {price} is not finite; give USD per 1M output tokens "
+                        "as a number >= 0")
     if price < 0:
         raise DataError(f"{at}provider {name!r} output price {price} is negative; prices must be >= 0 USD per 1M tokens")
     fixed = _number(input_usd, f"{at}provider {name!r} input_usd")
+    if not math.isfinite(fixed):
+        raise DataError(f"{at}provider {name!r} input_usd {fixed} is not finite; give USD per query as a number >= 0")
     if fixed < 0:
         raise DataError(f"{at}provider {name!r} input_usd {fixed} is negative; prices must be >= 0")
     return Provider(str(name), lv, acc, tok, price, fixed, model or str(name), dict(meta or {}))

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 
 from ttclab.errors import StoreError
 from ttclab.store.schema import QUESTIONS_SCHEMA, SAMPLES_SCHEMA, validate_table
-from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR, atomic_write_table
+from ttclab.store.integrity import RunContext, compact_parts, read_parts, recover, run_lock
+from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR
 
 DEFAULT_STORE = "runs"
 
@@ -35,16 +36,30 @@ class Run:
     @cached_property
     def meta(self) -> dict[str, Any]:
         file = self.path / META_FILE
+        fix = (f"`ttclab repair {self.path.name}` rebuilds it from the stored samples (the sampling config in it "
+               "is lost; re-running the original `ttclab sample CONFIG` restores it too)")
         try:
-            return json.loads(file.read_text())
+            meta = json.loads(file.read_bytes().decode("utf-8"))
         except FileNotFoundError:
+            if (self.path / SAMPLES_DIR).is_dir() or (self.path / QUESTIONS_FILE).exists():
+                raise StoreError(f"{file}: missing, so the run is damaged; {fix}") from None
             raise StoreError(f"{self.path}: no {META_FILE}; not a ttclab run folder") from None
         except json.JSONDecodeError as exc:
-            raise StoreError(f"{file}: corrupt JSON ({exc.msg} at line {exc.lineno})") from None
+            raise StoreError(f"{file}: corrupt JSON ({exc.msg} at line {exc.lineno}); {fix}") from None
+        except UnicodeDecodeError:
+            raise StoreError(f"{file}: corrupt (not UTF-8 text); {fix}") from None
+        except OSError as exc:
+            raise StoreError(f"{file}: unreadable ({exc.strerror or exc})") from None
+        if not isinstance(meta, dict):
+            raise StoreError(f"{file}: corrupt (not a JSON object); {fix}")
+        return meta
 
     @property
     def run_id(self) -> str:
-        return str(self.meta.get("run_id", self.path.name))
+        try:
+            return str(self.meta.get("run_id", self.path.name))
+        except StoreError:  # damaged metadata: the folder is named by the run id
+            return self.path.name
 
     @property
     def model(self) -> str:
@@ -61,14 +76,44 @@ class Run:
         table = _read(file)
         if "run_id" not in table.column_names:  # written before questions carried run_id
             table = table.append_column("run_id", pa.array([self.run_id] * table.num_rows, pa.string()))
-        return validate_table(table, QUESTIONS_SCHEMA, str(file))
+        table = validate_table(table, QUESTIONS_SCHEMA, str(file))
+        index = table["question_index"].to_numpy(zero_copy_only=False)
+        if index.size and not np.array_equal(np.sort(index), np.arange(index.size)):
+            raise StoreError(f"{file}: damaged (question_index is not 0..{index.size - 1} once each); restore it by "
+                             "running the original `ttclab sample CONFIG` or import again")
+        return table
+
+    def context(self, *, lenient: bool = False) -> RunContext:
+        """What this run's rows are checked against (``lenient``: skip what cannot be read)."""
+        try:
+            meta = self.meta
+        except StoreError:
+            if not lenient:
+                raise
+            meta = {}
+        try:
+            questions = self.questions()
+        except StoreError:
+            if not lenient:
+                raise
+            questions = QUESTIONS_SCHEMA.empty_table()
+        n_q = questions.num_rows or (int(meta["n_questions"]) if isinstance(meta.get("n_questions"), int) else None)
+        ids = None
+        if questions.num_rows:
+            order = np.argsort(questions["question_index"].to_numpy(zero_copy_only=False))
+            ids = tuple(str(x) for x in np.asarray(questions["question_id"].to_pylist(), dtype=object)[order])
+        samples = meta.get("samples")
+        return RunContext(self.path, run_id=str(meta["run_id"]) if meta.get("run_id") else None, n_questions=n_q,
+                          n_samples=int(samples) if isinstance(samples, int) and samples > 0 else None,
+                          question_ids=ids)
 
     def raw_samples(self, columns: list[str] | None = None) -> pa.Table:
-        """All sample rows as written (duplicates from retries included), schema-checked."""
-        tables = []
-        for file in self.part_files():
-            table = validate_table(_read(file), SAMPLES_SCHEMA, str(file))
-            tables.append(table.select(columns) if columns else table)
+        """All sample rows as written (duplicates from retries included), verified.
+
+        Every part is checked (checksum against the manifest, schema, row invariants); a damaged
+        one is a one-line StoreError naming it and the fix (``ttclab repair RUN``).
+        """
+        tables = read_parts(self.path / SAMPLES_DIR, self.context(), columns)
         if not tables:
             empty = SAMPLES_SCHEMA.empty_table()
             return empty.select(columns) if columns else empty
@@ -90,16 +135,17 @@ class Run:
         return set(zip(ok["question_index"].to_pylist(), ok["sample_index"].to_pylist()))
 
     def compact(self) -> None:
-        """Merge the part files into one (de-duplicated). Safe to interrupt: readers de-duplicate."""
-        parts = self.part_files()
-        if len(parts) <= 1:
-            return
-        table = self.samples()
-        merged = self.path / SAMPLES_DIR / f"part-{parts[-1].stem.split('-')[1]}-compacted.parquet"
-        atomic_write_table(merged, table)
-        for file in parts:
-            if file != merged:
-                file.unlink(missing_ok=True)
+        """Merge the part files into one (de-duplicated), under the run's lock.
+
+        Safe to interrupt and never shows duplicates to a plain ``samples/*.parquet`` glob (see
+        :func:`ttclab.store.integrity.compact_parts`).
+        """
+        with run_lock(self.path, "compacting"):
+            recover(self.path / SAMPLES_DIR)
+            parts = self.part_files()
+            if len(parts) <= 1:
+                return
+            compact_parts(self.path / SAMPLES_DIR, self.samples(), parts[-1].stem.split("-")[1])
 
 
 def latest_rows(table: pa.Table) -> np.ndarray:
@@ -145,22 +191,35 @@ def scan(root: str | os.PathLike[str] | None = None, table: str = "samples") -> 
     return pds.dataset(files, schema=schema, format="parquet")
 
 
+def _is_run_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / META_FILE).is_file() or (path / SAMPLES_DIR).is_dir()
+                              or (path / QUESTIONS_FILE).is_file())
+
+
+def _created(run: Run) -> str:
+    try:
+        return str(run.meta.get("created_at", ""))
+    except StoreError:  # damaged: listed too, so that it can be seen and repaired
+        return ""
+
+
 def list_runs(root: str | os.PathLike[str] | None = None) -> list[Run]:
-    """Runs in the store, oldest first."""
+    """Runs in the store, oldest first; damaged ones (no or a corrupt run.json) are listed too, and
+    raise a one-line StoreError naming the fix when their metadata or samples are read."""
     base = store_root(root)
     if not base.is_dir():
         return []
-    runs = [Run(p) for p in base.iterdir() if (p / META_FILE).is_file()]
-    return sorted(runs, key=lambda r: (str(r.meta.get("created_at", "")), r.path.name))
+    runs = [Run(p) for p in base.iterdir() if _is_run_folder(p)]
+    return sorted(runs, key=lambda r: (_created(r), r.path.name))
 
 
 def open_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Run:
     """A run by folder path, run id, or unique run-id prefix."""
     path = Path(ref)
-    if (path / META_FILE).is_file():
+    if (path / META_FILE).is_file() or (len(path.parts) > 1 and _is_run_folder(path)):
         return Run(path)
     base = store_root(root)
-    if (base / str(ref) / META_FILE).is_file():
+    if _is_run_folder(base / str(ref)):
         return Run(base / str(ref))
     matches = [r for r in list_runs(base) if r.path.name.startswith(str(ref)) or r.run_id.startswith(str(ref))]
     if len(matches) == 1:

@@ -1,5 +1,8 @@
 """Crash-safe writing: every file appears whole or not at all (temporary file + rename).
 
+A full disk (``ENOSPC``, quota) is a one-line :class:`~ttclab.errors.StoreError` naming the store;
+what was already written stays valid.
+
 Samples are buffered and written as small Parquet part files (at least every ``flush_seconds``),
 so ``kill -9`` loses at most the last few seconds of work, which a re-run regenerates with the
 same seeds. When a run finishes, its parts are compacted into one file.
@@ -17,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ttclab.store.integrity import DISK_FULL, MANIFEST_FILE, adopt_legacy, commit_part, disk_full_error
 from ttclab.store.schema import QUESTIONS_SCHEMA, SAMPLES_SCHEMA
 
 SAMPLES_DIR = "samples"
@@ -37,15 +41,28 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
+
+    A full disk is a one-line :class:`StoreError` naming the store (finished samples are safe).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in DISK_FULL:
+            raise disk_full_error(path, exc) from None
+        raise
     _fsync_dir(path.parent)
 
 
@@ -53,13 +70,25 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
+def write_parquet_tmp(path: Path, table: pa.Table) -> Path:
+    """Write ``table`` (zstd) to a hidden temporary file beside ``path``, fsynced; returns its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in DISK_FULL:
+            raise disk_full_error(path, exc) from None
+        raise
+    return tmp
+
+
 def atomic_write_table(path: Path, table: pa.Table) -> None:
     """Write a Parquet file atomically (zstd-compressed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
+    tmp = write_parquet_tmp(path, table)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
@@ -70,11 +99,19 @@ def write_questions(run_dir: Path, rows: list[dict[str, Any]]) -> None:
 
 
 class SampleWriter:
-    """Buffers sample rows and writes them as atomic Parquet parts."""
+    """Buffers sample rows and writes them as atomic, checksummed Parquet parts.
+
+    Each part is recorded in ``samples/manifest.json`` before it becomes visible (see
+    :mod:`ttclab.store.integrity`); the caller should hold the run's lock (:func:`run_lock`).
+    """
 
     def __init__(self, run_dir: Path, *, flush_rows: int = 512, flush_seconds: float = 2.0) -> None:
         self.dir = Path(run_dir) / SAMPLES_DIR
         self.dir.mkdir(parents=True, exist_ok=True)
+        if not (self.dir / MANIFEST_FILE).exists() and any(self.dir.glob("part-*.parquet")):
+            from ttclab.store.reader import Run
+
+            adopt_legacy(self.dir, Run(Path(run_dir)).context())  # a run from before manifests
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._rows: list[dict[str, Any]] = []
@@ -90,11 +127,26 @@ class SampleWriter:
         self._last_flush = time.monotonic()
         if not self._rows:
             return
-        table = pa.Table.from_pylist(self._rows, schema=SAMPLES_SCHEMA)
-        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        atomic_write_table(self.dir / name, table)
-        self.rows_written += len(self._rows)
+        self.write_table(pa.Table.from_pylist(self._rows, schema=SAMPLES_SCHEMA))
         self._rows = []
+
+    def write_table(self, table: pa.Table) -> None:
+        """Write ``table`` (SAMPLES_SCHEMA) as one part file now."""
+        if table.num_rows == 0:
+            return
+        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = write_parquet_tmp(self.dir / name, table)
+        try:
+            commit_part(self.dir, name, tmp, table.num_rows)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in DISK_FULL:
+                raise disk_full_error(self.dir / name, exc) from None
+            raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.rows_written += table.num_rows
 
     def close(self) -> None:
         self.flush()

@@ -21,10 +21,14 @@ from ttclab.verify.extract import clean_answer, final_answer
 _LEAD = re.compile(r"^(?:options?|choices?|letter)?\s*[(\[]?\s*([A-Za-z])\s*[)\].:]?(?=\s|$|[.,:;!)])", re.I)
 
 
-def _is_word(token: str, after: str) -> bool:
-    """Whether a bare "A" / "I" is the English word ("A cat", "I think"), not an option."""
-    return token.upper() in ("A", "I") and len(token) == 1 and re.match(r"\s+[a-z]", after) is not None \
-        and re.match(r"\s+(?:because|since|as|is|was|and|or|which|so|for)\b", after) is None
+_WORD_NEXT = re.compile(r"\s+[a-z]")
+_OPTION_NEXT = re.compile(r"\s+(?:because|since|as|is|was|and|or|which|so|for)\b")
+
+
+def _is_word(token: str, text: str, pos: int) -> bool:
+    """Whether a bare "A" / "I" ending at ``text[pos]`` is the English word ("A cat", "I think"), not an option."""
+    return token.upper() in ("A", "I") and len(token) == 1 and _WORD_NEXT.match(text, pos) is not None \
+        and _OPTION_NEXT.match(text, pos) is None
 
 
 def _letters(question: Question, letters: str) -> str:
@@ -61,7 +65,7 @@ class ChoiceVerifier:
         if raw:
             cleaned = clean_answer(raw)
             m = _LEAD.match(cleaned)
-            if m and m.group(1).upper() in letters and not _is_word(m.group(0).strip(), cleaned[m.end():]):
+            if m and m.group(1).upper() in letters and not _is_word(m.group(0).strip(), cleaned, m.end()):
                 return m.group(1).upper(), how
             by_text = _choice_text(question, cleaned)
             if by_text:
@@ -80,7 +84,7 @@ class ChoiceVerifier:
         for m in re.finditer(rf"\(([{cls}])\)|(?<![\w'’\\])([{cls}])(?![\w'’])", text):
             if m.group(1):
                 found = m.group(1)
-            elif not _is_word(m.group(2), text[m.end():]):
+            elif not _is_word(m.group(2), text, m.end()):
                 found = m.group(2)
         return found
 

@@ -3,8 +3,9 @@
 Order of preference for a final answer (:func:`final_answer`): the last ``\\boxed{...}`` /
 ``\\fbox{...}`` (nested braces allowed), the last ``<answer>...</answer>`` tag, the last GSM8K
 ``#### X`` line, the last "answer is X" / "Answer: X" statement. Verifiers fall back to the last
-number / letter / line themselves. Every function here is pure, never raises on arbitrary text and
-returns ``None`` when it finds nothing.
+number / letter / line themselves. Every function here is pure, never raises on arbitrary text,
+returns ``None`` when it finds nothing, and takes time linear in the text (adversarial completions
+such as 200k nested braces or unclosed ``\\boxed{`` / ``<answer>`` / ``\\(`` finish at once).
 """
 
 from __future__ import annotations
@@ -20,59 +21,82 @@ _STATED = re.compile(
 _SPACES = re.compile(r"\s+")
 
 #: A number as written in text: thousands commas, decimals, scientific notation, an optional ``/d``.
+#: A clock time (``9:30``) is not a number: neither its hour nor its minutes are matched.
 NUMBER = re.compile(
-    r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?:\s*/\s*\d+(?![.\d]))?"
+    r"(?<![\w.])(?<!\d:)(?>-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?:\s*/\s*\d+(?![.\d]))?)(?!:\d)"
     r"|(?<![\w.])-?\.\d+"
 )
 
 
-def _matching_brace(text: str, open_index: int) -> int | None:
-    """Index of the ``}`` matching the ``{`` at ``open_index`` (``\\{`` and ``\\}`` are content); None when unclosed."""
-    depth, i = 0, open_index
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
+_BRACE_TOKENS = re.compile(r"\\.|[{}]", re.S)
+_BARE_BOX = re.compile(r"[^\s$]*")
+_TAG = re.compile(r"<(/?)answer>", re.I)
+_OPENER = re.compile(r"\$|\\[(\[]")
+
+
+def brace_pairs(text: str) -> dict[int, int]:
+    """Index of each ``{`` -> index of its matching ``}`` (``\\{`` and ``\\}`` are content), in one pass."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE_TOKENS.finditer(text):
+        ch = m.group()
         if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return None
+            stack.append(m.start())
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = m.start()
+    return pairs
 
 
 def strip_outer_braces(s: str) -> str:
-    """``{{1}}`` -> ``1``: drop braces that enclose the whole string."""
+    """``{{1}}`` -> ``1``: drop braces that enclose the whole string (linear time)."""
     s = s.strip()
-    while s.startswith("{") and _matching_brace(s, 0) == len(s) - 1:
-        s = s[1:-1].strip()
-    return s
+    if not s.startswith("{"):
+        return s
+    pairs = brace_pairs(s)
+    lo, hi = 0, len(s) - 1
+    while lo < hi and s[lo] == "{" and pairs.get(lo) == hi:
+        lo, hi = lo + 1, hi - 1
+        while lo <= hi and s[lo].isspace():
+            lo += 1
+        while hi >= lo and s[hi].isspace():
+            hi -= 1
+    return s[lo:hi + 1]
 
 
 def last_boxed(text: str) -> str | None:
     """Content of the last closed ``\\boxed{...}`` / ``\\fbox{...}`` (or ``\\boxed 5``); None when absent."""
     text = text or ""
-    for m in reversed(list(_BOXED.finditer(text))):
+    boxes = list(_BOXED.finditer(text))
+    if not boxes:
+        return None
+    pairs = brace_pairs(text) if "{" in text else {}
+    for m in reversed(boxes):
         start = m.end()
         if text[start:start + 1] == "{":
-            end = _matching_brace(text, start)
+            end = pairs.get(start)
             if end is None:
                 continue  # truncated: try an earlier, complete one
             content = strip_outer_braces(text[start + 1:end])
         else:  # \boxed 5: up to whitespace or a closing $
-            content = re.split(r"[\s$]", text[start:], maxsplit=1)[0]
+            bare = _BARE_BOX.match(text, start)
+            content = bare.group() if bare else ""
         if content:
             return content
     return None
 
 
 def answer_tag(text: str) -> str | None:
-    """Content of the last non-empty ``<answer>...</answer>``."""
-    found = [f.strip() for f in _ANSWER_TAG.findall(text or "") if f.strip()]
-    return found[-1] if found else None
+    """Content of the last non-empty ``<answer>...</answer>`` (an opening tag pairs with the next closing one)."""
+    found, opened = None, None
+    for m in _TAG.finditer(text or ""):
+        if not m.group(1):
+            if opened is None:
+                opened = m.end()
+        elif opened is not None:
+            content = text[opened:m.start()].strip()
+            found = content or found
+            opened = None
+    return found
 
 
 def hashes(text: str) -> str | None:
@@ -85,13 +109,67 @@ def stated_answer(text: str) -> str | None:
     """What follows the last "answer is" / "Answer:" (that line, or the next non-empty one)."""
     text = text or ""
     for m in reversed(list(_STATED.finditer(text))):
-        rest = text[m.end():]
-        lines = [ln.strip() for ln in rest.splitlines()[:3] if ln.strip()]
+        end = m.end()
+        for _ in range(3):  # a window of three lines after the statement, never the whole rest
+            nl = text.find("\n", end)
+            if nl < 0:
+                end = len(text)
+                break
+            end = nl + 1
+        lines = [ln.strip() for ln in text[m.end():end].splitlines()[:3] if ln.strip()]
         if lines:
             line = lines[0].strip("*_ ").strip()
             if line:
                 return line
     return None
+
+
+def inline_math(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of each ``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]`` in order.
+
+    The same matches as the regex ``\\$\\$?([^$]+?)\\$\\$?|\\\\\\((.+?)\\\\\\)|\\\\\\[(.+?)\\\\\\]`` (re.S)
+    would give, found in linear time (the regex is quadratic on many unclosed ``\\(``).
+    """
+    import bisect
+
+    dollars = [i for i, ch in enumerate(text) if ch == "$"]
+    closers = {"(": _positions(text, "\\)"), "[": _positions(text, "\\]")}
+    out: list[tuple[int, int, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        opener = _OPENER.search(text, i)
+        if opener is None:
+            break
+        p = opener.start()
+        if text[p] == "$":
+            matched = None
+            for olen in ((2, 1) if text.startswith("$$", p) else (1,)):
+                cs = p + olen
+                j = bisect.bisect_left(dollars, cs)
+                if j < len(dollars) and dollars[j] > cs:
+                    q = dollars[j]
+                    end = q + 2 if text.startswith("$$", q) else q + 1
+                    matched = (p, end, text[cs:q])
+                    break
+        else:
+            cs = p + 2
+            ends = closers[text[p + 1]]
+            j = bisect.bisect_left(ends, cs + 1)
+            matched = (p, ends[j] + 2, text[cs:ends[j]]) if j < len(ends) else None
+        if matched:
+            out.append(matched)
+            i = matched[1]
+        else:
+            i = p + 1
+    return out
+
+
+def _positions(text: str, needle: str) -> list[int]:
+    found, at = [], text.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = text.find(needle, at + 1)
+    return found
 
 
 def last_number(text: str) -> str | None:

@@ -33,19 +33,20 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from ttclab.errors import ConfigError
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict
-from ttclab.verify.extract import final_answer, hashes, last_boxed, last_number
+from ttclab.verify.extract import final_answer, hashes, inline_math, last_boxed, last_number
 from ttclab.verify.numeric import canonical_number, values_match
 
 Isolation = Literal["process", "thread"]
+_REL_TOL = 1e-9  # exact values compare exactly up to this relative difference
 _STARTUP_TIMEOUT_S = 120.0  # importing math-verify in a new worker; not counted in timeout_s
 
 _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
@@ -56,6 +57,7 @@ _DECOR = re.compile(r"\\?%|\^\s*\{?\s*\\circ\s*\}?|°|\\,|\\!|\\;|\s+|^\\\$|^\$"
 _POWER = re.compile(r"(\d+(?:\.\d+)?)\s*\}?\s*(?:\^|\*\*)\s*\{?\s*\(?\s*(\d+)")
 _TOWER = re.compile(r"(?:\^|\*\*)\s*\{?\s*\(?\s*(\d+)\s*\}?\s*(?:\^|\*\*)\s*\{?\s*\(?\s*(\d+)")
 _FACTORIAL = re.compile(r"(\d+)\s*!")
+_MAX_FACTORIAL = 20_000  # 20000! has 77k digits: exact in milliseconds; 1/2006! is a real answer
 _STATED_CUT = re.compile(r"(?<=\S)[.;](?:\s|$)|,\s+(?=[A-Za-z]{2,}\b)|\s+(?:because|since|which|where|so|as|for)\b")
 
 
@@ -87,20 +89,56 @@ def too_complex(expr: str, max_chars: int = 500) -> str | None:
         if len(m.group(2)) > 6 or int(m.group(2)) * math.log10(max(float(m.group(1)), 2)) > 2000:
             return "numeric power too large to evaluate"
     for m in _FACTORIAL.finditer(expr):
-        if len(m.group(1)) > 4 or int(m.group(1)) > 2000:
+        if len(m.group(1)) > 5 or int(m.group(1)) > _MAX_FACTORIAL:
             return "factorial too large to evaluate"
     return None
 
 
-_INLINE_MATH = re.compile(r"\$\$?([^$]+?)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
-
-
 def trim_stated(raw: str) -> str:
     """The answer part of a stated line: its first ``$...$`` / ``\\(...\\)``, or the text up to the prose."""
-    m = _INLINE_MATH.search(raw)
-    if m:
-        return next(g for g in m.groups() if g is not None).strip()
+    maths = inline_math(raw)
+    if maths:
+        return maths[0][2].strip()
     return _STATED_CUT.split(raw, maxsplit=1)[0].strip()
+
+
+_TIME = re.compile(r"(\d{1,2}):([0-5]\d)(?::([0-5]\d))?(?:\s*([ap])\.?\s*m\.?)?")
+_TIME_NOISE = re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{([^{}]*)\}|\\[,;!: ]|~|\$")
+
+
+def parse_time(raw: str) -> tuple[int, int, int, str | None] | None:
+    """``(hour, minute, second, "am" | "pm" | None)`` when the answer is a clock time (``9:00``,
+    ``09:30:15``, ``9:00 \\text{ p.m.}``); None otherwise (``3:4`` is a ratio: minutes have two digits)."""
+    s = _TIME_NOISE.sub(lambda m: m.group(1) or " ", raw).strip().lower()
+    m = _TIME.fullmatch(s)
+    if not m:
+        return None
+    hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    meridiem = m.group(4) and m.group(4) + "m"
+    if (meridiem and not 1 <= hour <= 12) or hour > 24:
+        return None
+    return hour, minute, second, meridiem
+
+
+def canonical_time(t: tuple[int, int, int, str | None]) -> str:
+    """``9:05``, ``9:05:30``, ``9:05 pm``: hours without a leading zero, seconds only when set."""
+    hour, minute, second, meridiem = t
+    text = f"{hour}:{minute:02d}" + (f":{second:02d}" if second else "")
+    return f"{text} {meridiem}" if meridiem else text
+
+
+def same_time(a: tuple[int, int, int, str | None], b: tuple[int, int, int, str | None]) -> bool:
+    """Equal clock times. With am/pm on one side only, the other side's 1-12 hour is read on a 12-hour
+    clock (``9:00`` matches ``9:00 pm``); a 0 or 13-23 hour is a 24-hour time (``21:00`` = ``9:00 pm``)."""
+    def day_seconds(t: tuple[int, int, int, str | None]) -> int:
+        hour = t[0] % 12 + (12 if t[3] == "pm" else 0) if t[3] else t[0] % 24
+        return hour * 3600 + t[1] * 60 + t[2]
+
+    if (a[3] is None) != (b[3] is None):
+        plain, marked = (a, b) if a[3] is None else (b, a)
+        if 1 <= plain[0] <= 12:
+            return (plain[0] % 12, plain[1], plain[2]) == (marked[0] % 12, marked[1], marked[2])
+    return day_seconds(a) == day_seconds(b)
 
 
 def gold_text(gold: str) -> str:
@@ -224,12 +262,34 @@ def _bounded_thread(fn: Callable[[], Any], timeout_s: float) -> Any:
     return box[0] if box else None
 
 
-@lru_cache(maxsize=16384)
-def _check(pred: str, gold: str, isolation: Isolation, timeout_s: float) -> dict[str, Any] | None:
+_CACHE: dict[tuple[str, str, str, float], dict[str, Any] | None] = {}
+_CACHE_SIZE = 16384
+_CACHE_LOCK = threading.Lock()
+
+
+def _check(pred: str, gold: str, isolation: Isolation, timeout_s: float, budget_s: float | None = None
+           ) -> dict[str, Any] | None:
     """math-verify's verdict on (pred, gold), bounded in time; None when it timed out. Cached.
 
-    The reply is :func:`ttclab.verify.mathworker.check`'s dict, or ``{"error": ...}`` when it raised.
+    ``budget_s`` (default ``timeout_s``) is what is left of the verifier's time bound; a timeout
+    within a reduced budget is not cached. The reply is :func:`ttclab.verify.mathworker.check`'s
+    dict, or ``{"error": ...}`` when it raised.
     """
+    key = (pred, gold, isolation, timeout_s)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+    budget = timeout_s if budget_s is None else min(budget_s, timeout_s)
+    reply = _check_uncached(pred, gold, isolation, budget)
+    if reply is not None or budget >= timeout_s:
+        with _CACHE_LOCK:
+            if len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = reply
+    return reply
+
+
+def _check_uncached(pred: str, gold: str, isolation: Isolation, timeout_s: float) -> dict[str, Any] | None:
     if isolation == "thread":
         from ttclab.verify.mathworker import check
 
@@ -238,7 +298,7 @@ def _check(pred: str, gold: str, isolation: Isolation, timeout_s: float) -> dict
     try:
         reply = _POOL.call({"pred": pred, "gold": gold, "soft": soft}, timeout_s)
     except OSError:  # cannot start a worker process here: check in-process instead
-        return _check(pred, gold, "thread", timeout_s)
+        return _check_uncached(pred, gold, "thread", timeout_s)
     return reply
 
 
@@ -264,15 +324,16 @@ class MathVerifier:
             raw = trim_stated(raw)
         if not raw:  # no explicit answer: the last inline math or number, whichever comes later
             text = completion or ""
-            maths = list(_INLINE_MATH.finditer(text))
+            maths = inline_math(text)
             number = last_number(text)
-            if maths and (number is None or maths[-1].end() >= text.rfind(number)):
-                raw, how = next(g for g in maths[-1].groups() if g is not None).strip(), "last math"
+            if maths and (number is None or maths[-1][1] >= text.rfind(number)):
+                raw, how = maths[-1][2].strip(), "last math"
             else:
                 raw, how = number, "last number"
         return raw, how
 
     def verify(self, completion: str, question: Question) -> Verdict:
+        started = time.perf_counter()
         raw, how = self.extract(completion)
         if not raw:
             return Verdict(None, "unparseable", "no final answer found")
@@ -280,25 +341,52 @@ class MathVerifier:
         if problem:
             return Verdict(None, "unparseable", f"{how}: {problem}")
         gold = gold_text(question.gold)
+        pred_time, gold_time = parse_time(raw), parse_time(gold)
+        if pred_time or gold_time:  # clock times are compared as times, never as ratios
+            return self._verify_time(raw, how, pred_time, gold, gold_time)
         pred_value, gold_value = plain_value(raw), plain_value(gold)
         if pred_value is not None and gold_value is not None:
             answer = canonical_number(pred_value)
-            ok = values_match(pred_value, gold_value, 1e-9)
+            ok = values_match(pred_value, gold_value, _REL_TOL)
             return Verdict(answer, "correct" if ok else "incorrect",
                            f"{how}: {answer} vs gold {canonical_number(gold_value)}")
-        res = _check(raw, gold, self.isolation, self.timeout_s)
+        left = self.timeout_s - (time.perf_counter() - started)  # extraction counts against the bound
+        if left <= 0:
+            return Verdict(None, "unparseable", f"{how}: extraction alone took longer than {self.timeout_s:g}s")
+        res = _check(raw, gold, self.isolation, self.timeout_s, left)
         if res is None:
             return Verdict(None, "unparseable", f"{how}: math-verify did not finish within {self.timeout_s:g}s")
         if "error" in res:
             return Verdict(None, "unparseable", f"{how}: math-verify failed ({res['error']})")
+        kinds = (res["pred_kind"], res["gold_kind"])
         answer = canonical_number(pred_value) if pred_value is not None else str(res["pred"])
         if not answer:
             return Verdict(None, "unparseable", f"{how}: the answer {raw[:40]!r} is empty once cleaned")
-        if not res["pred_parsed"]:
-            detail = "not parsed by math-verify, compared as text"
-        elif not res["gold_parsed"]:
-            detail = "gold not parsed by math-verify, compared as text"
-        else:
-            detail = "math-verify " + ("equivalent" if res["equal"] else "not equivalent")
         ok = bool(res["equal"])
+        if kinds == ("number", "number"):  # compared exactly by the worker, never with math-verify's rounding
+            detail = "exact values"
+        elif "undefined" in kinds:
+            detail = ("the answer" if kinds[0] == "undefined" else "the gold") + " is undefined (division by zero)"
+        elif "text" in kinds:
+            detail = ("not parsed by math-verify" if kinds[0] == "text" else "gold not parsed by math-verify") \
+                + ", compared as text"
+        else:
+            detail = "math-verify " + ("equivalent" if ok else "not equivalent")
         return Verdict(answer, "correct" if ok else "incorrect", f"{how}: {answer} vs gold {res['gold']}: {detail}")
+
+    @staticmethod
+    def _verify_time(raw: str, how: str, pred_time: Any, gold: str, gold_time: Any) -> Verdict:
+        from ttclab.verify.mathworker import clean_latex
+
+        if pred_time is None:
+            value = plain_value(raw)
+            answer = canonical_number(value) if value is not None else clean_latex(raw)
+            if not answer:
+                return Verdict(None, "unparseable", f"{how}: the answer {raw[:40]!r} is empty once cleaned")
+            return Verdict(answer, "incorrect", f"{how}: {answer} vs gold {canonical_time(gold_time)}: not a clock time")
+        answer = canonical_time(pred_time)
+        if gold_time is None:
+            return Verdict(answer, "incorrect", f"{how}: {answer} vs gold {clean_latex(gold)}: the gold is not a time")
+        ok = same_time(pred_time, gold_time)
+        return Verdict(answer, "correct" if ok else "incorrect",
+                       f"{how}: {answer} vs gold {canonical_time(gold_time)}: compared as clock times")

@@ -17,7 +17,6 @@ approximate a non-terminating gold, e.g. ``0.333333`` vs ``1/3``).
 
 from __future__ import annotations
 
-import math
 import re
 from fractions import Fraction
 
@@ -80,9 +79,18 @@ def last_number_value(text: str | None) -> Fraction | None:
     return _to_fraction(found[-1]) if found else None
 
 
+_HUGE_BITS = 12_000  # ~3,600 digits: Python refuses to print longer integers (and nobody reads them)
+
+
 def canonical_number(value: Fraction) -> str:
-    """Deterministic text of an exact value: ``"18"``, ``"0.5"``, ``"-2.25"``, ``"1/3"``."""
+    """Deterministic text of an exact value: ``"18"``, ``"0.5"``, ``"-2.25"``, ``"1/3"``.
+
+    A value whose numerator or denominator has thousands of digits (``1/2006!``) is written as its
+    magnitude and a digest of the exact value: ``"1.2e-5761 (exact #3f2a9c01d4e7)"``.
+    """
     num, den = value.numerator, value.denominator
+    if max(abs(num).bit_length(), den.bit_length()) > _HUGE_BITS:
+        return _huge_number(num, den)
     if den == 1:
         return str(num)
     twos = fives = 0
@@ -101,6 +109,21 @@ def canonical_number(value: Fraction) -> str:
     return f"-{text}" if num < 0 else text
 
 
+def _huge_number(num: int, den: int) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(f"{num:x}/{den:x}".encode()).hexdigest()[:12]
+    if num == 0:
+        return "0"
+    exp = int((abs(num).bit_length() - den.bit_length()) * 0.30102999566398120)  # log10(2)
+    mant = Fraction(abs(num), den) / (Fraction(10) ** exp)
+    while mant >= 10:
+        mant, exp = mant / 10, exp + 1
+    while mant < 1:
+        mant, exp = mant * 10, exp - 1
+    return f"{'-' if num < 0 else ''}{float(mant):.6g}e{exp} (exact #{digest})"
+
+
 def gold_number(question: Question) -> Fraction:
     """The gold value: a GSM8K solution's ``#### X``, a ``\\boxed{X}``, or the gold itself."""
     gold = question.gold or ""
@@ -111,14 +134,16 @@ def gold_number(question: Question) -> Fraction:
     return value
 
 
-def values_match(pred: Fraction, gold: Fraction, rel_tol: float, abs_tol: float = 1e-9) -> bool:
-    """Exactly equal, or equal within the tolerances as floats."""
+def values_match(pred: Fraction, gold: Fraction, rel_tol: float) -> bool:
+    """Equal, or within ``rel_tol`` of each other relative to the larger magnitude, in exact arithmetic.
+
+    No absolute tolerance and no floats: ``1e-12`` is not ``2e-12``, ``1/2004!`` is not ``1/2006!``
+    (both are 0.0 as floats), and huge values never overflow.
+    """
     if pred == gold:
         return True
-    try:
-        return math.isclose(float(pred), float(gold), rel_tol=rel_tol, abs_tol=abs_tol)
-    except OverflowError:
-        return False
+    tol = Fraction(str(rel_tol))  # the decimal written, not its binary float
+    return abs(pred - gold) <= tol * max(abs(pred), abs(gold))
 
 
 class NumericVerifier:

@@ -1,0 +1,32 @@
+"""``ttclab repair RUN``: move damaged files of a run aside and regenerate their samples."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("repair", help="check a run's files, move damaged ones aside, regenerate their samples")
+    p.add_argument("run", help="run id (or a unique prefix) or run folder")
+    p.add_argument("--store", help="store folder (default: $TTCLAB_STORE or ./runs)")
+    p.add_argument("--no-regenerate", action="store_true", help="only move damaged files aside")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar while regenerating")
+    p.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    from ttclab.repair import repair
+
+    result = repair(args.run, store=args.store, regenerate=not args.no_regenerate, progress=not args.no_progress)
+    report = result.report
+    if report.meta_rebuilt:
+        print(f"rebuilt run.json ({report.meta_rebuilt.split(';')[0]})")
+    for where, why in report.moved:
+        print(f"moved aside: {why.split(';')[0]} -> {where}")
+    if not report.changed:
+        print(f"{report.run_dir}: all {report.ok_parts} part file(s) verified ({report.rows} rows); nothing to repair")
+    elif result.regenerated:
+        print(f"regenerated {result.regenerated} sample(s)")
+    if result.note:
+        print(result.note)
+    return 0

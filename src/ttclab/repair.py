@@ -1,0 +1,56 @@
+"""Repair a damaged run and regenerate what was lost (``ttclab repair RUN``).
+
+The store side (:func:`ttclab.store.integrity.repair_run`) moves damaged part files aside and
+rebuilds a missing or corrupt ``run.json``; here the lost samples are then generated again from
+the sampling config stored in ``run.json`` (same seeds, so the same samples), or the way to restore
+an imported run is named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ttclab.store.integrity import RepairReport, repair_run
+from ttclab.store.reader import Run, open_run
+
+
+@dataclass
+class RepairResult:
+    report: RepairReport
+    regenerated: int = 0  # samples generated again
+    note: str = ""  # what the user still has to do, if anything
+
+
+def repair(ref: str | Path, *, store: str | Path | None = None, regenerate: bool = True,
+           progress: bool = True) -> RepairResult:
+    """Repair run ``ref`` and, when ``regenerate`` and samples were lost, sample them again."""
+    run = open_run(ref, store)
+    report = repair_run(run.path)
+    result = RepairResult(report)
+    if not report.moved:
+        return result
+    meta = Run(run.path).meta
+    source = meta.get("source") or {}
+    if source.get("path"):
+        result.note = (f"the run was imported: run `ttclab import {source.get('format', 'FORMAT')} {source['path']}` "
+                       "again to restore its samples")
+        return result
+    if "config" not in meta:
+        result.note = "run.json holds no sampling config: run the original `ttclab sample CONFIG` to regenerate"
+        return result
+    if not regenerate:
+        result.note = f"run `ttclab repair {run.path.name}` without --no-regenerate (or `ttclab sample`) to regenerate"
+        return result
+    result.regenerated = _resample(run, meta["config"], progress)
+    return result
+
+
+def _resample(run: Run, config: dict[str, Any], progress: bool) -> int:
+    from ttclab.config import SampleConfig
+    from ttclab.experiment import sample
+
+    cfg = SampleConfig.model_validate(config)
+    results = sample(cfg, progress=progress, store=run.path.parent)
+    return sum(r.stats.generated for r in results if r.run.path.resolve() == run.path.resolve())

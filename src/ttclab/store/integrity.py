@@ -1,0 +1,517 @@
+"""Integrity of a run's files: checksummed parts, row invariants, a lock per run, repair.
+
+* **Manifest.** ``samples/manifest.json`` records the SHA-256, size and row count of every part
+  file. A part is written to a hidden temporary file, recorded in the manifest (written atomically,
+  with a checksum of its own), and only then renamed into view, so every visible part is in the
+  manifest. On read a part must be listed and match its checksum; a run written before manifests
+  existed has none (its parts are checked by the row invariants only, and the next writer records
+  them).
+* **Row invariants** (every part, always): indices in range (``0 <= question_index < questions``,
+  ``0 <= sample_index < samples``), the question id matching the questions table, one row per
+  (question, sample) within a part, known verdicts, ``correct`` exactly when the verdict is
+  ``correct``, non-negative token counts.
+* A damaged file is a :class:`~ttclab.errors.StoreError` of one line naming it and the fix:
+  ``ttclab repair RUN`` (or the next ``ttclab sample``) moves damaged parts into ``<run>/damaged/``
+  (outside the ``samples/*.parquet`` glob) and their samples are generated again.
+* **Lock.** A writer holds an exclusive lock on ``<run>/.lock`` (``flock``; released by the kernel
+  when the process dies, so ``kill -9`` never leaves a stale lock). A second writer gets a
+  StoreError naming the process that holds it.
+* **Compaction** never shows duplicates to a plain glob: the merged file is recorded first, the old
+  parts are hidden (renamed to ``.replaced-*``), then the merged file is renamed into view; an
+  interrupted compaction is finished or rolled back by the next writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
+import pyarrow.parquet as pq
+
+from ttclab.errors import StoreError
+from ttclab.store.schema import SAMPLES_SCHEMA, VERDICTS, validate_table
+
+MANIFEST_FILE = "manifest.json"
+DAMAGED_DIR = "damaged"
+LOCK_FILE = ".lock"
+MANIFEST_VERSION = 1
+_HIDDEN_REPLACED = ".replaced-"  # + name + ".old": no name a "*.parquet" glob matches (DuckDB's matches dot-files)
+
+
+def _hidden(samples_dir: Path, name: str) -> Path:
+    return samples_dir / f"{_HIDDEN_REPLACED}{name}.old"
+_MANIFEST_LOCK = threading.RLock()
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def repair_hint(run_dir: Path) -> str:
+    return f"`ttclab repair {Path(run_dir).name}` moves it aside and regenerates its samples"
+
+
+# -- disk ------------------------------------------------------------------------------------------
+def disk_full_error(path: Path, exc: OSError) -> StoreError:
+    """The one-line error for a full disk (or quota) while writing ``path`` inside a store."""
+    run_dir = _run_dir_of(path)
+    store = run_dir.parent if run_dir is not None else path.parent
+    return StoreError(f"store {store}: no space left on device while writing {path.name} ([Errno {exc.errno}]); "
+                      "the samples already written are safe: free some space and run the same command again "
+                      "to resume")
+
+
+def _run_dir_of(path: Path) -> Path | None:
+    for parent in (path.parent, path.parent.parent):
+        if (parent / "run.json").exists() or (parent / "samples").is_dir():
+            return parent
+    return None
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+# -- manifest --------------------------------------------------------------------------------------
+def _manifest_digest(parts: dict[str, Any], intent: Any) -> str:
+    body = json.dumps({"parts": parts, "intent": intent}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def read_manifest(samples_dir: Path) -> dict[str, Any] | None:
+    """The manifest of ``samples_dir``: ``{"parts": {name: {sha256, bytes, rows}}, "intent": ...}``;
+    None when the run has none (written before manifests). StoreError when it is damaged."""
+    file = samples_dir / MANIFEST_FILE
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        parts, intent = data["parts"], data.get("intent")
+        ok = isinstance(parts, dict) and data.get("sha256") == _manifest_digest(parts, intent)
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise StoreError(f"{file}: damaged (its own checksum does not match); `ttclab repair "
+                         f"{samples_dir.parent.name}` checks every part and rebuilds it")
+    return data
+
+
+def write_manifest(samples_dir: Path, parts: dict[str, Any], intent: Any = None) -> None:
+    from ttclab.store.writer import atomic_write_bytes
+
+    data = {"version": MANIFEST_VERSION, "parts": parts, "intent": intent, "sha256": _manifest_digest(parts, intent)}
+    atomic_write_bytes(samples_dir / MANIFEST_FILE, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+
+
+def update_manifest(samples_dir: Path, *, add: dict[str, Any] | None = None, drop: list[str] | tuple[str, ...] = (),
+                    intent: Any = "keep") -> None:
+    """Add / drop part entries (and set or clear the compaction intent) in one atomic rewrite."""
+    with _MANIFEST_LOCK:
+        current = read_manifest(samples_dir) or {"parts": {}, "intent": None}
+        parts = dict(current["parts"])
+        for name in drop:
+            parts.pop(name, None)
+        parts.update(add or {})
+        write_manifest(samples_dir, parts, current.get("intent") if intent == "keep" else intent)
+
+
+def commit_part(samples_dir: Path, name: str, tmp: Path, rows: int) -> None:
+    """Record the finished temporary file ``tmp`` in the manifest, then rename it to ``name``."""
+    from ttclab.store.writer import _fsync_dir
+
+    sha, size = sha256_file(tmp)
+    update_manifest(samples_dir, add={name: {"sha256": sha, "bytes": size, "rows": int(rows)}})
+    os.replace(tmp, samples_dir / name)
+    _fsync_dir(samples_dir)
+
+
+# -- checking parts --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunContext:
+    """What a part's rows are checked against."""
+
+    run_dir: Path
+    run_id: str | None = None
+    n_questions: int | None = None
+    n_samples: int | None = None
+    question_ids: tuple[str, ...] | None = None
+
+
+class _Vanished(Exception):
+    """A listed part disappeared while reading (a concurrent compaction): list again."""
+
+
+def load_part(path: Path, manifest: dict[str, Any] | None, ctx: RunContext, columns: list[str] | None = None
+              ) -> pa.Table:
+    """A part file, verified (checksum when the run has a manifest, schema, row invariants)."""
+    hint = repair_hint(ctx.run_dir)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _Vanished() from None
+    except OSError as exc:
+        raise StoreError(f"{path}: unreadable ({exc.strerror or exc}); {hint}") from None
+    if manifest is not None:
+        entry = manifest["parts"].get(path.name)
+        if entry is None:
+            if not path.exists():
+                raise _Vanished()
+            raise StoreError(f"{path}: not recorded in {MANIFEST_FILE} (not written by ttclab's writer); {hint}")
+        if len(data) != entry.get("bytes") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            raise StoreError(f"{path}: damaged (checksum mismatch: {len(data)} bytes, recorded "
+                             f"{entry.get('bytes')} with sha256 {str(entry.get('sha256'))[:12]}…); {hint}")
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except Exception as exc:  # noqa: BLE001 - any failure to decode the file is damage (incl. UnicodeDecodeError)
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+        raise StoreError(f"{path}: unreadable Parquet ({detail}); {hint}") from None
+    try:
+        table = validate_table(table, SAMPLES_SCHEMA, str(path))
+    except StoreError as exc:
+        raise StoreError(f"{exc}; {hint}") from None
+    check_rows(table, str(path), ctx)
+    return table.select(columns) if columns else table
+
+
+def check_rows(table: pa.Table, source: str, ctx: RunContext) -> None:
+    """StoreError (one line) when a row breaks an invariant (see the module docstring)."""
+    if table.num_rows == 0:
+        return
+    hint = repair_hint(ctx.run_dir)
+
+    def bad(what: str) -> StoreError:
+        return StoreError(f"{source}: damaged ({what}); {hint}")
+
+    q = table["question_index"].to_numpy(zero_copy_only=False).astype(np.int64)
+    s = table["sample_index"].to_numpy(zero_copy_only=False).astype(np.int64)
+    if q.min() < 0 or (ctx.n_questions is not None and q.max() >= ctx.n_questions):
+        value = int(q.min()) if q.min() < 0 else int(q.max())
+        raise bad(f"question_index {value} outside 0..{(ctx.n_questions or 1) - 1}")
+    if s.min() < 0 or (ctx.n_samples is not None and s.max() >= ctx.n_samples):
+        value = int(s.min()) if s.min() < 0 else int(s.max())
+        raise bad(f"sample_index {value} outside 0..{(ctx.n_samples or 1) - 1}")
+    key = q * (int(s.max()) + 1) + s
+    if np.unique(key).size != key.size:
+        raise bad("the same (question_index, sample_index) twice")
+    verdict = np.asarray(table["verdict"].to_pylist(), dtype=object)
+    unknown = set(verdict.tolist()) - set(VERDICTS)
+    if unknown:
+        raise bad(f"unknown verdict {sorted(map(str, unknown))[0]!r}")
+    correct = table["correct"].to_numpy(zero_copy_only=False).astype(bool)
+    if np.any(correct != (verdict == "correct")):
+        raise bad("'correct' disagrees with the verdict")
+    for name in ("completion_tokens", "prompt_tokens"):
+        col = table[name]
+        if col.null_count < col.length():
+            values = col.drop_null().to_numpy(zero_copy_only=False)
+            if values.size and values.min() < 0:
+                raise bad(f"negative {name} {int(values.min())}")
+    if ctx.question_ids is not None:
+        ids = np.asarray(ctx.question_ids, dtype=object)[q]
+        got = np.asarray(table["question_id"].to_pylist(), dtype=object)
+        wrong = np.flatnonzero(ids != got)
+        if wrong.size:
+            i = int(wrong[0])
+            raise bad(f"question_id {got[i]!r} at question_index {int(q[i])}, where the questions table has {ids[i]!r}")
+    if ctx.run_id is not None:
+        runs = set(table["run_id"].to_pylist())
+        if runs != {ctx.run_id}:
+            raise bad(f"run_id {sorted(runs - {ctx.run_id})[0]!r} is not this run's {ctx.run_id!r}")
+
+
+def visible_parts(samples_dir: Path) -> list[Path]:
+    return sorted(samples_dir.glob("part-*.parquet")) if samples_dir.is_dir() else []
+
+
+def read_parts(samples_dir: Path, ctx: RunContext, columns: list[str] | None = None) -> list[pa.Table]:
+    """Every visible part, verified; consistent under a concurrent writer or compaction."""
+    for _ in range(200):
+        parts = visible_parts(samples_dir)
+        manifest = read_manifest(samples_dir)  # after listing: every part listed above is recorded
+        if manifest is not None and manifest.get("intent"):  # a compaction is switching files
+            if not _recover_if_unlocked(samples_dir):
+                time.sleep(0.05)  # it is running: wait for it
+            continue
+        try:
+            return [load_part(p, manifest, ctx, columns) for p in parts]
+        except _Vanished:
+            time.sleep(0.01)
+    raise StoreError(f"{samples_dir}: parts keep changing while reading (another process is compacting?); try again")
+
+
+def _recover_if_unlocked(samples_dir: Path) -> bool:
+    """Finish a compaction that its process left half-done (it died); False while one is running."""
+    try:
+        with run_lock(samples_dir.parent, "recovering a compaction"):
+            recover(samples_dir)
+        return True
+    except StoreError:
+        return False
+
+
+# -- lock ------------------------------------------------------------------------------------------
+_HELD: dict[str, list[Any]] = {}  # lock path -> [file handle, depth, owning thread]
+_HELD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, what: str = "writing") -> Iterator[None]:
+    """Exclusive lock of a run for writing (reentrant within a process; see the module docstring)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = str((run_dir / LOCK_FILE).resolve())
+    me = threading.get_ident()
+    with _HELD_LOCK:
+        held = path in _HELD
+        if held and _HELD[path][2] != me:
+            raise StoreError(f"{run_dir}: another thread of this process is writing this run; wait for it to finish")
+        if held:
+            _HELD[path][1] += 1
+    if held:
+        try:
+            yield
+        finally:
+            with _HELD_LOCK:
+                _HELD[path][1] -= 1
+        return
+    try:
+        import fcntl
+    except ModuleNotFoundError:  # not POSIX: no cross-process lock
+        yield
+        return
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StoreError(f"{run_dir}: {holder} is writing this run; wait for it to finish (or stop it) and run the "
+                         "command again") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"ttclab pid {os.getpid()} ({what}, since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC)")
+    handle.flush()
+    with _HELD_LOCK:
+        _HELD[path] = [handle, 1, me]
+    try:
+        yield
+    finally:
+        with _HELD_LOCK:
+            _HELD[path][1] -= 1
+            done = _HELD[path][1] == 0
+            if done:
+                del _HELD[path]
+        if done:
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+
+
+# -- compaction ------------------------------------------------------------------------------------
+def compact_parts(samples_dir: Path, merged: pa.Table, stamp: str) -> None:
+    """Replace every visible part by one file holding ``merged`` (caller holds the run lock)."""
+    from ttclab.store.writer import _fsync_dir, write_parquet_tmp
+
+    recover(samples_dir)
+    olds = [p.name for p in visible_parts(samples_dir)]
+    name = f"part-{stamp}-compacted.parquet"
+    if name in olds:
+        name = f"part-{stamp}-compacted-{uuid.uuid4().hex[:6]}.parquet"
+    tmp = write_parquet_tmp(samples_dir / name, merged)
+    sha, size = sha256_file(tmp)
+    intent = {"merged": name, "tmp": tmp.name, "replaces": olds}
+    update_manifest(samples_dir, add={name: {"sha256": sha, "bytes": size, "rows": merged.num_rows}}, intent=intent)
+    _finish(samples_dir, intent)
+    _fsync_dir(samples_dir)
+
+
+def _finish(samples_dir: Path, intent: dict[str, Any]) -> None:
+    for old in intent["replaces"]:  # hide the old parts first: a glob never sees old and merged together
+        src = samples_dir / old
+        if src.exists():
+            os.replace(src, _hidden(samples_dir, old))
+    tmp = samples_dir / intent["tmp"]
+    if tmp.exists():
+        os.replace(tmp, samples_dir / intent["merged"])
+    update_manifest(samples_dir, drop=[o for o in intent["replaces"] if o != intent["merged"]], intent=None)
+    for old in intent["replaces"]:
+        _hidden(samples_dir, old).unlink(missing_ok=True)
+
+
+def recover(samples_dir: Path) -> None:
+    """Finish (or roll back) a compaction that was interrupted (caller holds the run lock)."""
+    try:
+        manifest = read_manifest(samples_dir)
+    except StoreError:
+        return
+    intent = (manifest or {}).get("intent")
+    if not intent:
+        for stale in samples_dir.glob(f"{_HIDDEN_REPLACED}*"):
+            stale.unlink(missing_ok=True)
+        return
+    merged, tmp = samples_dir / intent["merged"], samples_dir / intent["tmp"]
+    entry = manifest["parts"].get(intent["merged"], {}) if manifest else {}
+    if merged.exists() or (tmp.exists() and sha256_file(tmp)[0] == entry.get("sha256")):
+        _finish(samples_dir, intent)
+        return
+    for old in intent["replaces"]:  # the merged file never got written whole: undo
+        hidden = _hidden(samples_dir, old)
+        if hidden.exists():
+            os.replace(hidden, samples_dir / old)
+    tmp.unlink(missing_ok=True)
+    update_manifest(samples_dir, drop=[intent["merged"]], intent=None)
+
+
+# -- damage and repair -----------------------------------------------------------------------------
+def adopt_legacy(samples_dir: Path, ctx: RunContext) -> list[tuple[Path, str]]:
+    """A run without a manifest: record its sound parts, move damaged ones aside (caller holds the lock)."""
+    if (samples_dir / MANIFEST_FILE).exists() or not samples_dir.is_dir():
+        return []
+    entries, damaged = {}, []
+    for part in visible_parts(samples_dir):
+        try:
+            table = load_part(part, None, ctx)
+        except (StoreError, _Vanished) as exc:
+            damaged.append((part, str(exc)))
+            continue
+        sha, size = sha256_file(part)
+        entries[part.name] = {"sha256": sha, "bytes": size, "rows": table.num_rows}
+    write_manifest(samples_dir, entries)
+    return [(move_aside(p), why) for p, why in damaged]
+
+
+def move_aside(part: Path) -> Path:
+    """Move a part out of ``samples/`` into ``<run>/damaged/`` (kept for inspection)."""
+    target_dir = part.parent.parent / DAMAGED_DIR
+    target_dir.mkdir(exist_ok=True)
+    target = target_dir / f"{part.name}.{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    shutil.move(str(part), target)
+    return target
+
+
+def quarantine_damaged(samples_dir: Path, ctx: RunContext) -> list[tuple[Path, str]]:
+    """Move every damaged part aside and drop it from the manifest (caller holds the run lock).
+
+    Returns (where each went, why). A damaged manifest is rebuilt from the parts that pass the row
+    invariants.
+    """
+    recover(samples_dir)
+    moved = adopt_legacy(samples_dir, ctx)
+    try:
+        manifest = read_manifest(samples_dir)
+    except StoreError as exc:  # keep the damaged manifest for inspection; check the parts by their rows
+        aside = samples_dir.parent / DAMAGED_DIR
+        aside.mkdir(exist_ok=True)
+        target = aside / f"{MANIFEST_FILE}.{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+        os.replace(samples_dir / MANIFEST_FILE, target)
+        return [*moved, (target, str(exc)), *adopt_legacy(samples_dir, ctx)]
+    drop = []
+    for part in visible_parts(samples_dir):
+        try:
+            load_part(part, manifest, ctx)
+        except _Vanished:
+            continue
+        except StoreError as exc:
+            drop.append(part.name)
+            moved.append((move_aside(part), str(exc)))
+    if drop:
+        update_manifest(samples_dir, drop=drop)
+    return moved
+
+
+@dataclass
+class RepairReport:
+    """What :func:`repair_run` did."""
+
+    run_dir: Path
+    moved: list[tuple[Path, str]] = field(default_factory=list)  # (where the damaged file went, why)
+    meta_rebuilt: str | None = None  # why run.json was rebuilt
+    ok_parts: int = 0
+    rows: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.moved or self.meta_rebuilt)
+
+
+def repair_run(run_dir: Path) -> RepairReport:
+    """Make a run readable again, under its lock: rebuild a missing or corrupt run.json from the
+    stored samples, move damaged parts (and a damaged manifest) into ``<run>/damaged/``, and mark the
+    run incomplete when samples were lost, so that sampling again regenerates them."""
+    from ttclab.store.reader import Run
+    from ttclab.store.writer import atomic_write_json
+
+    run_dir = Path(run_dir)
+    samples_dir = run_dir / "samples"
+    with run_lock(run_dir, "repairing"):
+        report = RepairReport(run_dir)
+        try:
+            meta = Run(run_dir).meta
+        except StoreError as exc:
+            report.meta_rebuilt = str(exc)
+            meta = None
+        ctx = Run(run_dir).context(lenient=True)
+        report.moved = quarantine_damaged(samples_dir, ctx)
+        tables = read_parts(samples_dir, ctx)
+        report.ok_parts, report.rows = len(tables), sum(t.num_rows for t in tables)
+        if meta is None:
+            meta = _rebuilt_meta(run_dir, tables)
+            old = run_dir / "run.json"
+            if old.exists():
+                aside = run_dir / DAMAGED_DIR
+                aside.mkdir(exist_ok=True)
+                os.replace(old, aside / f"run.json.{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
+            atomic_write_json(old, meta)
+        elif report.moved and meta.get("status") == "complete":
+            atomic_write_json(run_dir / "run.json", {**meta, "status": "incomplete"})
+    return report
+
+
+def _rebuilt_meta(run_dir: Path, tables: list[pa.Table]) -> dict[str, Any]:
+    from collections import Counter
+
+    from ttclab.store.schema import SCHEMA_VERSION
+
+    models: Counter[str] = Counter()
+    samples = 0
+    for t in tables:
+        models.update(t["model"].to_pylist())
+        if t.num_rows:
+            samples = max(samples, int(pa.compute.max(t["sample_index"]).as_py()) + 1)
+    questions = run_dir / "questions.parquet"
+    n_q = pq.read_metadata(questions).num_rows if questions.exists() else None
+    model = models.most_common(1)[0][0] if models else ""
+    return {"schema_version": SCHEMA_VERSION, "run_id": run_dir.name, "status": "incomplete",
+            "created_at": datetime.now(timezone.utc).isoformat(), "model": {"name": model, "label": model},
+            "samples": samples or None, "n_questions": n_q,
+            "rebuilt": "run.json was rebuilt by `ttclab repair` from the stored samples; the sampling config is lost"}
+
+
+__all__ = [
+    "DAMAGED_DIR", "MANIFEST_FILE", "RepairReport", "RunContext", "adopt_legacy", "check_rows", "commit_part",
+    "compact_parts", "disk_full_error", "load_part", "move_aside", "quarantine_damaged", "read_manifest",
+    "read_parts", "recover", "repair_run", "run_lock", "update_manifest", "visible_parts",
+]
