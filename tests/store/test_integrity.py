@@ -125,7 +125,7 @@ def test_a_damaged_manifest_is_one_line_and_repair_rebuilds_it(tmp_path):
     run = _make_run(tmp_path / "runs")
     manifest = run.path / "samples" / MANIFEST_FILE
     manifest.write_bytes(manifest.read_bytes().replace(b'"rows": 12', b'"rows": 13'))
-    with pytest.raises(StoreError, match="manifest.json: damaged.*ttclab repair r"):
+    with pytest.raises(StoreError, match="_manifest.json: damaged.*ttclab repair r"):
         Run(run.path).samples()
     report = repair_run(run.path)
     assert any("manifest.json" in str(where) for where, _ in report.moved)

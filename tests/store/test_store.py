@@ -73,7 +73,7 @@ def test_compaction_keeps_exactly_the_deduplicated_rows(tmp_path):
 
 def _legacy(run: Run) -> Run:
     """The run as written before part manifests existed (only schema and row checks apply)."""
-    (run.path / "samples" / "manifest.json").unlink()
+    (run.path / "samples" / "_manifest.json").unlink()
     return run
 
 
@@ -81,7 +81,7 @@ def test_schema_validation_on_read_names_file_and_column(tmp_path):
     run = _make_run(tmp_path, [[_row(0, 0)]])
     bad = pa.table({"run_id": ["r"], "question_index": [0]})
     pq.write_table(bad, run.path / "samples" / "part-99999999999999999999-bad.parquet")
-    with pytest.raises(StoreError, match=r"part-9+-bad\.parquet: not recorded in manifest\.json"):
+    with pytest.raises(StoreError, match=r"part-9+-bad\.parquet: not recorded in _manifest\.json"):
         run.samples()
     with pytest.raises(StoreError, match=r"part-9+-bad\.parquet: missing column\(s\) model"):
         _legacy(run).samples()
@@ -122,3 +122,12 @@ def test_open_run_by_id_prefix_and_path(tmp_path):
 def test_samples_schema_has_version_metadata():
     assert SAMPLES_SCHEMA.metadata[b"ttclab.schema_version"] == b"1"
     assert json.loads(json.dumps(SAMPLES_SCHEMA.names))[0] == "run_id"
+
+
+def test_a_run_samples_folder_reads_as_one_parquet_dataset(tmp_path):
+    """pandas/pyarrow over runs/<id>/samples must not trip over the manifest (issue 12, store ergonomics)."""
+    from ttclab.store.integrity import MANIFEST_FILE
+
+    run = _make_run(tmp_path, [[_row(0, 0), _row(0, 1)], [_row(1, 0)]])
+    assert (run.path / "samples" / MANIFEST_FILE).is_file()
+    assert pq.read_table(run.path / "samples").num_rows == run.samples().num_rows

@@ -1,6 +1,6 @@
 """Integrity of a run's files: checksummed parts, row invariants, a lock per run, repair.
 
-* **Manifest.** ``samples/manifest.json`` records the SHA-256, size and row count of every part
+* **Manifest.** ``samples/_manifest.json`` records the SHA-256, size and row count of every part
   file. A part is written to a hidden temporary file, recorded in the manifest (written atomically,
   with a checksum of its own), and only then renamed into view, so every visible part is in the
   manifest. On read a part must be listed and match its checksum; a run written before manifests
@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from ttclab.errors import StoreError
 from ttclab.store.schema import SAMPLES_SCHEMA, VERDICTS, validate_table
 
-MANIFEST_FILE = "manifest.json"
+MANIFEST_FILE = "_manifest.json"  # a leading "_": Parquet readers of the folder skip it
 DAMAGED_DIR = "damaged"
 LOCK_FILE = ".lock"
 MANIFEST_VERSION = 1

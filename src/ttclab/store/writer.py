@@ -101,7 +101,7 @@ def write_questions(run_dir: Path, rows: list[dict[str, Any]]) -> None:
 class SampleWriter:
     """Buffers sample rows and writes them as atomic, checksummed Parquet parts.
 
-    Each part is recorded in ``samples/manifest.json`` before it becomes visible (see
+    Each part is recorded in ``samples/_manifest.json`` before it becomes visible (see
     :mod:`ttclab.store.integrity`); the caller should hold the run's lock (:func:`run_lock`).
     """
 
