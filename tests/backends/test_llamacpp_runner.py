@@ -33,7 +33,7 @@ def _rows(result):
 def test_all_missing_samples_of_a_question_go_in_one_request_and_equal_one_at_a_time(tmp_path, monkeypatch):
     from ttclab.backends.llamacpp import LlamaCppBackend
 
-    assert backend_capabilities(LlamaCppBackend()) == Capabilities(batched_samples=True, concurrency=1)
+    assert backend_capabilities(LlamaCppBackend()) == Capabilities(batched_samples=True, concurrency=4)
     requested: list[int] = []
     original = LlamaCppBackend.generate
 
@@ -43,7 +43,7 @@ def test_all_missing_samples_of_a_question_go_in_one_request_and_equal_one_at_a_
 
     monkeypatch.setattr(LlamaCppBackend, "generate", counting)
     batched = sample(_cfg(tmp_path / "a"), progress=False)[0]
-    assert requested == [4, 4, 4]
+    assert requested == [4, 4, 4]  # three questions, all four samples of each in one request
     requested.clear()
     one_by_one = sample(_cfg(tmp_path / "b", samples_per_request=1), progress=False)[0]
     assert requested == [1] * 12

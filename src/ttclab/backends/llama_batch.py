@@ -1,30 +1,38 @@
-"""Batched multi-sequence decoding of the ``n`` samples of one prompt over llama.cpp's low-level API.
+"""Continuous batching of many samples over llama.cpp's low-level API (the embedded engine).
 
-The prompt is evaluated once into sequence 0 (all but its last token); every batch of samples copies
-that KV cache to its own sequences (``llama_memory_seq_cp``) and then each ``llama_decode`` advances
-every live sequence by one token. A sequence that stops (end of generation, a stop string, its token
-limit) leaves the batch and its cells are freed (``llama_memory_seq_rm``). Each sample has its own
-sampler chain seeded with its own seed, built exactly as llama-cpp-python's ``Llama`` builds it, and
-the next token is drawn in C (``llama_sampler_sample``); Python only moves token ids.
+A request's prompt is evaluated once into a prompt stream (all but its last token). Its samples start
+in free sequence slots: the prompt's KV cache is copied to the slot (``llama_memory_seq_cp``) and the
+last prompt token is decoded there; then every ``llama_decode`` step advances every live sample by
+one token -- of whichever request. A sample that stops (end of generation, a stop string, its token
+limit) leaves the batch, its cells are freed (``llama_memory_seq_rm``) and the slot is refilled at
+once from the oldest request with samples left. Each sample has its own sampler chain seeded with its
+own seed, built as llama-cpp-python's ``Llama`` builds it, and the next token is drawn in C
+(``llama_sampler_sample``); Python only moves token ids and bytes.
 
 Exactness. The KV cache is *not* unified: every sequence has a stream of its own, laid out as in a
 single-sequence context, and flash attention is off (as in ``Llama``'s default). llama.cpp's CPU
-kernels compute each token's row independently of the other rows of a batch, so a sample's tokens
-depend only on the prompt, its seed and the sampling settings -- not on how many other samples share
-the batch, how a large ``n`` is split, or the context size -- and equal what ``create_chat_completion``
-gives one sample at a time (tested token for token). A unified cache (shared prompt cells) or flash
-attention changes the summation order of attention and breaks this (measured), for no speed gain here.
+kernels then compute each sequence's single-token rows independently of the other rows of a step, so
+a sample's tokens depend only on the prompt, its seed and the sampling settings -- not on what it
+shares a batch with, how a large ``n`` is spread over slots, the thread count or the context size --
+and equal what ``create_chat_completion`` gives one sample at a time (tested token for token). A
+unified cache (shared prompt cells) or flash attention changes the summation order of attention
+and breaks this (measured). Prompts are evaluated alone, never mixed into a decode step: llama.cpp
+rounds a multi-token chunk of one sequence differently from single tokens.
 
-Memory. Sequence ``s`` owns ``cells`` KV cells (prompt + its token limit, rounded up to 256); a batch
-holds at most ``max_seqs`` samples and at most what fits ``kv_budget_mb`` (at least one sample), so a
-large ``n`` is decoded as several batches that reuse the evaluated prompt.
+Memory. A stream holds ``cells`` KV cells (prompt + token limit, rounded up to 256); the context has
+``PROMPT_STREAMS`` prompt streams and at most ``max_seqs`` sample slots, fewer if they would not fit
+``kv_budget_mb``. A request needing longer streams than the context has waits until the current work
+drains, then the context is rebuilt.
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,24 +95,71 @@ class DecodeStats:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-@dataclass(slots=True)
+@dataclass(eq=False)
+class DecodeJob:
+    """One request: ``len(seeds)`` samples of ``prompt``; ``done`` receives the results (or an exception).
+
+    ``done`` is called on the decoding thread; ``cancelled`` is polled there between steps.
+    """
+
+    prompt: list[int]
+    seeds: list[int | None]
+    settings: SamplerSettings
+    max_tokens: int
+    stops: list[bytes]
+    logprobs: bool
+    done: Callable[[list[SequenceResult] | BaseException], None]
+    context: int | None = None  # cap on prompt + completion tokens
+    cancelled: Callable[[], bool] = lambda: False
+    # scheduling state
+    hard_limit: int = 0
+    cells: int = 0
+    max_stop: int = 0
+    prompt_sid: int | None = None
+    started: int = 0  # samples started
+    finished: int = 0
+    start: float = 0.0
+    results: list[SequenceResult | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.prompt:
+            raise ValueError("empty prompt")
+        limit = self.max_tokens + SPLIT_CHAR_EXTRA
+        if self.context is not None:
+            limit = max(self.max_tokens, min(limit, self.context - len(self.prompt)))
+        self.hard_limit = limit
+        self.cells = BatchDecoder.cells_for(len(self.prompt), limit)
+        self.results = [None] * len(self.seeds)
+        self.max_stop = max((len(s) for s in self.stops), default=0)
+
+
+@dataclass(slots=True, eq=False)
 class _Seq:
     sid: int
+    job: DecodeJob
+    index: int
     chain: Any
-    out_row: int = 0
+    feed: int  # the token to decode next
+    pos: int  # its position
+    row: int = 0
     tokens: list[int] = field(default_factory=list)
     text: bytearray = field(default_factory=bytearray)
     logprobs: list[float] | None = None
-    result: SequenceResult | None = None
     multibyte: int = 0  # tokens left before llama-cpp-python's split-character rule checks again
     checked: int = 0  # bytes of text already searched for stop strings
 
 
 class BatchDecoder:
-    """Decodes many samples of one prompt per ``llama_decode`` step, on a model a ``Llama`` loaded.
+    """Continuous batching of the samples of many requests on a model a ``Llama`` loaded.
 
-    Not thread-safe: call it from one thread (the backend's llama.cpp worker thread).
+    ``submit`` queues a request (any thread); ``serve`` (the llama.cpp thread only) decodes until
+    no work is left: each request's prompt is evaluated once into a prompt stream, its samples start
+    in free sequence slots (at most ``max_seqs``, within the KV budget) and every step decodes one
+    token of every live sample, of whichever request. A slot freed by a finished sample is refilled
+    at once from the oldest request with samples left, so batches stay full.
     """
+
+    PROMPT_STREAMS = 2  # prompts held at once (the next request's prompt is ready when slots free up)
 
     def __init__(self, llama: Any, *, n_threads: int, n_batch: int = 512, max_seqs: int = 16,
                  kv_budget_mb: float = 512.0) -> None:
@@ -117,7 +172,7 @@ class BatchDecoder:
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
         self.n_threads = n_threads
         self.n_batch = max(1, n_batch)
-        self.max_seqs = max(1, min(max_seqs, LLAMA_MAX_SEQ - 1))
+        self.max_seqs = max(1, min(max_seqs, LLAMA_MAX_SEQ - self.PROMPT_STREAMS))
         self.kv_budget_bytes = kv_budget_mb * 2**20
         self.bytes_per_cell = _kv_bytes_per_cell(llama)
         self.eog = frozenset(t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t))
@@ -126,10 +181,18 @@ class BatchDecoder:
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._ctx: Any = None
-        self._ctx_seqs = 0  # sequences the context holds (sequence 0 keeps the prompt)
-        self._ctx_cells = 0  # KV cells per sequence
+        self._mem: Any = None
+        self._ctx_cells = 0  # KV cells per stream
+        self._slots = 0  # sequence streams of the context (after the prompt streams)
         self._batch: Any = None
         self._batch_cap = 0
+        self._lock = threading.Lock()
+        self._waiting: deque[DecodeJob] = deque()
+        self._serving = False
+        self._admitted: list[DecodeJob] = []
+        self._live: list[_Seq] = []
+        self._free_prompt: list[int] = []
+        self._free_slots: list[int] = []
 
     # -- sizes ---------------------------------------------------------------------------------
     @staticmethod
@@ -139,32 +202,33 @@ class BatchDecoder:
 
     def batch_size(self, n: int, cells: int) -> int:
         """Samples decoded together: at most ``max_seqs`` and what fits the KV budget (at least 1)."""
-        fit = int(self.kv_budget_bytes // max(1, cells * self.bytes_per_cell)) - 1  # one stream keeps the prompt
+        fit = int(self.kv_budget_bytes // max(1, cells * self.bytes_per_cell)) - self.PROMPT_STREAMS
         return max(1, min(n, self.max_seqs, fit))
 
     # -- llama.cpp objects ---------------------------------------------------------------------
-    def _ensure_context(self, seqs: int, cells: int) -> None:
+    def _new_context(self, cells: int) -> None:
+        """A context of PROMPT_STREAMS + slots streams of ``cells`` cells (only when nothing is active)."""
         lc = self._lc
-        need_seqs = seqs + 1
-        if self._ctx is not None and self._ctx_seqs >= need_seqs and self._ctx_cells >= cells:
-            return
         start = time.perf_counter()
         self._free_context()
-        need_seqs = max(need_seqs, self._ctx_seqs)
         cells = max(cells, self._ctx_cells)
+        slots = self.batch_size(self.max_seqs, cells)
+        streams = self.PROMPT_STREAMS + slots
         params = lc.llama_context_default_params()
-        params.n_ctx = need_seqs * cells
-        params.n_seq_max = need_seqs
-        params.n_batch = params.n_ubatch = max(self.n_batch, need_seqs)
+        params.n_ctx = streams * cells
+        params.n_seq_max = streams
+        params.n_batch = params.n_ubatch = max(self.n_batch, streams)
         params.n_threads = params.n_threads_batch = self.n_threads
         params.kv_unified = False  # one stream per sequence: see the module docstring (exactness)
         params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.no_perf = True
         ctx = lc.llama_init_from_model(self.model, params)
         if not ctx:
-            raise MemoryError(f"llama.cpp could not create a context of {need_seqs} x {cells} KV cells")
-        self._ctx, self._ctx_seqs, self._ctx_cells = ctx, need_seqs, cells
-        self._ensure_batch(max(self.n_batch, need_seqs))
+            raise MemoryError(f"llama.cpp could not create a context of {streams} x {cells} KV cells")
+        self._ctx, self._mem, self._ctx_cells, self._slots = ctx, lc.llama_get_memory(ctx), cells, slots
+        self._free_prompt = list(range(self.PROMPT_STREAMS))[::-1]
+        self._free_slots = list(range(self.PROMPT_STREAMS, streams))[::-1]
+        self._ensure_batch(max(self.n_batch, streams))
         self.stats.contexts_created += 1
         self.stats.setup_s += time.perf_counter() - start
 
@@ -186,9 +250,11 @@ class BatchDecoder:
     def _free_context(self) -> None:
         if self._ctx is not None:
             self._lc.llama_free(self._ctx)
-            self._ctx, self._ctx_seqs, self._ctx_cells = None, 0, 0
+            self._ctx = self._mem = None
+            self._ctx_cells = self._slots = 0
 
     def close(self) -> None:
+        """Free the context (call on the llama.cpp thread, when nothing is being decoded)."""
         self._free_context()
         if self._batch is not None:
             self._lc.llama_batch_free(self._batch)
@@ -208,7 +274,7 @@ class BatchDecoder:
             self._pieces[token] = piece
         return piece
 
-    def _chain(self, s: SamplerSettings, seed: int) -> Any:
+    def _chain(self, s: SamplerSettings, seed: int | None) -> Any:
         """The sampler chain ``Llama._init_sampler`` builds (no-op stages skipped: same draws)."""
         lc = self._lc
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
@@ -228,152 +294,239 @@ class BatchDecoder:
         if s.min_p > 0.0:
             add(chain, lc.llama_sampler_init_min_p(s.min_p, 1))
         add(chain, lc.llama_sampler_init_temp(s.temperature))
-        add(chain, lc.llama_sampler_init_dist(seed))
+        add(chain, lc.llama_sampler_init_dist(lc.LLAMA_DEFAULT_SEED if seed is None else int(seed)))
         return chain
 
-    # -- generation ----------------------------------------------------------------------------
+    # -- requests ------------------------------------------------------------------------------
+    def submit(self, job: DecodeJob) -> bool:
+        """Queue a request; True when no ``serve`` is running or scheduled (the caller starts one)."""
+        with self._lock:
+            self._waiting.append(job)
+            start = not self._serving
+            self._serving = True
+        return start
+
     def generate(self, prompt: list[int], seeds: list[int | None], settings: SamplerSettings, *,
                  max_tokens: int, stops: list[bytes], logprobs: bool,
                  context: int | None = None) -> list[SequenceResult]:
-        """One result per seed; ``prompt`` must leave room for ``max_tokens`` (the caller checks).
+        """Decode one request now (blocking; on the llama.cpp thread): one result per seed.
 
-        ``context`` caps prompt + completion (a sequence may run up to ``SPLIT_CHAR_EXTRA`` tokens past
-        ``max_tokens`` to complete a split UTF-8 character, as llama-cpp-python does, within it).
+        ``prompt`` must leave room for ``max_tokens``; ``context`` caps prompt + completion (a sample
+        may run up to ``SPLIT_CHAR_EXTRA`` tokens past ``max_tokens`` to complete a split UTF-8
+        character, as llama-cpp-python does, within it).
         """
-        if not prompt:
-            raise ValueError("empty prompt")
-        lc = self._lc
-        start = time.perf_counter()
-        hard_limit = max_tokens + SPLIT_CHAR_EXTRA
-        if context is not None:
-            hard_limit = max(max_tokens, min(hard_limit, context - len(prompt)))
-        cells = self.cells_for(len(prompt), hard_limit)
-        size = self.batch_size(len(seeds), cells)
-        self._ensure_context(size, cells)
-        mem = lc.llama_get_memory(self._ctx)
-        lc.llama_memory_clear(mem, False)
-        t0 = time.perf_counter()
-        # The prompt without its last token goes into sequence 0 once; each batch re-decodes the
-        # last token in every sequence of its own to get that sequence's first logits.
-        head, last = prompt[:-1], prompt[-1]
-        for at in range(0, len(head), self.n_batch):
-            chunk = head[at:at + self.n_batch]
-            k = len(chunk)
-            self._tok[:k] = chunk
-            self._pos[:k] = np.arange(at, at + k, dtype=np.int32)
-            self._logits[:k] = 0
-            for i in range(k):
-                self._seq_ptrs[i][0] = 0
-            self._decode(k)
-        self.stats.prompt_s += time.perf_counter() - t0
-        self.stats.prompt_tokens += len(head)
-        results: list[SequenceResult] = []
-        for at in range(0, len(seeds), size):
-            group = seeds[at:at + size]
-            results += self._run(mem, group, last, len(prompt) - 1, settings, max_tokens, hard_limit, stops,
-                                 logprobs, start)
-        return results
+        box: list[Any] = []
+        self.submit(DecodeJob(prompt, list(seeds), settings, max_tokens, stops, logprobs, box.append, context))
+        self.serve()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]  # type: ignore[no-any-return]
 
-    def _run(self, mem: Any, seeds: list[int | None], last: int, last_pos: int, settings: SamplerSettings,
-             max_tokens: int, hard_limit: int, stops: list[bytes], logprobs: bool,
-             start: float) -> list[SequenceResult]:
-        lc = self._lc
-        st = self.stats
-        t_setup = time.perf_counter()
-        seqs = []
-        for j, seed in enumerate(seeds):
-            sid = j + 1
-            lc.llama_memory_seq_rm(mem, sid, -1, -1)
-            if last_pos > 0:
-                lc.llama_memory_seq_cp(mem, 0, sid, -1, -1)
-            seed_value = lc.LLAMA_DEFAULT_SEED if seed is None else int(seed)
-            seqs.append(_Seq(sid=sid, chain=self._chain(settings, seed_value), out_row=j,
-                             logprobs=[] if logprobs else None))
-        n = len(seqs)
-        self._tok[:n] = last
-        self._pos[:n] = last_pos
-        self._logits[:n] = 1
-        for j, q in enumerate(seqs):
-            self._seq_ptrs[j][0] = q.sid
-        st.setup_s += time.perf_counter() - t_setup
-        t0 = time.perf_counter()
-        self._decode(n)
-        st.decode_s += time.perf_counter() - t0
-        st.decode_steps += 1
-        st.decoded_tokens += n
+    # -- the scheduler -------------------------------------------------------------------------
+    def serve(self) -> None:
+        """Decode until every submitted request is done (the llama.cpp thread only)."""
+        try:
+            self._serve()
+        except BaseException as exc:  # a bug or an interrupt: no request may wait forever
+            with self._lock:
+                waiting, self._waiting = list(self._waiting), deque()
+                self._serving = False
+            self._fail_active(exc)
+            for job in waiting:
+                job.done(exc)
+            raise
 
-        ctx, sample, eog, piece = self._ctx, lc.llama_sampler_sample, self.eog, self._piece
-        max_stop = max((len(s) for s in stops), default=0)
-        live = seqs
-        pos = last_pos + 1
-        clock = time.perf_counter
-        while live:
-            t0 = clock()
-            t_sampler = t_logprob = 0.0
-            nxt: list[_Seq] = []
-            for q in live:
-                ts = clock()
-                tok = sample(q.chain, ctx, q.out_row)
-                t_sampler += clock() - ts
-                if tok in eog:
-                    self._finish(mem, q, "stop", start)
+    def _serve(self) -> None:
+        while True:
+            try:
+                self._drop_cancelled()
+                self._admit()
+                self._start_samples()
+                if self._live:
+                    self._step()
                     continue
-                if q.logprobs is not None:
-                    ts = clock()
-                    q.logprobs.append(self._logprob(q.out_row, tok))
-                    t_logprob += clock() - ts
-                q.tokens.append(tok)
-                text = q.text
-                text += piece(tok)
-                # llama-cpp-python checks neither stop strings nor the token limit while the text ends
-                # in a split UTF-8 character (its "multibyte fix"); doing the same keeps the samples equal.
-                for back, byte in enumerate(text[-3:]):
-                    if byte >= 0xC0:
-                        k = 3 - back
-                        for num, pattern in _LEAD_BYTES:
-                            if num > k and byte & pattern == pattern:
-                                q.multibyte = num - k
-                if q.multibyte > 0 and len(q.tokens) < hard_limit:
-                    q.multibyte -= 1
-                    nxt.append(q)
+            except Exception as exc:  # a failed decode or context: fail what is in flight, go on
+                self._fail_active(exc)
+                continue
+            with self._lock:
+                if not self._waiting and not self._admitted:
+                    self._serving = False
+                    return
+
+    def _admit(self) -> None:
+        """Evaluate waiting requests' prompts into free prompt streams (FIFO)."""
+        lc = self._lc
+        while self._waiting:
+            job = self._waiting[0]
+            if job.cancelled():
+                self._waiting.popleft()
+                continue
+            if self._ctx is None or job.cells > self._ctx_cells:
+                if self._live or self._admitted:
+                    return  # a larger context once the current work has drained
+                try:
+                    self._new_context(job.cells)
+                except MemoryError as exc:
+                    self._waiting.popleft()
+                    job.done(exc)
                     continue
-                if stops:
-                    window = bytes(text[max(0, q.checked - max_stop + 1):])
-                    q.checked = len(text)
-                    hit = next((s for s in stops if s in window), None)
-                    if hit is not None:
-                        del text[text.index(hit):]
-                        self._finish(mem, q, "stop", start)
-                        continue
-                if len(q.tokens) >= max_tokens:
-                    self._finish(mem, q, "length", start)
-                    continue
-                nxt.append(q)
-            live = nxt
-            if live:
-                k = len(live)
-                for i, q in enumerate(live):
-                    self._tok[i] = q.tokens[-1]
-                    self._seq_ptrs[i][0] = q.sid
-                    q.out_row = i
-                self._pos[:k] = pos
-                self._logits[:k] = 1
-            t1 = clock()
-            st.sample_s += t_sampler
-            st.logprob_s += t_logprob
-            st.python_s += t1 - t0 - t_sampler - t_logprob
-            if not live:
+            if not self._free_prompt:
+                return
+            self._waiting.popleft()
+            sid = self._free_prompt.pop()
+            job.prompt_sid = sid
+            job.start = time.perf_counter()
+            self._admitted.append(job)
+            lc.llama_memory_seq_rm(self._mem, sid, -1, -1)
+            # The prompt without its last token, once; every sample re-decodes the last token in its
+            # own stream to get its first logits (as llama-cpp-python does for a cached prompt).
+            head = job.prompt[:-1]
+            t0 = time.perf_counter()
+            for at in range(0, len(head), self.n_batch):
+                chunk = head[at:at + self.n_batch]
+                k = len(chunk)
+                self._tok[:k] = chunk
+                self._pos[:k] = np.arange(at, at + k, dtype=np.int32)
+                self._logits[:k] = 0
+                for i in range(k):
+                    self._seq_ptrs[i][0] = sid
+                self._decode(k)
+            self.stats.prompt_s += time.perf_counter() - t0
+            self.stats.prompt_tokens += len(head)
+
+    def _start_samples(self) -> None:
+        """Fill free sequence slots with the next samples of the oldest admitted requests."""
+        lc = self._lc
+        t0 = time.perf_counter()
+        for job in self._admitted:
+            while job.started < len(job.seeds) and self._free_slots:
+                sid = self._free_slots.pop()
+                lc.llama_memory_seq_rm(self._mem, sid, -1, -1)
+                if len(job.prompt) > 1:
+                    lc.llama_memory_seq_cp(self._mem, job.prompt_sid, sid, -1, -1)
+                j = job.started
+                job.started += 1
+                self._live.append(_Seq(sid=sid, job=job, index=j, chain=self._chain(job.settings, job.seeds[j]),
+                                       feed=job.prompt[-1], pos=len(job.prompt) - 1,
+                                       logprobs=[] if job.logprobs else None))
+            if job.started == len(job.seeds) and job.prompt_sid is not None:
+                self._release_prompt(job)
+            if not self._free_slots:
                 break
-            self._decode(k)
-            st.decode_s += clock() - t1
-            st.decode_steps += 1
-            st.decoded_tokens += k
-            pos += 1
-        out = []
-        for q in seqs:
-            assert q.result is not None
-            out.append(q.result)
-        return out
+        self.stats.setup_s += time.perf_counter() - t0
+
+    def _release_prompt(self, job: DecodeJob) -> None:
+        if job.prompt_sid is not None:
+            self._lc.llama_memory_seq_rm(self._mem, job.prompt_sid, -1, -1)
+            self._free_prompt.append(job.prompt_sid)
+            job.prompt_sid = None
+
+    def _step(self) -> None:
+        """Decode one token of every live sample, sample the next ones, retire finished samples."""
+        st = self.stats
+        clock = time.perf_counter
+        live = self._live
+        t0 = clock()
+        k = len(live)
+        for i, q in enumerate(live):
+            self._tok[i] = q.feed
+            self._pos[i] = q.pos
+            self._seq_ptrs[i][0] = q.sid
+            q.row = i
+        self._logits[:k] = 1
+        t1 = clock()
+        self._decode(k)
+        t2 = clock()
+        st.decode_s += t2 - t1
+        st.decode_steps += 1
+        st.decoded_tokens += k
+        ctx, sample, eog, piece = self._ctx, self._lc.llama_sampler_sample, self.eog, self._piece
+        t_sampler = t_logprob = 0.0
+        keep: list[_Seq] = []
+        for q in live:
+            job = q.job
+            ts = clock()
+            tok = sample(q.chain, ctx, q.row)
+            t_sampler += clock() - ts
+            if tok in eog:
+                self._retire(q, "stop")
+                continue
+            if q.logprobs is not None:
+                ts = clock()
+                q.logprobs.append(self._logprob(q.row, tok))
+                t_logprob += clock() - ts
+            q.tokens.append(tok)
+            text = q.text
+            text += piece(tok)
+            q.feed, q.pos = tok, q.pos + 1
+            # llama-cpp-python checks neither stop strings nor the token limit while the text ends
+            # in a split UTF-8 character (its "multibyte fix"); doing the same keeps the samples equal.
+            for back, byte in enumerate(text[-3:]):
+                if byte >= 0xC0:
+                    for num, pattern in _LEAD_BYTES:
+                        if num > 3 - back and byte & pattern == pattern:
+                            q.multibyte = num - 3 + back
+            if q.multibyte > 0 and len(q.tokens) < job.hard_limit:
+                q.multibyte -= 1
+                keep.append(q)
+                continue
+            if job.stops:
+                window = bytes(text[max(0, q.checked - job.max_stop + 1):])
+                q.checked = len(text)
+                hit = next((s for s in job.stops if s in window), None)
+                if hit is not None:
+                    del text[text.index(hit):]
+                    self._retire(q, "stop")
+                    continue
+            if len(q.tokens) >= job.max_tokens:
+                self._retire(q, "length")
+                continue
+            keep.append(q)
+        self._live = keep
+        t3 = clock()
+        st.sample_s += t_sampler
+        st.logprob_s += t_logprob
+        st.python_s += (t1 - t0) + (t3 - t2) - t_sampler - t_logprob
+
+    def _retire(self, q: _Seq, reason: str) -> None:
+        lc = self._lc
+        lc.llama_memory_seq_rm(self._mem, q.sid, -1, -1)
+        lc.llama_sampler_free(q.chain)
+        q.chain = None
+        self._free_slots.append(q.sid)
+        job = q.job
+        text = bytes(q.text)
+        if q.tokens and q.tokens[0] == self.bos and text[:1] == b" ":  # as llama-cpp-python's detokenize
+            text = text[1:]
+        job.results[q.index] = SequenceResult(
+            text=text.decode("utf-8", errors="ignore"), finish_reason=reason, completion_tokens=len(q.tokens),
+            latency_s=time.perf_counter() - job.start,
+            token_logprobs=tuple(q.logprobs) if q.logprobs is not None else None, tokens=tuple(q.tokens),
+        )
+        job.finished += 1
+        if job.finished == len(job.seeds):
+            self._admitted.remove(job)
+            self._release_prompt(job)
+            job.done(list(job.results))  # type: ignore[arg-type]
+
+    def _drop_cancelled(self) -> None:
+        for job in [j for j in self._admitted if j.cancelled()]:
+            for q in [q for q in self._live if q.job is job]:
+                self._lc.llama_memory_seq_rm(self._mem, q.sid, -1, -1)
+                self._lc.llama_sampler_free(q.chain)
+                self._free_slots.append(q.sid)
+                self._live.remove(q)
+            self._admitted.remove(job)
+            self._release_prompt(job)
+
+    def _fail_active(self, exc: BaseException) -> None:
+        """Every request in flight gets ``exc``; the context is dropped (waiting requests go on)."""
+        for q in self._live:
+            self._lc.llama_sampler_free(q.chain)
+        jobs, self._admitted, self._live = self._admitted, [], []
+        self._free_context()
+        for job in jobs:
+            job.done(exc)
 
     def _logprob(self, row: int, token: int) -> float:
         """log softmax of the raw logits (the model's distribution, as llama-cpp-python reports it)."""
@@ -381,19 +534,6 @@ class BatchDecoder:
         logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
         top = logits.max()
         return float(logits[token] - top - math.log(np.exp(logits - top).sum()))
-
-    def _finish(self, mem: Any, q: _Seq, reason: str, start: float) -> None:
-        self._lc.llama_memory_seq_rm(mem, q.sid, -1, -1)
-        self._lc.llama_sampler_free(q.chain)
-        q.chain = None
-        text = bytes(q.text)
-        if q.tokens and q.tokens[0] == self.bos and text[:1] == b" ":  # as llama-cpp-python's detokenize
-            text = text[1:]
-        q.result = SequenceResult(
-            text=text.decode("utf-8", errors="ignore"), finish_reason=reason, completion_tokens=len(q.tokens),
-            latency_s=time.perf_counter() - start,
-            token_logprobs=tuple(q.logprobs) if q.logprobs is not None else None, tokens=tuple(q.tokens),
-        )
 
 
 def _kv_bytes_per_cell(llama: Any) -> int:

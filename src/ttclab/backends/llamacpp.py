@@ -1,11 +1,12 @@
 """In-process llama.cpp (llama-cpp-python): the embedded default backend.
 
-A request for ``n`` samples is decoded as ``n`` sequences of one batch that share the evaluated
-prompt (``backends/llama_batch.py``): on a CPU a small model's decode step costs far less per token
-with many sequences than with one. Prompts are tokenized exactly as ``Llama.create_chat_completion``
-(the model's chat template) and ``Llama.create_completion`` do, and every sample is the one
-``create_chat_completion`` gives with the sample's seed (sample ``j`` gets ``seed + j``), whatever
-the batch size -- so the runner asks for all of a question's samples in one request.
+A request for ``n`` samples is decoded as ``n`` sequences sharing the evaluated prompt, and the
+samples of concurrent requests share the same decode steps (``backends/llama_batch.py``): on a CPU
+a small model's decode step costs far less per token with many sequences than with one. Prompts are
+tokenized exactly as ``Llama.create_chat_completion`` (the model's chat template) and
+``Llama.create_completion`` do, and every sample is the one ``create_chat_completion`` gives with
+the sample's seed (sample ``j`` gets ``seed + j``), whatever it was batched with -- so the runner
+asks for all of a question's samples in one request and keeps a few requests in flight.
 
 All llama.cpp work in a process runs on ONE shared worker thread: llama.cpp's CPU backend keeps an
 OpenMP thread team per calling thread, and a second calling thread (e.g. the next model's) competes
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -50,7 +50,8 @@ class LlamaCppBackend:
     """
 
     name = "llamacpp"
-    capabilities = Capabilities(batched_samples=True, concurrency=1)
+    # Several requests in flight: the engine decodes their samples in the same batches.
+    capabilities = Capabilities(batched_samples=True, concurrency=4)
     #: Options that change how fast samples come, not which samples (not part of a run's id).
     #: (Thread count, batch composition and KV budget never change a sample: tested.)
     OPERATIONAL_OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_threads", "verbose", "max_seqs", "kv_budget_mb"})
@@ -145,23 +146,47 @@ class LlamaCppBackend:
 
     # -- generation ------------------------------------------------------------------------
     async def generate(self, request: Request, params: SamplingParams) -> list[Completion]:
+        """``params.n`` completions; concurrent requests are decoded in the same batches."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(llama_executor(), self.generate_sync, request, params)
+        if self._llama is None:
+            await loop.run_in_executor(llama_executor(), self._load)
+        prepared = self._prepare(request, params)
+        if isinstance(prepared, list):
+            return prepared
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def done(result: Any) -> None:  # called on the llama.cpp thread
+            loop.call_soon_threadsafe(_settle, future, result)
+
+        job = prepared(done, future.cancelled)
+        if self._decoder.submit(job):  # not tied to this event loop: serving may outlive it by a step
+            llama_executor().submit(self._decoder.serve).add_done_callback(_log_failure)
+        return self._completions(job, await future)
 
     def generate_sync(self, request: Request, params: SamplingParams) -> list[Completion]:
-        """Blocking generation of ``params.n`` completions, decoded together (see the module docstring)."""
-        from ttclab.backends.llama_batch import SamplerSettings
+        """Blocking :meth:`generate` (call it where no other llama.cpp work runs, e.g. a script)."""
+        self._load()
+        prepared = self._prepare(request, params)
+        if isinstance(prepared, list):
+            return prepared
+        box: list[Any] = []
+        job = prepared(box.append, lambda: False)
+        self._decoder.submit(job)
+        self._decoder.serve()
+        return self._completions(job, box[0])
+
+    def _prepare(self, request: Request, params: SamplingParams) -> Any:
+        """Error completions now, or a function making the decode job (render, validate, seeds)."""
+        from ttclab.backends.llama_batch import DecodeJob, SamplerSettings
 
         settings = SamplerSettings(
             temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or 0, min_p=params.min_p,
             presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
             **_extra_sampling(params.extra_body),
         )
-        llama = self._load()
-        start = time.perf_counter()
         n = params.n
         try:
-            prompt, stops = render_prompt(llama, request, params.stop)
+            prompt, stops = render_prompt(self._llama, request, params.stop)
         except (ValueError, RuntimeError, TypeError) as exc:  # e.g. a chat template that rejects the messages
             return [Completion.failed(f"llama.cpp: could not render the prompt: {exc}")] * n
         n_prompt = len(prompt)
@@ -172,7 +197,7 @@ class LlamaCppBackend:
             message = (f"llama.cpp: the prompt does not fit the context: {n_prompt} prompt tokens + at least 1 "
                        f"completion token > n_ctx {self.n_ctx} (over by {over}); raise the model option n_ctx "
                        "or shorten the prompt")
-            return [Completion.failed(message, latency_s=time.perf_counter() - start, prompt_tokens=n_prompt)] * n
+            return [Completion.failed(message, prompt_tokens=n_prompt)] * n
         if params.max_tokens > self.n_ctx:
             self._warn(f"max_tokens:{params.max_tokens}",
                        f"max_tokens {params.max_tokens} is beyond the context of {self.model} (n_ctx {self.n_ctx}): "
@@ -180,16 +205,22 @@ class LlamaCppBackend:
         max_tokens = min(params.max_tokens, self.n_ctx - n_prompt)  # as create_completion truncates
         base = request.seed if request.seed is not None else params.seed
         seeds = [sample_seed(base, j) for j in range(n)]
-        try:
-            results = self._decoder.generate(prompt, seeds, settings, max_tokens=max_tokens, stops=stops,
-                                             logprobs=params.logprobs, context=self.n_ctx)
-        except (RuntimeError, MemoryError, ValueError) as exc:
-            return [Completion.failed(f"llama.cpp: {exc}", latency_s=time.perf_counter() - start,
-                                      prompt_tokens=n_prompt)] * n
+
+        def make(done: Any, cancelled: Any) -> DecodeJob:
+            return DecodeJob(prompt, seeds, settings, max_tokens, stops, params.logprobs, done, context=self.n_ctx,
+                             cancelled=cancelled)
+
+        return make
+
+    @staticmethod
+    def _completions(job: Any, result: Any) -> list[Completion]:
+        n_prompt, n = len(job.prompt), len(job.seeds)
+        if isinstance(result, BaseException):
+            return [Completion.failed(f"llama.cpp: {result}", prompt_tokens=n_prompt)] * n
         return [
             Completion(text=r.text, finish_reason=r.finish_reason, prompt_tokens=n_prompt,
                        completion_tokens=r.completion_tokens, latency_s=r.latency_s, token_logprobs=r.token_logprobs)
-            for r in results
+            for r in result
         ]
 
     async def aclose(self) -> None:
@@ -255,6 +286,17 @@ def completion_prompt_tokens(llama: Any, prompt: str) -> list[int]:
         eos_tokens = []
     body = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True) if prompt else []
     return [int(t) for t in bos_tokens + body + eos_tokens]
+
+
+def _log_failure(done: Any) -> None:
+    exc = done.exception()
+    if exc is not None:  # serve() turns engine errors into error completions; anything else is a bug
+        log.error("ttclab: the llama.cpp engine stopped: %r", exc)
+
+
+def _settle(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
 
 
 def _extra_sampling(extra: dict[str, Any]) -> dict[str, Any]:
