@@ -103,7 +103,7 @@ def side_direct(cfg: SampleConfig, model: str, threads: int) -> dict:
 
 
 def side_engine(cfg: SampleConfig, model: str, threads: int) -> dict:
-    """The backend called directly (no runner), one request of all samples per question; with a profile."""
+    """The engine called directly (no runner): every question's request queued at once; with a profile."""
     from ttclab.backends.base import Request
     from ttclab.backends.llamacpp import LlamaCppBackend
 
@@ -113,12 +113,21 @@ def side_engine(cfg: SampleConfig, model: str, threads: int) -> dict:
     p = cfg.sampling.with_(n=cfg.samples)
     work = prompts(cfg)
     decoder.stats.reset()
-    texts, tokens, start = [], 0, time.perf_counter()
+    start = time.perf_counter()
+    boxes: list[list] = []
+    jobs = []
     for qid, messages in work:
-        out = backend.generate_sync(Request(tuple(messages), seed=derive_seed(cfg.sampling.seed, qid, 0)), p)
-        tokens += sum(c.completion_tokens for c in out)
-        texts += [c.text for c in out]
+        box: list = []
+        job = backend._prepare(Request(tuple(messages), seed=derive_seed(cfg.sampling.seed, qid, 0)), p)(
+            box.append, lambda: False)
+        decoder.submit(job)
+        boxes.append(box)
+        jobs.append(job)
+    decoder.serve()
+    outs = [backend._completions(job, box[0]) for job, box in zip(jobs, boxes)]
     wall = time.perf_counter() - start
+    tokens = sum(c.completion_tokens for out in outs for c in out)
+    texts = [c.text for out in outs for c in out]
     profile = decoder.stats.as_dict() | {"wall_s": wall}
     # Decode ceiling: one step of 1 vs 8 sequences (the same request shapes, no sampling overhead).
     ceiling = _decode_ceiling(decoder, work[0][1], backend)
