@@ -49,7 +49,13 @@ def gen(backend, prompt, seed=SEED, **params):
 
 
 def reference(llm, prompt, seed, **p):
-    """One sample from llama-cpp-python with ttclab's parameter mapping: (text, finish, tokens)."""
+    """One sample from llama-cpp-python with ttclab's parameter mapping: (text, finish, tokens).
+
+    ``reset()`` first: otherwise ``Llama`` reuses the KV cache of the previous prompt's common prefix
+    and evaluates the prompt in two pieces, which rounds differently (its samples then depend on
+    what it evaluated before; ttclab's engine always evaluates a prompt in one piece).
+    """
+    llm.reset()
     kw = dict(max_tokens=p["max_tokens"], temperature=p.get("temperature", 1.0), top_p=p.get("top_p", 1.0),
               top_k=p.get("top_k") or 0, min_p=p.get("min_p", 0.0), presence_penalty=p.get("presence_penalty", 0.0),
               frequency_penalty=p.get("frequency_penalty", 0.0), stop=list(p.get("stop", ())), seed=seed)

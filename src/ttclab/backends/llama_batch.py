@@ -14,10 +14,11 @@ single-sequence context, and flash attention is off (as in ``Llama``'s default).
 kernels then compute each sequence's single-token rows independently of the other rows of a step, so
 a sample's tokens depend only on the prompt, its seed and the sampling settings -- not on what it
 shares a batch with, how a large ``n`` is spread over slots, the thread count or the context size --
-and equal what ``create_chat_completion`` gives one sample at a time (tested token for token). A
-unified cache (shared prompt cells) or flash attention changes the summation order of attention
-and breaks this (measured). Prompts are evaluated alone, never mixed into a decode step: llama.cpp
-rounds a multi-token chunk of one sequence differently from single tokens.
+and equal what ``create_chat_completion`` gives one sample at a time on a fresh ``Llama`` (tested
+token for token). A unified cache (shared prompt cells) or flash attention changes the summation
+order of attention and breaks this (measured). Prompts are evaluated alone and in one piece, never
+mixed into a decode step: llama.cpp rounds a multi-token chunk of a sequence differently from
+single tokens or other chunkings.
 
 Memory. A stream holds ``cells`` KV cells (prompt + token limit, rounded up to 256); the context has
 ``PROMPT_STREAMS`` prompt streams and at most ``max_seqs`` sample slots, fewer if they would not fit

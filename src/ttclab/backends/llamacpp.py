@@ -5,8 +5,10 @@ samples of concurrent requests share the same decode steps (``backends/llama_bat
 a small model's decode step costs far less per token with many sequences than with one. Prompts are
 tokenized exactly as ``Llama.create_chat_completion`` (the model's chat template) and
 ``Llama.create_completion`` do, and every sample is the one ``create_chat_completion`` gives with
-the sample's seed (sample ``j`` gets ``seed + j``), whatever it was batched with -- so the runner
-asks for all of a question's samples in one request and keeps a few requests in flight.
+the sample's seed (sample ``j`` gets ``seed + j``) on a fresh ``Llama``, whatever it was batched
+with -- so the runner asks for all of a question's samples in one request and keeps a few requests
+in flight. (A long-lived ``Llama`` reuses the previous prompt's common KV prefix and evaluates the
+prompt in two pieces, which rounds differently; the engine always evaluates a prompt in one piece.)
 
 All llama.cpp work in a process runs on ONE shared worker thread: llama.cpp's CPU backend keeps an
 OpenMP thread team per calling thread, and a second calling thread (e.g. the next model's) competes
@@ -44,9 +46,9 @@ class LlamaCppBackend:
     """Backend over a GGUF model loaded in this process.
 
     ``n_ctx`` is the context of each sample (prompt + completion), as in ``Llama(n_ctx=...)``;
-    ``max_seqs`` samples at most are decoded together and their KV cache is kept within
-    ``kv_budget_mb`` (a larger ``n`` is decoded as several batches, with the same samples).
-    Parameters are stored; the model loads on first use.
+    ``max_seqs`` samples at most are decoded together (of one request or several) and their KV
+    cache is kept within ``kv_budget_mb``; further samples start as slots free up, with the same
+    results. Parameters are stored; the model loads on first use.
     """
 
     name = "llamacpp"
