@@ -31,11 +31,16 @@ from ttclab.backends.base import SamplingParams
 from ttclab.errors import ConfigError
 from ttclab.tasks.config import PromptConfig, TaskConfig, format_validation_error
 
+
+def _operational_options() -> frozenset[str]:
+    from ttclab.backends import BACKEND_CLASSES, operational_options
+
+    return frozenset().union(*(operational_options(name) for name in BACKEND_CLASSES))
+
+
 #: Backend options that change how fast samples come, not which samples: not part of the run id.
-OPERATIONAL_OPTIONS = frozenset({
-    "n_threads", "n_batch", "verbose", "base_url", "base_urls", "api_key_env", "max_concurrency", "timeout_s",
-    "max_retries", "backoff_base_s", "backoff_cap_s", "rng_seed",
-})
+#: Derived from what each backend declares (``OPERATIONAL_OPTIONS`` on its class).
+OPERATIONAL_OPTIONS = _operational_options()
 
 
 class ModelSpec(BaseModel):
@@ -103,15 +108,27 @@ class SampleConfig(BaseModel):
 
 def run_identity(cfg: SampleConfig, model: ModelSpec) -> dict[str, Any]:
     """What determines a run's samples; its hash is the run id."""
+    from ttclab.backends import operational_options
+
+    operational = operational_options(model.backend)
     return {
         "model": {"backend": model.backend, "name": model.name,
-                  "options": {k: v for k, v in sorted(model.options.items()) if k not in OPERATIONAL_OPTIONS}},
+                  "options": {k: v for k, v in sorted(model.options.items()) if k not in operational}},
         "task": cfg.task.model_dump(mode="json"),
         "prompt": (model.prompt or cfg.prompt).model_dump(mode="json") if (model.prompt or cfg.prompt) else None,
         "samples": cfg.samples,
         "sampling": cfg.sampling.model_dump(mode="json"),
         "verifier": cfg.verifier.model_dump(mode="json") if cfg.verifier else None,
     }
+
+
+def config_warnings(cfg: SampleConfig) -> list[str]:
+    """Settings that are valid but probably not what was meant (one line each, not errors)."""
+    out = []
+    if cfg.sampling.temperature == 0 and cfg.samples > 1:
+        out.append(f"sampling.temperature is 0 with samples: {cfg.samples}: greedy decoding gives the same "
+                   "completion every time; use a temperature > 0 for samples that differ")
+    return out
 
 
 def run_id_for(cfg: SampleConfig, model: ModelSpec, task_name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,7 +12,9 @@ from typing import Any
 
 from ttclab import __version__
 from ttclab.backends import create_backend
-from ttclab.config import ModelSpec, SampleConfig, load_config, override_config, run_id_for, run_identity
+from ttclab.backends.base import backend_capabilities
+from ttclab.config import (ModelSpec, SampleConfig, config_warnings, load_config, override_config, run_id_for,
+                           run_identity)
 from ttclab.sampling import SamplingStats, prepare_run, sample_questions
 from ttclab.store.reader import Run, store_root
 from ttclab.store.schema import SCHEMA_VERSION
@@ -36,6 +39,8 @@ def sample(config: SampleConfig | str | Path, *, progress: bool = True, store: s
     cfg = config if isinstance(config, SampleConfig) else load_config(config)
     if any(v is not None for v in overrides.values()):
         cfg = override_config(cfg, **overrides)
+    for warning in config_warnings(cfg):
+        logging.getLogger("ttclab").warning("ttclab: warning: %s", warning)
     return [asyncio.run(_sample_model(cfg, m, progress=progress, store=store)) for m in cfg.models]
 
 
@@ -69,7 +74,7 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
     meta["sampling"] = params.model_dump(mode="json")
     # the run folder appears only once the backend has loaded: a model that fails to start leaves nothing behind
     backend = create_backend(model.backend, model=model.name, **model.options)
-    in_process = model.backend == "llamacpp"
+    caps = backend_capabilities(backend)  # e.g. the embedded engine decodes a question's samples as one batch
     try:
         backend.info()  # resolves the model (unknown name / missing file: a one-line error, no run folder)
         prepare_run(run_dir, meta, questions, template.render)
@@ -77,8 +82,8 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
             stats = await sample_questions(
                 backend, questions, template.render, verifier, params,
                 run_dir=run_dir, run_id=run_id, model=model.display, samples=cfg.samples,
-                samples_per_request=cfg.samples_per_request or (1 if in_process else cfg.samples),
-                concurrency=cfg.concurrency or (1 if in_process else int(model.options.get("max_concurrency", 16))),
+                samples_per_request=cfg.samples_per_request or (cfg.samples if caps.batched_samples else 1),
+                concurrency=cfg.concurrency or caps.concurrency or 1,
                 flush_seconds=cfg.flush_seconds, progress=progress,
             )
         except BaseException as exc:  # the run says how it ended; finished samples stay and resume

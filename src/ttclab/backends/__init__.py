@@ -1,39 +1,79 @@
-"""Backends: a registry from names to factories that import their SDK lazily."""
+"""Backends: a registry from names to backend classes, imported lazily (their SDKs load on first use).
+
+Each backend class declares which constructor options are operational (``OPERATIONAL_OPTIONS``: how
+fast samples come, not which samples -- not part of a run's id) and which determine the samples
+(``SAMPLE_OPTIONS``); every constructor argument is one or the other (tested).
+"""
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ttclab.backends.base import Backend, Completion, ModelInfo, Request, SamplingParams
+from ttclab.backends.base import Backend, Capabilities, Completion, ModelInfo, Request, SamplingParams
 from ttclab.errors import ConfigError
 
-
-def _llamacpp(**options: Any) -> Backend:
-    from ttclab.backends.llamacpp import LlamaCppBackend
-
-    return LlamaCppBackend(**options)
-
-
-def _openai(**options: Any) -> Backend:
-    from ttclab.backends.openai import OpenAIBackend
-
-    return OpenAIBackend(**options)
+#: name -> "module:Class" of the backend (imported when first needed).
+BACKEND_CLASSES: dict[str, str] = {
+    "llamacpp": "ttclab.backends.llamacpp:LlamaCppBackend",
+    "openai": "ttclab.backends.openai:OpenAIBackend",
+}
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {"llamacpp": _llamacpp, "openai": _openai}
+def backend_class(name: str) -> type:
+    """The class of a registered backend."""
+    try:
+        module, _, attr = BACKEND_CLASSES[name].partition(":")
+    except KeyError:
+        raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_CLASSES)}") from None
+    return getattr(importlib.import_module(module), attr)
+
+
+def backend_options(name: str) -> list[str]:
+    """The keyword options a backend's constructor takes (``model`` included)."""
+    params = inspect.signature(backend_class(name).__init__).parameters
+    return [p for p, v in params.items() if p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+
+
+def operational_options(name: str) -> frozenset[str]:
+    """Options of backend ``name`` that do not change which samples it gives."""
+    return frozenset(getattr(backend_class(name), "OPERATIONAL_OPTIONS", frozenset()))
+
+
+def _factory(name: str) -> Callable[..., Backend]:
+    def build(**options: Any) -> Backend:
+        return backend_class(name)(**options)  # type: ignore[no-any-return]
+
+    return build
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {name: _factory(name) for name in BACKEND_CLASSES}
 
 
 def create_backend(name: str, **options: Any) -> Backend:
-    """Build a backend by registry name (``llamacpp`` or ``openai``) with its options."""
+    """Build a backend by registry name (``llamacpp`` or ``openai``) with its options.
+
+    An option the backend does not take is one ConfigError line naming it and the valid ones.
+    """
+    cls = backend_class(name)
+    valid = backend_options(name)
+    unknown = [k for k in options if k not in valid]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        listed = ", ".join(v for v in valid if v != "model")
+        raise ConfigError(f"backend {name}: unknown option {key!r}{hint}; valid options: {listed}")
     try:
-        factory = BACKENDS[name]
-    except KeyError:
-        raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}") from None
-    try:
-        return factory(**options)
-    except TypeError as exc:  # an option the backend does not take
+        return cls(**options)  # type: ignore[no-any-return]
+    except TypeError as exc:  # a wrong value type that the constructor rejects
         raise ConfigError(f"backend {name}: {exc}") from None
 
 
-__all__ = ["BACKENDS", "Backend", "Completion", "ModelInfo", "Request", "SamplingParams", "create_backend"]
+__all__ = [
+    "BACKENDS", "BACKEND_CLASSES", "Backend", "Capabilities", "Completion", "ModelInfo", "Request", "SamplingParams",
+    "backend_class", "backend_options", "create_backend", "operational_options",
+]

@@ -101,6 +101,35 @@ class ModelInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+SEED_MODULUS = 2**31 - 1
+
+
+def sample_seed(base: int | None, j: int) -> int | None:
+    """The seed of sample ``j`` of a request whose seed is ``base`` (the seed rule: ``base + j``)."""
+    return None if base is None else (base + j) % SEED_MODULUS
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """How a backend is best driven by the sampling runner.
+
+    ``batched_samples``: one request for ``n`` samples costs less than ``n`` requests, so the runner
+    asks for all of a question's missing samples at once. ``concurrency``: requests worth having in
+    flight at once (None: the backend's own ``max_concurrency``).
+    """
+
+    batched_samples: bool = True
+    concurrency: int | None = None
+
+
+def backend_capabilities(backend: Any) -> Capabilities:
+    """A backend's declared ``capabilities``; undeclared: a server (all samples per request, its own limit)."""
+    caps = getattr(backend, "capabilities", None)
+    if isinstance(caps, Capabilities):
+        return caps
+    return Capabilities(batched_samples=True, concurrency=int(getattr(backend, "max_concurrency", 16)))
+
+
 @runtime_checkable
 class Backend(Protocol):
     """An inference engine. Construction stores parameters; the model loads on first use."""

@@ -56,7 +56,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from ttclab.backends.base import Completion, ModelInfo, Request, SamplingParams
@@ -198,6 +198,14 @@ class OpenAIBackend:
     """
 
     name = "openai"
+    #: Options that change how fast samples come, not which samples (not part of a run's id).
+    #: ``base_url`` is the one-endpoint spelling of ``base_urls``.
+    OPERATIONAL_OPTIONS: ClassVar[frozenset[str]] = frozenset({
+        "base_url", "base_urls", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "backoff_base_s",
+        "backoff_cap_s", "endpoint_failures", "endpoint_cooldown_s", "headers", "jitter_seed", "rng",
+    })
+    #: Options that determine the samples (part of a run's id).
+    SAMPLE_OPTIONS: ClassVar[frozenset[str]] = frozenset({"model", "chat", "supports_n"})
 
     def __init__(
         self,
