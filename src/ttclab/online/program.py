@@ -90,6 +90,9 @@ class Pipeline:
     def uses_oracle(self) -> bool:
         return any(s.uses_oracle() for s in self.steps)
 
+    def needs_continuation(self) -> bool:
+        return any(s.needs_continuation() for s in self.steps)
+
     def describe_steps(self) -> list[dict[str, Any]]:
         """The steps as data with resolved ids and template hashes (part of the run identity)."""
         def one(s: StepSpec) -> dict[str, Any]:

@@ -131,19 +131,24 @@ def _formats(pipe: Pipeline) -> tuple[bool, Any]:
 
 def run_pipeline(pipeline: str | Path | Pipeline, *, task: Any = None, model: Any = None, limit: int | None = None,
                  store: str | Path | None = None, concurrency: int | None = None, seed: int | None = None,
-                 progress: bool = True) -> PipelineRunResult:
-    """Run (or resume) a pipeline file; ``task`` / ``model`` / ``limit`` / ``seed`` override the file's."""
+                 progress: bool = True, overrides: dict[str, Any] | None = None,
+                 backend: Any = None) -> PipelineRunResult:
+    """Run (or resume) a pipeline file; ``task`` / ``model`` / ``limit`` / ``seed`` override the file's,
+    ``overrides`` any other top-level setting (``{"sampling": {...}, "continuation_format": "chatml"}``).
+    ``backend``: an already created backend for the file's model (kept open; e.g. one loaded model
+    shared by several runs)."""
     if isinstance(pipeline, Pipeline):
         pipe = pipeline
     else:
         current = read_yaml_mapping(pipeline, "pipeline", "name, model, task, steps").get("model")
         overrides = {"task": task, "model": model_override(model, current if isinstance(current, dict) else None),
-                     "limit": limit, "seed": seed}
+                     "limit": limit, "seed": seed, **(overrides or {})}
         pipe = load_pipeline(pipeline, overrides)
-    return asyncio.run(_run(pipe, store=store, concurrency=concurrency, progress=progress))
+    return asyncio.run(_run(pipe, store=store, concurrency=concurrency, progress=progress, backend=backend))
 
 
-async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | None, progress: bool) -> PipelineRunResult:
+async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | None, progress: bool,
+               backend: Any = None) -> PipelineRunResult:
     from ttclab.tasks.config import load_task
     from ttclab.verify.registry import get_verifier
 
@@ -154,6 +159,10 @@ async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | N
     vspec = spec.verifier
     verifier = get_verifier(vspec.name, **vspec.options) if vspec else get_verifier(task.default_verifier())
     chat, fmt = _formats(pipe)
+    if fmt is None and pipe.needs_continuation():
+        raise ConfigError(f"{pipe.source}: continuation_format: this pipeline continues partial answers through the "
+                          f"completions API and the chat format of model {spec.model.name!r} is not known; set "
+                          "continuation_format (chatml, gemma, llama3 or plain)")
     identity = {
         "pipeline": pipe.identity_hash(), "model": model_identity(spec.model), "task": spec.task.model_dump(mode="json"),
         "limit": spec.limit, "verifier": vspec.model_dump(mode="json") if vspec else task.default_verifier(),
@@ -166,7 +175,7 @@ async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | N
     run_dir.mkdir(parents=True, exist_ok=True)
     with _locked(run_dir):
         return await _run_locked(pipe, run_id, run_dir, root, questions, task, verifier, chat, fmt, identity,
-                                 concurrency=concurrency, progress=progress, started=started)
+                                 concurrency=concurrency, progress=progress, started=started, backend=backend)
 
 
 @contextlib.contextmanager
@@ -186,7 +195,7 @@ def _locked(run_dir: Path) -> Any:
 
 async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, questions: list[Question], task: Any,
                       verifier: Any, chat: bool, fmt: Any, identity: dict[str, Any], *, concurrency: int | None,
-                      progress: bool, started: float) -> PipelineRunResult:
+                      progress: bool, started: float, backend: Any = None) -> PipelineRunResult:
     spec = pipe.spec
     oracle = pipe.uses_oracle()
     label = f"{pipe.name} ({spec.model.display})"
@@ -212,7 +221,9 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     logs = {name: TableLog(run_dir, name) for name in PIPELINE_TABLES}
     stats = CallStats()
     price = _price(spec)
-    backend = create_backend(spec.model.backend, model=spec.model.name, **spec.model.options)
+    own_backend = backend is None
+    if backend is None:
+        backend = create_backend(spec.model.backend, model=spec.model.name, **spec.model.options)
     caller = Caller(backend, model=model_identity(spec.model), run_id=run_id, log=logs["calls"], cache=cache,
                     seed=spec.seed, stats=stats, own=own)
     ctx = RunContext(caller, verifier, spec.seed, chat, fmt, spec.model.backend, price, oracle)
@@ -247,7 +258,8 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
         for log in logs.values():
             log.close()
         await caller.aclose()
-        await backend.aclose()
+        if own_backend:
+            await backend.aclose()
         if bar is not None:
             bar.close()
     for name in PIPELINE_TABLES:

@@ -54,8 +54,8 @@ class RunContext:
         from ttclab.errors import ConfigError
 
         if self.fmt is None:
-            raise ConfigError("format: continuing a partial answer needs a completion format for this model; "
-                              "set 'format' in the pipeline file (chatml, gemma, llama3 or plain)")
+            raise ConfigError("continuation_format: continuing a partial answer needs the model's chat format; "
+                              "set continuation_format in the pipeline file (chatml, gemma, llama3 or plain)")
         return self.fmt.render(template.messages(**values), partial)
 
     def stops(self) -> tuple[str, ...]:

@@ -53,6 +53,8 @@ class StepSpec(BaseModel):
     default_sampling: ClassVar[dict[str, Any]] = {}
     #: Uses the ground truth at inference time (labelled oracle, never compute-optimal).
     oracle: ClassVar[bool] = False
+    #: Continues partial answers through the completions API (needs the model's chat format).
+    continues: ClassVar[bool] = False
 
     _sid: str = PrivateAttr(default="")
     _template: Template | None = PrivateAttr(default=None)
@@ -105,6 +107,9 @@ class StepSpec(BaseModel):
 
     def uses_oracle(self) -> bool:
         return self.oracle or any(c.uses_oracle() for c in self.children())
+
+    def needs_continuation(self) -> bool:
+        return self.continues or any(c.needs_continuation() for c in self.children())
 
     async def run(self, q: QuestionState, pop: list[Candidate]) -> list[Candidate]:
         raise NotImplementedError

@@ -31,6 +31,7 @@ class BudgetForcingSpec(StepSpec):
     answer_tokens: int = Field(default=16, ge=1)
     template: str | dict | None = None
     default_template = "solve"
+    continues = True
 
     async def run(self, q: QuestionState, pop: list[Candidate]) -> list[Candidate]:
         fmt_stops = q.ctx.stops()

@@ -35,6 +35,7 @@ class DeepConfSpec(StepSpec):
     chunk: int = Field(default=16, ge=1, description="tokens per continuation call of an online trace")
     template: str | dict | None = None
     default_template = "solve"
+    continues = True
 
     async def run(self, q: QuestionState, pop: list[Candidate]) -> list[Candidate]:
         question = q.question.question

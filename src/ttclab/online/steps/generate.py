@@ -93,6 +93,7 @@ class ExtendSpec(StepSpec):
     all: bool = Field(default=False, description="also extend candidates that are complete")
     template: str | dict | None = None
     default_template = "solve"
+    continues = True
 
     async def run(self, q: QuestionState, pop: list[Candidate]) -> list[Candidate]:
         todo = [c for c in pop if self.all or not c.complete]

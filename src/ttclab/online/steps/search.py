@@ -56,6 +56,7 @@ class _SearchSpec(StepSpec):
     aggregate: Literal["last", "min", "product"] = "last"
     template: str | dict | None = None
     default_template = "solve"
+    continues = True
 
     def bind(self, path: str, ctx: BindContext) -> None:
         super().bind(path, ctx)
