@@ -36,6 +36,9 @@ def check_run(run: Run, *, allow_errors: bool = False) -> dict[str, list[dict[st
     for r in results.values():
         if r["verdict"] == "error":
             continue
+        if r["candidate_id"] is None:  # abstained (no candidate within the budget)
+            assert r["verdict"] == "unparseable" and "no candidate" in r["notes"]
+            continue
         assert r["candidate_id"] in cands
         final = cands[r["candidate_id"]]
         assert final["answer"] == r["answer"] and final["verdict"] == r["verdict"]

@@ -12,8 +12,8 @@ twice gets the same answer:
   the request's stop strings.
 
 Each word is one token; every choice carries per-token log-probs derived from the hash. The server
-answers after ``delay_s`` (every request, concurrently), counts requests and records
-``(path, prompt, seed)`` of each. Stdlib only: ``ThreadingHTTPServer`` in a daemon thread.
+answers after ``delay_s`` (or ``delay_fn(body)``; requests run concurrently), counts requests and
+records ``(path, prompt, seed, n)`` of each. Stdlib only: ``ThreadingHTTPServer`` in a daemon thread.
 """
 
 from __future__ import annotations
@@ -66,11 +66,13 @@ def reply_text(prompt: str, seed: Any, max_tokens: int, stop: list[str]) -> tupl
 class ScriptedServer:
     """Context manager: ``with ScriptedServer(delay_s=0.1) as srv: srv.base_url ...``."""
 
-    def __init__(self, *, delay_s: float = 0.0, ignore_n: bool = False) -> None:
+    def __init__(self, *, delay_s: float = 0.0, ignore_n: bool = False,
+                 delay_fn: Any = None) -> None:
         self.delay_s = delay_s
+        self.delay_fn = delay_fn  # body -> seconds, instead of delay_s
         self.ignore_n = ignore_n
         self.requests = 0
-        self.log: list[tuple[str, str, Any]] = []  # (path, prompt json, seed)
+        self.log: list[tuple[str, str, Any, int]] = []  # (path, prompt json, seed, n)
         self.max_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -113,12 +115,13 @@ class ScriptedServer:
         prompt_json = prompt if isinstance(prompt, str) else json.dumps(prompt)
         with self._lock:
             self.requests += 1
-            self.log.append((path, prompt_json, body.get("seed")))
+            self.log.append((path, prompt_json, body.get("seed"), int(body.get("n") or 1)))
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            if self.delay_s:
-                time.sleep(self.delay_s)
+            delay = self.delay_fn(body) if self.delay_fn is not None else self.delay_s
+            if delay:
+                time.sleep(delay)
             if path.endswith("/pooling"):
                 h = _h(prompt_json)
                 return {"data": [{"data": [round((h % 100) / 100, 2), round(((h >> 8) % 100) / 100, 2)]}],

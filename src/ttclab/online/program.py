@@ -144,7 +144,7 @@ def parse_step(data: Any, index_path: str, source: str) -> StepSpec:
     try:
         return OPS[op].model_validate(body)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, where)) from None
+        raise ConfigError(format_validation_error(exc, where).replace(": (top level): ", ": ", 1)) from None
 
 
 def bind_steps(steps: Sequence[StepSpec], spec: PipelineSpec, base_dir: Path | None, source: str) -> None:
@@ -159,7 +159,7 @@ def bind_steps(steps: Sequence[StepSpec], spec: PipelineSpec, base_dir: Path | N
                 raise ConfigError(f"{where}: id: {step.sid!r} is used by another step; step ids must be unique")
             seen.add(step.sid)
             if isinstance(step, RepeatSpec):
-                walk(step.steps, f"{path}{i}.", f"{ip}.steps")
+                walk(step.steps, f"{step.sid}.", f"{ip}.steps")
 
     walk(steps, "", "steps")
 

@@ -291,20 +291,21 @@ async def run_question(pipe: Pipeline, ctx: RunContext, question: Question, inde
             q.note(f"budget reached ({exc.what}); the program stopped after its last finished step")
             pop = q.population
         final = await choose_final(q, pop, spec.final)
-        if final is None:
-            error = "the program ended without a candidate"
     except QuestionFailed as exc:
         error = str(exc)
     for c in q.candidates.values():
         logs["candidates"].add(c.row(ctx.caller.run_id))
     for j in q.judgments:
         logs["judgments"].add(j)
+    if final is None and error is None:  # e.g. a budget too small for a single candidate: the pipeline abstains
+        q.note("no candidate: the program ended without one (abstains; graded as unparseable)")
+    ok = final is not None and error is None
     row = {
         "run_id": ctx.caller.run_id, "question_index": index, "question_id": question.id,
-        "candidate_id": final.id if final and not error else None, "text": final.text if final and not error else None,
-        "answer": final.answer if final and not error else None,
-        "verdict": "error" if error or final is None else (final.verdict or "unparseable"),
-        "correct": bool(final and not error and final.correct), "n_calls": q.calls, "prompt_tokens": q.prompt_tokens,
+        "candidate_id": final.id if ok else None, "text": final.text if ok else None,
+        "answer": final.answer if ok else None,
+        "verdict": "error" if error else (final.verdict or "unparseable") if ok else "unparseable",
+        "correct": bool(ok and final.correct), "n_calls": q.calls, "prompt_tokens": q.prompt_tokens,
         "completion_tokens": q.completion_tokens, "latency_s": q.latency_s, "wall_s": time.perf_counter() - t0,
         "notes": "; ".join(q.notes) or None, "error": error, "created_at": datetime.now(timezone.utc),
     }
