@@ -13,16 +13,16 @@ twice gets the same answer:
 
 Each word is one token; every choice carries per-token log-probs derived from the hash. The server
 answers after ``delay_s`` (or ``delay_fn(body)``; requests run concurrently), counts requests and
-records ``(path, prompt, seed, n)`` of each. Stdlib only: ``ThreadingHTTPServer`` in a daemon thread.
+records ``(path, prompt, seed, n)`` of each. Stdlib only: an asyncio server in a daemon thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import socket
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
@@ -64,7 +64,11 @@ def reply_text(prompt: str, seed: Any, max_tokens: int, stop: list[str]) -> tupl
 
 
 class ScriptedServer:
-    """Context manager: ``with ScriptedServer(delay_s=0.1) as srv: srv.base_url ...``."""
+    """Context manager: ``with ScriptedServer(delay_s=0.1) as srv: srv.base_url ...``.
+
+    An asyncio HTTP/1.1 server (keep-alive, Content-Length bodies) on its own event loop in a daemon
+    thread: thousands of concurrent delayed answers cost no thread each and no GIL hand-offs.
+    """
 
     def __init__(self, *, delay_s: float = 0.0, ignore_n: bool = False,
                  delay_fn: Any = None) -> None:
@@ -76,31 +80,40 @@ class ScriptedServer:
         self.max_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._port = 0
 
     @property
     def base_url(self) -> str:
-        assert self._httpd is not None
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://127.0.0.1:{self._port}/v1"
 
     def start(self) -> "ScriptedServer":
-        owner = self
+        ready = threading.Event()
 
-        class Handler(_Handler):
-            server_owner = owner
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024))
+            self._port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            self._server.close()
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
 
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(target=serve, daemon=True)
         self._thread.start()
+        ready.wait(10)
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -110,7 +123,47 @@ class ScriptedServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def respond(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                method, path, _ = line.decode("latin-1").split(" ", 2)
+                length = 0
+                while True:
+                    header = await reader.readline()
+                    if header in (b"\r\n", b"\n", b""):
+                        break
+                    name, _, value = header.decode("latin-1").partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value.strip())
+                raw = await reader.readexactly(length) if length else b""
+                status, payload = await self._route(method, path, raw)
+                data = json.dumps(payload).encode()
+                writer.write(f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\nContent-Type: "
+                             f"application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
+            return
+        finally:
+            writer.close()
+
+    async def _route(self, method: str, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        if method == "GET":
+            return 200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return 400, {"error": {"message": "body is not JSON"}}
+        if not path.rstrip("/").endswith(("/chat/completions", "/completions", "/pooling")):
+            return 404, {"error": {"message": f"no route {path}"}}
+        return 200, await self.respond(path, body)
+
+    async def respond(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         prompt = body.get("messages") if "messages" in body else body.get("prompt", body.get("input"))
         prompt_json = prompt if isinstance(prompt, str) else json.dumps(prompt)
         with self._lock:
@@ -121,7 +174,7 @@ class ScriptedServer:
         try:
             delay = self.delay_fn(body) if self.delay_fn is not None else self.delay_s
             if delay:
-                time.sleep(delay)
+                await asyncio.sleep(delay)
             if path.endswith("/pooling"):
                 h = _h(prompt_json)
                 return {"data": [{"data": [round((h % 100) / 100, 2), round(((h >> 8) % 100) / 100, 2)]}],
@@ -159,42 +212,20 @@ class ScriptedServer:
                           "total_tokens": len(prompt_json.split()) + total}}
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 256
+def main() -> None:  # pragma: no cover - used by bench/pipelines.py to serve from another process
+    import argparse
+    import sys
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
+    parser = argparse.ArgumentParser(description="serve the scripted OpenAI-compatible server")
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    srv = ScriptedServer(delay_s=args.delay).start()
+    print(srv.base_url, flush=True)
+    try:
+        sys.stdin.read()  # until the parent closes stdin
+    finally:
+        srv.stop()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server_owner: ScriptedServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except ValueError:
-            self._send(400, {"error": {"message": "body is not JSON"}})
-            return
-        if not self.path.rstrip("/").endswith(("/chat/completions", "/completions", "/pooling")):
-            self._send(404, {"error": {"message": f"no route {self.path}"}})
-            return
-        self._send(200, self.server_owner.respond(self.path, body))
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            pass
+if __name__ == "__main__":
+    main()

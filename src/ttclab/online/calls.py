@@ -174,6 +174,7 @@ class Caller:
         self.stats = stats or CallStats()
         self.own = own if own is not None else set()  # call ids already stored in this run
         self._http: Any = None
+        self._params_memo: dict[tuple[int, int], tuple[SamplingParams, SamplingParams, str]] = {}
         self.on_call: Callable[[], None] | None = None  # progress hook
 
     # -- model calls --------------------------------------------------------------------------
@@ -182,8 +183,7 @@ class Caller:
                 min_tokens: int = 1) -> PreparedCall:
         """Reserve the budget and fix seeds and call ids for ``n`` samples (synchronous: call in program order)."""
         max_tokens, reserve = q.budget.admit(prompt, n, params.max_tokens, min_tokens=min_tokens)
-        params = params.with_(n=1, seed=None, max_tokens=max_tokens)
-        params_json = json.dumps(params.model_dump(mode="json", exclude={"n", "seed"}), sort_keys=True)
+        params, params_json = self._request_params(params, max_tokens)
         content = _digest(self.model, prompt_json(prompt), params_json)
         start = q.next_occurrence(content, n)
         scope = f"{q.question_id}\x00{content}"
@@ -221,6 +221,18 @@ class Caller:
         """:meth:`prepare` then :meth:`run`."""
         call = self.prepare(q, prompt, params, n, step_id=step_id, role=role, parents=parents, template=template)
         return await self.run(call, grade)
+
+    def _request_params(self, params: SamplingParams, max_tokens: int) -> tuple[SamplingParams, str]:
+        """The per-sample parameters (n 1, no base seed, admitted max_tokens) and their JSON, memoised."""
+        key = (id(params), max_tokens)
+        hit = self._params_memo.get(key)
+        if hit is None or hit[0] is not params:
+            one = params.with_(n=1, seed=None, max_tokens=max_tokens)
+            hit = (params, one, json.dumps(one.model_dump(mode="json", exclude={"n", "seed"}), sort_keys=True))
+            if len(self._params_memo) > 4096:
+                self._params_memo.clear()
+            self._params_memo[key] = hit  # keeps ``params`` alive, so its id is not reused
+        return hit[1], hit[2]
 
     # -- reward-model calls ---------------------------------------------------------------------
     def prepare_reward(self, q: QuestionLike, *, endpoint: str, model: str, body: dict[str, Any], step_id: str,
