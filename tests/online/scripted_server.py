@@ -103,7 +103,11 @@ class ScriptedServer:
             pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
             for t in pending:
                 t.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            if pending:
+                async def drain() -> None:
+                    await asyncio.gather(*pending, return_exceptions=True)
+
+                loop.run_until_complete(drain())
             loop.close()
 
         self._thread = threading.Thread(target=serve, daemon=True)
