@@ -45,8 +45,8 @@ def _error(text: str) -> str:
     ("task: {name: syllogism, size: 0}", "config.yaml: task.size: Input should be greater than 0 (got 0)"),
     ("task: {source: gym, size: 3}", "config.yaml: task.name: required setting is missing"),
     ("task: {source: gym, name: x, sise: 3}", "config.yaml: task.sise: unknown setting; remove it or check its spelling"),
-    ("task: {source: web, name: x}", "config.yaml: task: source must be gym, file or hub (got 'web')"),
-    ("task: {size: 3}", "config.yaml: task: say where the questions come from: source: gym, file or hub"),
+    ("task: {source: web, name: x}", "config.yaml: task: source must be gym, file, hub or humaneval (got 'web')"),
+    ("task: {size: 3}", "config.yaml: task: say where the questions come from: source: gym, file, hub or humaneval"),
     ("task: {path: a.jsonl, preset: gsm8}",
      "config.yaml: task.preset: unknown preset 'gsm8'; did you mean gsm8k? use one of gsm8k, math500, math, aime, amc, "
      "gpqa, generic"),

@@ -95,13 +95,14 @@ def test_template_errors():
 
 
 def test_builtin_templates_are_data():
-    assert set(CHAT_TEMPLATES) == {"answer", "direct", "cot", "boxed", "choice"}
-    assert set(FEWSHOT_TEMPLATES) == {"qa", "qa_cot"}
+    assert set(CHAT_TEMPLATES) == {"answer", "direct", "cot", "boxed", "choice", "code"}
+    assert set(FEWSHOT_TEMPLATES) == {"qa", "qa_cot", "code_complete"}
     q = Question(id="x", question="Q?", gold="1")
     for name in CHAT_TEMPLATES:
         assert builtin_template(name).render(q)[-1] == {"role": "user", "content": "Q?"}
-    for name in FEWSHOT_TEMPLATES:
+    for name in ("qa", "qa_cot"):
         assert builtin_template(name, shots=0).render(q) == "Question: Q?\nAnswer:"
+    assert builtin_template("code_complete", shots=0).render(q) == "Q?"  # the prompt is continued as is
     assert fill("{id}/{question}/{answer}", q) == "x/Q?/"
 
 

