@@ -4,6 +4,8 @@ For tests and benchmarks that need exact reproducibility or a fixed answer time 
 server is used where a real model matters). Replies depend only on (prompt, seed), so a call asked
 twice gets the same answer:
 
+* code prompts ("python code block") → a fenced program defining the prompt's first function,
+  returning ``hash mod 3``;
 * judge prompts ("Reply with the number") → ``Best: k``; pairwise ("A or B") → ``A`` or ``B``;
   rubric ("Score: <0-10>") → ``Score: k``; yes/no prompts → ``Yes`` / ``No`` (one token, with a
   log-prob); reward requests (``/pooling``) → ``{"data": [{"data": [s1, s2]}]}``;
@@ -34,7 +36,13 @@ def reply_text(prompt: str, seed: Any, max_tokens: int, stop: list[str]) -> tupl
     """(text, finish_reason) for a prompt (the rules in the module doc)."""
     h = _h(prompt, seed)
     tail = prompt[-400:]
-    if prompt.rstrip().endswith("Answer:"):
+    if "python code block" in prompt:  # a code task: a (wrong) program for the prompt's function
+        import re
+
+        m = re.search(r"def (\w+)\(", prompt)
+        name = m.group(1) if m else "f"
+        text = f"```python\ndef {name}(*args):\n    return {h % 3}\n```"
+    elif prompt.rstrip().endswith("Answer:"):
         text = str(h % 5)
     elif "Reply with the number" in tail:
         n = 8

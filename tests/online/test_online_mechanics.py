@@ -234,3 +234,18 @@ def test_offline_select_curves_from_stored_judgments(scripted: ScriptedServer, t
     assert by[("llm_pick", 3)]["accuracy"] == pytest.approx(sum(correct[j["chosen"]] for j in picks) / 4)
     pairs = [j for j in t["judgments"] if j["kind"] == "pairwise"]
     assert len(pairs) == 4 * 6  # round robin of 4 in each question
+
+
+def test_execution_critique_feeds_sandbox_results_into_the_revision(scripted: ScriptedServer, tmp_path: Path) -> None:
+    data = {**shrink(load_yaml("reflect-execution"), max_tokens=60), "model": scripted_model(scripted.base_url)}
+    r = run(tmp_path, data, limit=2)
+    t = check_run(r.run)
+    assert dict(roles(t)) == {"generate": 4, "reviser": 4} and r.run.meta["verifier"] == "code"
+    generated = [c for c in t["candidates"] if c["kind"] == "generated"]
+    for c in generated:  # the scripted program returns a constant: it fails the first sample test
+        assert c["feedback"].startswith("Running the program on the sample tests: passed ")
+        assert "first failure:" in c["feedback"] and "expected" in c["feedback"]
+    revisions = [c for c in t["calls"] if c["role"] == "reviser"]
+    feedback = {c["feedback"] for c in generated}
+    assert all(any(f in call["prompt"] for f in feedback) for call in revisions)
+    assert all(res["verdict"] == "incorrect" for res in t["results"])  # graded by the hidden tests

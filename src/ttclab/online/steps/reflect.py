@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 from pydantic import Field
@@ -62,8 +63,8 @@ class CritiqueSpec(StepSpec):
         else:
             from ttclab.online.execution import execution_feedback
 
-            for c in pop:
-                report = await execution_feedback(q.question, c.text)
+            reports = await asyncio.gather(*(execution_feedback(q.question, c.text) for c in pop))
+            for c, report in zip(pop, reports):
                 c.feedback = self.tpl.text(report=truncate(report, self.feedback_chars))
         return pop
 
