@@ -24,6 +24,11 @@ from ttclab.strategies import SampleArrays, arrays_from_samples, evaluate
 ORACLE_STRATEGIES = frozenset({"pass_at_k"})
 
 
+def is_oracle(strategy: str) -> bool:
+    """Oracle strategies, and online pipeline runs that used the ground truth ("name (oracle)", issue 8)."""
+    return strategy in ORACLE_STRATEGIES or strategy.endswith(" (oracle)")
+
+
 @dataclass
 class Evaluation:
     """Every (run, strategy, k) with per-question accuracy and costs, and their summary."""
@@ -74,11 +79,19 @@ def evaluate_runs(
         arrays = load_arrays(run)
         if labels.count(run.model) > 1:  # two runs of one model: keep their rows apart
             arrays = dataclasses.replace(arrays, model=f"{run.model} ({run.run_id[-6:]})")
-        results = evaluate(arrays, strategies, ks, rng=seed)
         model_name = str((run.meta.get("model") or {}).get("name") or run.model)
         spec = CostSpec(model=model_name, rm_model=rm_model, prices=str(prices) if prices else None,
                         price_overrides=price_overrides)
         all_arrays.append(arrays)
+        # --- online pipelines hook (issue 8): a pipeline run is one (pipeline, k=1) point with the full
+        # ledger of all its calls (every role); the lead integrates this with the issue-12 restructuring.
+        if run.meta.get("kind") == "pipeline":
+            from ttclab.online.results import pipeline_ledgers
+
+            ledgers += pipeline_ledgers(run, spec)
+            continue
+        # --- end of the online pipelines hook
+        results = evaluate(arrays, strategies, ks, rng=seed)
         ledgers += build_ledgers(arrays, results, spec)
     summary = summarize(ledgers, n_bootstrap=n_bootstrap, rng=np.random.default_rng(seed) if n_bootstrap else None)
     return Evaluation(runs, all_arrays, ledgers, summary,
@@ -149,7 +162,7 @@ def optimize(
 
     unit_column(unit)  # one-line error for an unknown unit
     curves = Curves.from_summary(ev.summary, unit)
-    deploy = curves.select(np.array([s not in ORACLE_STRATEGIES for s in curves.strategy], dtype=bool))
+    deploy = curves.select(np.array([not is_oracle(s) for s in curves.strategy], dtype=bool))
     if not deploy.valid.any():
         raise DataError(f"no strategy has a finite accuracy and {unit} cost; try --unit tokens or give --prices")
     best = _rows(compute_optimal(deploy, budgets))
@@ -171,7 +184,7 @@ def optimize(
 
     by_bin: list[dict[str, Any]] = []
     note = ""
-    deploy_ledgers = [lg for lg in ev.ledgers if lg.strategy not in ORACLE_STRATEGIES]
+    deploy_ledgers = [lg for lg in ev.ledgers if not is_oracle(lg.strategy)]
     ids = [tuple(a.question_ids) for a in ev.arrays]
     if len(set(ids)) != 1:
         note = "per-difficulty choice needs runs on the same questions; these runs differ"
@@ -269,7 +282,7 @@ def write_report(
     par = rep.section("Pareto frontier")
     cost = np.asarray(table[column].to_pylist(), dtype=float)
     acc = np.asarray(table["accuracy"].to_pylist(), dtype=float)
-    oracle = np.array([s in ORACLE_STRATEGIES for s in table["strategy"].to_pylist()], dtype=bool)
+    oracle = np.array([is_oracle(s) for s in table["strategy"].to_pylist()], dtype=bool)
     mask = pareto_mask(np.where(oracle, np.nan, cost), acc)
     par.figure(pareto_plot(table, column, unit, mask), "pareto", "Accuracy vs cost of every (model, strategy, k); "
                "the line is the frontier of deployable strategies (pass@k is an oracle and excluded).")
