@@ -249,3 +249,94 @@ def test_execution_critique_feeds_sandbox_results_into_the_revision(scripted: Sc
     feedback = {c["feedback"] for c in generated}
     assert all(any(f in call["prompt"] for f in feedback) for call in revisions)
     assert all(res["verdict"] == "incorrect" for res in t["results"])  # graded by the hidden tests
+
+
+# -- continuation primitives ----------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_extend_inject_and_confidence_on_smollm2(smollm, tmp_path: Path) -> None:
+    data = pipeline([{"op": "generate", "id": "gen", "n": 2, "sampling": {"logprobs": True, "max_tokens": 8}},
+                     {"op": "inject", "id": "wait", "text": "\nWait,"},
+                     {"op": "extend", "id": "more", "sampling": {"logprobs": True, "max_tokens": 8}},
+                     {"op": "score", "id": "conf", "by": "confidence", "window": 4},
+                     {"op": "select", "id": "vote", "by": "vote", "weighted": True}], name="cont")
+    r = run(tmp_path, data, limit=1, backend=smollm)
+    t = check_run(r.run)
+    assert dict(roles(t)) == {"generate": 2, "extend": 2}
+    cands = {c["candidate_id"]: c for c in t["candidates"]}
+    calls = {c["call_id"]: c for c in t["calls"]}
+    from ttclab.online.stopping import trace_confidence
+
+    for c in cands.values():
+        if c["kind"] == "injected":
+            assert c["call_ids"] == [] and c["text"] == cands[c["parent_ids"][0]]["text"] + "\nWait,"
+        if c["kind"] == "extended":
+            parent = cands[c["parent_ids"][0]]
+            [call] = [calls[i] for i in c["call_ids"]]
+            assert call["prompt"].startswith("<|im_start|>") and call["prompt"].endswith(parent["text"])
+            assert c["text"] == parent["text"] + call["text"]
+            generated = calls[cands[parent["parent_ids"][0]]["call_ids"][0]]
+            lp = list(generated["token_logprobs"]) + list(call["token_logprobs"])
+            assert c["score"] == pytest.approx(trace_confidence(lp, 4), rel=1e-6)
+
+
+def _lineage_logprobs(cid: str, cands: dict, calls: dict) -> list[float]:
+    chain = []
+    while cid:
+        c = cands[cid]
+        chain.append(c)
+        cid = c["parent_ids"][0] if c["parent_ids"] else None
+    lp: list[float] = []
+    for c in reversed(chain):
+        for call_id in c["call_ids"]:
+            lp += list(calls[call_id]["token_logprobs"] or [])
+    return lp
+
+
+def test_deepconf_stops_low_confidence_traces(scripted: ScriptedServer, tmp_path: Path) -> None:
+    from ttclab.online.stopping import first_window_below
+
+    data = pipeline([{"op": "deepconf", "id": "dc", "warmup": 4, "traces": 6, "keep": 0.5, "window": 3, "chunk": 4},
+                     {"op": "select", "by": "vote", "weighted": True}],
+                    model=scripted_model(scripted.base_url), sampling={"temperature": 0.7, "max_tokens": 40}, name="dc")
+    r = run(tmp_path, data, limit=3)
+    t = check_run(r.run)
+    cands = {c["candidate_id"]: c for c in t["candidates"]}
+    calls = {c["call_id"]: c for c in t["calls"]}
+    children = {p for c in cands.values() for p in c["parent_ids"]}
+    stopped_total = 0
+    for res in t["results"]:
+        mine = [j for j in t["judgments"] if j["question_index"] == res["question_index"]]
+        [threshold] = [j["value"] for j in mine if j["kind"] == "threshold"]
+        scored = {j["candidate_ids"][0] for j in mine if j["kind"] == "score"}
+        leaves = [c for c in cands.values() if c["question_index"] == res["question_index"] and c["kind"] == "extended"
+                  and c["candidate_id"] not in children]
+        assert len(leaves) == 6
+        for leaf in leaves:
+            lp = _lineage_logprobs(leaf["candidate_id"], cands, calls)
+            below = first_window_below(lp, 3, threshold)
+            if leaf["candidate_id"] in scored:  # finished: every window stayed at or above the threshold
+                assert below is None
+            else:  # stopped early: a window fell below it, in its last chunk (earlier chunks were checked)
+                assert below is not None and below > len(lp) - 4
+                stopped_total += 1
+    assert stopped_total > 0
+
+
+def test_budget_forcing_caps_thinking_and_appends_wait(scripted: ScriptedServer, tmp_path: Path) -> None:
+    data = pipeline([{"op": "budget_force", "id": "bf", "n": 2, "budget": 30, "num_ignore": 2, "answer_tokens": 4}],
+                    model=scripted_model(scripted.base_url), final="first", name="bf")
+    t = check_run(run(tmp_path, data, limit=3).run)
+    cands = {c["candidate_id"]: c for c in t["candidates"]}
+    calls = {c["call_id"]: c for c in t["calls"]}
+    finals = [c for c in cands.values() if c["complete"] and c["step_id"] == "bf"]
+    assert len(finals) == 6
+    for f in finals:
+        chain, cid = [], f["candidate_id"]
+        while cid:
+            chain.append(cands[cid])
+            cid = cands[cid]["parent_ids"][0] if cands[cid]["parent_ids"] else None
+        think = [calls[i] for c in chain for i in c["call_ids"] if calls[i]["role"] == "think"]
+        assert 1 <= len(think) <= 3 and sum(c["completion_tokens"] for c in think) <= 30
+        assert f["text"].count("\nWait,") == len(think) - 1 <= 2
+        assert "\nAnswer:" in f["text"]

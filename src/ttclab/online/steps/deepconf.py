@@ -57,6 +57,8 @@ class DeepConfSpec(StepSpec):
         valid = [x for x in confs if not math.isnan(x)]
         threshold = float(np.quantile(valid, 1.0 - self.keep)) if valid else -math.inf
         q.note(f"{self.sid}: confidence threshold {threshold:.4g} from {len(valid)} warm-up traces")
+        q.judge(self.sid, "threshold", "confidence", [c.id for c in kept], value=threshold if valid else None,
+                parsed=bool(valid))
         kept = [c for c in kept if not math.isnan(c.meta["confidence"]) and c.meta["confidence"] >= threshold]
 
         root = q.new(self.sid, "root", "", complete=False)
