@@ -144,6 +144,7 @@ class PreparedCall:
     reserve: Spend
     params_json: str
     extra: dict[str, Any] = field(default_factory=dict)
+    prompt_text: str | None = None  # the prompt as stored (JSON for chat messages)
 
 
 def _digest(*parts: Any) -> str:
@@ -184,12 +185,18 @@ class Caller:
         """Reserve the budget and fix seeds and call ids for ``n`` samples (synchronous: call in program order)."""
         max_tokens, reserve = q.budget.admit(prompt, n, params.max_tokens, min_tokens=min_tokens)
         params, params_json = self._request_params(params, max_tokens)
-        content = _digest(self.model, prompt_json(prompt), params_json)
+        text = prompt_json(prompt)
+        content = _digest(self.model, text, params_json)
         start = q.next_occurrence(content, n)
         scope = f"{q.question_id}\x00{content}"
         seeds = [derive_seed(self.seed, scope, start + j) for j in range(n)]
         ids = [_digest(content, s)[:24] for s in seeds]
-        return PreparedCall(q, prompt, params, seeds, ids, step_id, role, tuple(parents), template, reserve, params_json)
+        return PreparedCall(q, prompt, params, seeds, ids, step_id, role, tuple(parents), template, reserve, params_json,
+                            prompt_text=text)
+
+    def is_cached(self, call: PreparedCall) -> bool:
+        """Every sample of the call finished before (it will be replayed, not sent)."""
+        return all(self.cache.get(cid) is not None for cid in call.call_ids)
 
     async def run(self, call: PreparedCall,
                   grade: Callable[[str], Awaitable[str | None]] | None = None) -> list[CallResult]:
@@ -307,7 +314,7 @@ class Caller:
                 "step_id": call.step_id, "role": call.role, "parent_ids": list(call.parents),
                 "template": call.template.label if call.template else None,
                 "template_hash": call.template.hash if call.template else None, "model": self.model,
-                "prompt": prompt_json(call.prompt), "params": call.params_json,
+                "prompt": call.prompt_text or prompt_json(call.prompt), "params": call.params_json,
                 "seed": seed if call.role != "reward" else None, "text": r.text, "answer": answer,
                 "finish_reason": r.finish_reason, "prompt_tokens": r.prompt_tokens,
                 "completion_tokens": r.completion_tokens, "latency_s": r.latency_s,

@@ -11,6 +11,7 @@ truncated. A crash between the two leaves a row in both; readers de-duplicate by
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from datetime import datetime, timezone
@@ -60,16 +61,15 @@ class TableLog:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.flush_rows = flush_rows
         self._path = self.dir / f"journal-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
-        self._fh: Any = None
+        self._fd: int | None = None
         self._pending: list[dict[str, Any]] = []
         self.rows_written = 0
 
     def add(self, row: dict[str, Any]) -> None:
         """Append one row (visible to readers and safe from a process kill when this returns)."""
-        if self._fh is None:
-            self._fh = open(self._path, "a", encoding="utf-8")
-        self._fh.write(_encode(row) + "\n")
-        self._fh.flush()
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._fd, (_encode(row) + "\n").encode())  # one unbuffered append: in the OS when this returns
         self._pending.append(row)
         self.rows_written += 1
         if len(self._pending) >= self.flush_rows:
@@ -82,9 +82,9 @@ class TableLog:
         table = pa.Table.from_pylist(self._pending, schema=self.schema)
         atomic_write_table(self.dir / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet", table)
         self._pending = []
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         self._path.unlink(missing_ok=True)
 
     def close(self) -> None:

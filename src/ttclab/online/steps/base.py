@@ -133,8 +133,12 @@ def prepare_all(q: QuestionState, items: Sequence[dict[str, Any]]) -> list[Prepa
 
 async def run_all(q: QuestionState, prepared: Sequence[PreparedCall],
                   grade: Callable[[str], Awaitable[str | None]] | None = None) -> list[list[CallResult]]:
-    """Run prepared calls concurrently; a failed call fails the question."""
-    results = await asyncio.gather(*(q.caller.run(p, grade) for p in prepared))
+    """Run prepared calls concurrently (in order, without tasks, when all are replayed from the cache);
+    a failed call fails the question."""
+    if all(q.caller.is_cached(p) for p in prepared):
+        results = [await q.caller.run(p, grade) for p in prepared]
+    else:
+        results = await asyncio.gather(*(q.caller.run(p, grade) for p in prepared))
     for group in results:
         for r in group:
             if not r.ok:
