@@ -27,9 +27,7 @@ from scripted_server import ScriptedServer  # noqa: E402
 SMOLLM = {"backend": "llamacpp", "name": "smollm2-135m", "options": {"n_ctx": 2048}}
 
 
-@pytest.fixture(scope="session")
-def smollm() -> Iterator[Any]:
-    """One embedded SmolLM2-135M backend shared by the session's pipeline runs (skip if not installed)."""
+def _smollm() -> Iterator[Any]:
     from ttclab.backends.llamacpp import LlamaCppBackend
     from ttclab.backends.models import resolve_model_path
     from ttclab.errors import BackendError
@@ -43,6 +41,19 @@ def smollm() -> Iterator[Any]:
     import asyncio
 
     asyncio.run(backend.aclose())
+
+
+@pytest.fixture(scope="session")
+def smollm() -> Iterator[Any]:
+    """One embedded SmolLM2-135M backend shared by the session's runs without log-probs (skip if not installed)."""
+    yield from _smollm()
+
+
+@pytest.fixture(scope="session")
+def smollm_lp() -> Iterator[Any]:
+    """A second one for runs that ask for log-probs: llama.cpp then reloads the model with logits for
+    every prompt token, which makes every later prompt slower — kept apart from ``smollm``."""
+    yield from _smollm()
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def run(tmp_path: Path, data: dict[str, Any], store: str = "store", **kw: Any):
 
 @pytest.mark.slow
 def test_same_seed_same_results_on_smollm2(smollm, tmp_path: Path) -> None:
-    data = shrink(load_yaml("reflect-then-aggregate"))
+    data = shrink(load_yaml("aggregate-each-turn"))  # generate, judge, copy, critique, revise
     a = run(tmp_path, data, "a", limit=1, backend=smollm)
     b = run(tmp_path, data, "b", limit=1, backend=smollm)
     ta, tb = check_run(a.run), check_run(b.run)
@@ -254,13 +254,13 @@ def test_execution_critique_feeds_sandbox_results_into_the_revision(scripted: Sc
 # -- continuation primitives ----------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_extend_inject_and_confidence_on_smollm2(smollm, tmp_path: Path) -> None:
+def test_extend_inject_and_confidence_on_smollm2(smollm_lp, tmp_path: Path) -> None:
     data = pipeline([{"op": "generate", "id": "gen", "n": 2, "sampling": {"logprobs": True, "max_tokens": 8}},
                      {"op": "inject", "id": "wait", "text": "\nWait,"},
                      {"op": "extend", "id": "more", "sampling": {"logprobs": True, "max_tokens": 8}},
                      {"op": "score", "id": "conf", "by": "confidence", "window": 4},
                      {"op": "select", "id": "vote", "by": "vote", "weighted": True}], name="cont")
-    r = run(tmp_path, data, limit=1, backend=smollm)
+    r = run(tmp_path, data, limit=1, backend=smollm_lp)
     t = check_run(r.run)
     assert dict(roles(t)) == {"generate": 2, "extend": 2}
     cands = {c["candidate_id"]: c for c in t["candidates"]}

@@ -31,6 +31,9 @@ EXPECTED = {
 }
 
 
+LOGPROBS = {"beam-search", "dvts", "deepconf-online"}  # self-evaluation / trace confidence read log-probs
+
+
 def test_every_pipeline_is_tested() -> None:
     assert len(SHIPPED) >= 18
     assert set(EXPECTED) | {"beam-search", "dvts", "budget-forcing", "deepconf-online", "adaptive-live"} == set(SHIPPED)
@@ -38,7 +41,8 @@ def test_every_pipeline_is_tested() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_pipeline_on_smollm2(name: str, smollm, tmp_path: Path) -> None:
+def test_shipped_pipeline_on_smollm2(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    smollm = request.getfixturevalue("smollm_lp" if name in LOGPROBS else "smollm")
     data = shrink(load_yaml(name), max_tokens=48 if name == "reflect-execution" else 10)
     assert data["model"]["name"] == "smollm2-135m" and data["task"]
     path = write_pipeline(tmp_path, data, f"{name}.yaml")
