@@ -98,18 +98,22 @@ class CallCache:
         self._rows: dict[str, tuple[str, CallResult]] = {}
 
     @classmethod
-    def load(cls, root: Path) -> "CallCache":
+    def load(cls, root: Path, model: str | None = None) -> "CallCache":
+        """Finished calls of every pipeline run under ``root`` (only ``model``'s when given)."""
+        import pyarrow.compute as pc
+
         cache = cls()
         if root.is_dir():
             for run_dir in sorted(p for p in root.iterdir() if (p / "calls").is_dir()):
-                cache.add_table(read_table(run_dir, "calls", _CACHE_COLUMNS))
+                table = read_table(run_dir, "calls", [*_CACHE_COLUMNS, "model"])
+                if model is not None:
+                    table = table.filter(pc.equal(table["model"], model))
+                cache.add_table(table.filter(pc.is_null(table["error"])))
         return cache
 
     def add_table(self, table: Any) -> None:
         cols = table.to_pydict()
         for i, call_id in enumerate(cols["call_id"]):
-            if cols["error"][i] is not None:
-                continue
             lp = cols["token_logprobs"][i]
             self._rows[call_id] = (cols["run_id"][i], CallResult(
                 call_id=call_id, text=cols["text"][i] or "", finish_reason=cols["finish_reason"][i] or "stop",
@@ -263,7 +267,12 @@ class Caller:
         return result
 
     async def _post_reward(self, call: PreparedCall, field_path: str, reduce: str) -> CallResult:
-        import httpx
+        try:
+            import httpx
+        except ModuleNotFoundError:
+            from ttclab.errors import missing_extra
+
+            raise missing_extra("httpx", "openai") from None
 
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=httpx.Timeout(120.0))

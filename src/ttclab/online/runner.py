@@ -216,7 +216,7 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     prepare_run(run_dir, meta, questions, lambda q: solve.messages(question=q.question))
     finished = _finished_questions(run_dir)
     todo = [i for i in range(len(questions)) if i not in finished]
-    cache = CallCache.load(root)
+    cache = CallCache.load(root, model_identity(spec.model))
     own = _stored_calls(run_dir)
     logs = {name: TableLog(run_dir, name) for name in PIPELINE_TABLES}
     stats = CallStats()
