@@ -231,7 +231,7 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     bar = _bar(len(todo), label, progress)
     caller.on_call = (lambda: bar.set_postfix_str(stats.describe(), refresh=False)) if bar is not None else None
     gate = asyncio.Semaphore(limit)
-    counts = {"failed": 0, "correct": 0, "done": 0}
+    counts = {"failed": 0, "done": 0}
 
     async def one(index: int) -> None:
         async with gate:
