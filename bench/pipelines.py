@@ -8,7 +8,8 @@ separate process so it does not share this interpreter's GIL), with the pipeline
    concurrency 8 vs 1 (the backend allows 32 HTTP requests in flight; see HTTP_IN_FLIGHT). Goal >= 5.
 2. ``overhead_ratio``: the server answers at once; wall time per HTTP request of the pipeline
    (backend capped at 8 requests in flight, 8 questions at a time) vs bare ``httpx`` async
-   requests of the same prompts at the same concurrency. Goal <= 1.2.
+   requests of the same prompts at the same concurrency (each side twice, interleaved, best kept).
+   Goal <= 1.2.
 3. ``replay_speedup``: the 100 ms server, 32 questions at concurrency 8: the run's wall time vs
    re-running it with its results removed, every call replayed from the call cache (best of 3).
    Goal >= 50. Also printed against the concurrency-1 run.
@@ -118,10 +119,14 @@ def main() -> int:
     try:
         warm = Server(0.0)
         timed_run(warm.url, tmp / "warm", 1, 1, 8)  # imports, task generation
-        # 2. overhead at the same concurrency (8 requests in flight)
-        t_pipe, r = timed_run(warm.url, tmp / "overhead", args.questions, 8, 8)
-        bodies = request_bodies(r.run.path)
-        t_bare = asyncio.run(bare_http(warm.url, bodies, 8))
+        # 2. overhead at the same concurrency (8 requests in flight); each side twice, interleaved, best kept
+        pipe_times, bare_times = [], []
+        for i in range(2):
+            t_pipe, r = timed_run(warm.url, tmp / f"overhead{i}", args.questions, 8, 8)
+            pipe_times.append(t_pipe)
+            bodies = request_bodies(r.run.path)
+            bare_times.append(asyncio.run(bare_http(warm.url, bodies, 8)))
+        t_pipe, t_bare = min(pipe_times), min(bare_times)
         per_pipe, per_bare = t_pipe / len(bodies), t_bare / len(bodies)
         warm.close()
 
