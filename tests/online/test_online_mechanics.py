@@ -340,3 +340,17 @@ def test_budget_forcing_caps_thinking_and_appends_wait(scripted: ScriptedServer,
         assert 1 <= len(think) <= 3 and sum(c["completion_tokens"] for c in think) <= 30
         assert f["text"].count("\nWait,") == len(think) - 1 <= 2
         assert "\nAnswer:" in f["text"]
+
+
+def test_dollar_budget_is_never_exceeded(scripted: ScriptedServer, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("version: test\nsource: a test\nmodels:\n  scripted: {input: 100.0, output: 400.0}\n")
+    budget = 0.5  # USD per question: the 8 solutions fit, the reflection rounds do not all fit
+    data = pipeline(load_yaml("reflect-then-aggregate")["steps"], model=scripted_model(scripted.base_url),
+                    budget={"usd": budget}, prices=str(prices), name="usd", sampling={"temperature": 0.7, "max_tokens": 12})
+    t = check_run(run(tmp_path, data, limit=3).run)
+    for res in t["results"]:
+        calls = [c for c in t["calls"] if c["question_index"] == res["question_index"] and c["error"] is None]
+        spent = sum(c["prompt_tokens"] * 100.0 + c["completion_tokens"] * 400.0 for c in calls) / 1e6
+        assert 0 < spent <= budget
+        assert "budget reached" in res["notes"]
