@@ -151,8 +151,30 @@ def evaluate_sample_run(run: Run, label: str, opts: EvalOptions) -> RunLedgers:
 
 RunKind = Callable[[Run, str, EvalOptions], RunLedgers]
 
-RUN_KINDS: dict[str, RunKind] = {"samples": evaluate_sample_run}
-"""How each kind of run becomes ledgers: ``fn(run, display_label, options) -> RunLedgers``."""
+RUN_KINDS: dict[str, RunKind | str] = {
+    "samples": evaluate_sample_run,
+    # a package above this layer is named, never imported here until a run of its kind is evaluated
+    "pipeline": "ttclab.online.results:evaluate_pipeline_run",
+}
+"""How each kind of run becomes ledgers: ``fn(run, display_label, options) -> RunLedgers``, or
+``"module:function"`` naming one (imported on first use, so higher layers plug in without a cycle)."""
+
+
+def run_kind_function(kind: str) -> RunKind:
+    """The ledger function of a run kind (resolving a ``"module:function"`` entry once)."""
+    entry = RUN_KINDS[kind]
+    if isinstance(entry, str):
+        import importlib
+
+        module, _, attr = entry.partition(":")
+        entry = RUN_KINDS[kind] = getattr(importlib.import_module(module), attr)
+    return entry
+
+
+def is_oracle(strategy: str) -> bool:
+    """Oracle points (they use the ground truth): oracle strategies such as pass@k, and online
+    pipelines that used an oracle critic or scorer (labelled ``"name (oracle)"``). Never deployable."""
+    return strategy in ORACLE_STRATEGIES or strategy.endswith(" (oracle)")
 
 
 def run_kind(run: Run) -> str:
@@ -332,7 +354,7 @@ def evaluate_runs(
             parts.append(RunLedgers(run, None, [], [f"run {run.run_id} skipped: kind {kind!r} is not evaluated here"]))
             continue
         label = f"{run.model} ({run.run_id[-6:]})" if labels.count(run.model) > 1 else run.model
-        parts.append(RUN_KINDS[kind](run, label, opts))
+        parts.append(run_kind_function(kind)(run, label, opts))
     used = [p for p in parts if p.ledgers]
     notes = [n for p in parts for n in p.notes]
     if not used:
@@ -343,5 +365,5 @@ def evaluate_runs(
 
 
 __all__ = ["EvalOptions", "Evaluation", "ORACLE_STRATEGIES", "PairedDifference", "RUN_KINDS", "RunLedgers",
-           "TRUNCATED_POLICIES", "apply_truncated", "check_unit", "evaluate_runs", "evaluate_sample_run",
-           "load_arrays", "resolve_runs", "run_kind", "run_model_name", "truncation_counts"]
+           "TRUNCATED_POLICIES", "apply_truncated", "check_unit", "evaluate_runs", "evaluate_sample_run", "is_oracle",
+           "load_arrays", "resolve_runs", "run_kind", "run_kind_function", "run_model_name", "truncation_counts"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ttclab.analysis.evaluate import ORACLE_STRATEGIES, Evaluation, run_model_name
+from ttclab.analysis.evaluate import Evaluation, is_oracle, run_model_name
 from ttclab.errors import ConfigError, DataError
 from ttclab.ledger.costs import CostSpec, StrategyLedger, build_ledgers, unit_column, unit_name
 from ttclab.optimize.curves import Curves
@@ -76,7 +76,7 @@ def _py(v: Any) -> Any:
 def deployable(ev: Evaluation, unit: str) -> Curves:
     """Every (model, strategy, k) one could deploy (oracles excluded), in ``unit``."""
     curves = Curves.from_summary(ev.summary, unit)
-    return curves.select(np.array([s not in ORACLE_STRATEGIES for s in curves.strategy], dtype=bool))
+    return curves.select(np.array([not is_oracle(s) for s in curves.strategy], dtype=bool))
 
 
 def paired_se(ev: Evaluation, mask: np.ndarray | None = None) -> DiffSE:
@@ -210,7 +210,7 @@ def _by_difficulty(ev: Evaluation, unit: str, budgets: Sequence[float] | None, n
     ids = [tuple(p.arrays.question_ids) for p in parts if p.arrays is not None]
     if len(set(ids)) != 1:
         return None, "per-difficulty choice needs runs on the same questions; these runs differ"
-    deploy = [led for p in parts for led in p.ledgers if led.strategy not in ORACLE_STRATEGIES]
+    deploy = [led for p in parts for led in p.ledgers if not is_oracle(led.strategy)]
     if method == "oracle":
         score = np.nanmean(np.stack([pass_rate(p.arrays) for p in parts if p.arrays is not None]), axis=0)
         bins = difficulty_bins(score, n_bins)

@@ -16,7 +16,7 @@ from ttclab import __version__
 from ttclab.errors import TTCLabError
 
 # Verb modules, in the order they appear in ``ttclab --help``.
-VERB_MODULES = ("sample", "runs", "show", "rm", "repair", "importer", "evaluate", "optimize", "report", "market",
+VERB_MODULES = ("sample", "run", "runs", "show", "rm", "repair", "importer", "evaluate", "optimize", "report", "market",
                 "strategies", "prices")
 
 

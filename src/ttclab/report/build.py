@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ttclab.analysis.evaluate import ORACLE_STRATEGIES, Evaluation
+from ttclab.analysis.evaluate import Evaluation, is_oracle
 from ttclab.analysis.optimize import Optimization, choice_label, optimize
 from ttclab.ledger.costs import unit_column
 from ttclab.report.html import Report
@@ -116,8 +116,9 @@ def write_report(
     rep = Report(title, figure_dir=out / "figures", subtitle=f"{len(ev.runs)} run(s) · {opt.unit_note}. {ESTIMATOR_NOTE}",
                  meta=[f"truncated samples: {ev.options.truncated}", f"seed {ev.options.seed}"])
 
+    oracles = tuple(s for s in dict.fromkeys(map(str, table["strategy"].to_pylist())) if is_oracle(s))
     sec = rep.section("Overview")
-    sec.figure(plots.overview(table, column, unit, opt.frontier, tuple(ORACLE_STRATEGIES)), "overview",
+    sec.figure(plots.overview(table, column, unit, opt.frontier, oracles), "overview",
                f"Expected accuracy against expected {unit} per question for every model (colour) and strategy (marker "
                "and line) at k = 1..N samples; light bars are 95% intervals; the black line is the compute-optimal "
                "frontier of deployable strategies (pass@k, an oracle, is faint and never chosen).")
@@ -156,7 +157,7 @@ def write_report(
                   "the choice per difficulty (budgets that choose the same collapsed)")
 
     sec = rep.section("Pareto frontier")
-    sec.figure(plots.pareto_plot(table, column, unit, opt.frontier, tuple(ORACLE_STRATEGIES)), "pareto",
+    sec.figure(plots.pareto_plot(table, column, unit, opt.frontier, oracles), "pareto",
                "Accuracy against cost of every deployable (model, strategy, k); the frontier points carry their "
                "strategy@k and 95% intervals.")
     sec.table(Table.from_records(opt.frontier, ["model", "strategy", "k", "accuracy", "ci_low", "ci_high", "cost"],

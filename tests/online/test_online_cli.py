@@ -1,0 +1,74 @@
+"""`ttclab run` end to end, and pipeline runs in `ttclab runs`, `evaluate`, `optimize` and `report`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import PIPELINES, REPO, load_yaml, scripted_model, write_pipeline
+from scripted_server import ScriptedServer
+from ttclab.analysis import evaluate_runs, optimize
+from ttclab.online.journal import read_table
+from ttclab.online.results import pipeline_ledgers, pipeline_outcome
+from ttclab.store.reader import list_runs
+
+
+def _ttclab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run([sys.executable, "-m", "ttclab", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd, env=env)
+
+
+@pytest.mark.slow
+def test_run_runs_evaluate_report(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with ScriptedServer() as srv:
+        model = json.dumps(scripted_model(srv.base_url))
+        for name in ("reflect-then-aggregate", "aggregate-oracle-score"):
+            proc = _ttclab("run", str(PIPELINES / f"{name}.yaml"), "--model", model, "--limit", "3", "--store",
+                           str(store), "--no-progress", cwd=tmp_path)
+            assert proc.returncode == 0, proc.stderr
+            assert name in proc.stdout and "role" in proc.stdout and "generate" in proc.stdout
+            if name == "reflect-then-aggregate":
+                assert all(role in proc.stdout for role in ("critic", "reviser", "judge"))
+    runs = _ttclab("runs", "--store", str(store), cwd=tmp_path)
+    assert runs.returncode == 0
+    assert "reflect-then-aggregate (scripted)" in runs.stdout and "aggregate-oracle-score (scripted)" in runs.stdout
+    ev = _ttclab("evaluate", "--store", str(store), "--prices", "local", cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr
+    assert "aggregate-oracle-score (oracle)" in ev.stdout
+    rep = _ttclab("report", "--store", str(store), "--out", str(tmp_path / "rep"), cwd=tmp_path)
+    assert rep.returncode == 0, rep.stderr
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "reflect-then-aggregate" in html
+
+
+def test_pipeline_ledger_and_optimizer_exclude_oracles(scripted: ScriptedServer, tmp_path: Path) -> None:
+    from ttclab.online.runner import run_pipeline
+
+    store = tmp_path / "store"
+    for name in ("aggregate-vote", "aggregate-oracle-score"):
+        data = {**load_yaml(name), "model": scripted_model(scripted.base_url)}
+        run_pipeline(write_pipeline(tmp_path, data, f"{name}.yaml"), limit=4, store=store, progress=False)
+    ev = evaluate_runs(store=store, n_bootstrap=0)
+    rows = {r["strategy"]: r for r in ev.rows()}
+    assert set(rows) == {"aggregate-vote", "aggregate-oracle-score (oracle)"}
+    for run in list_runs(store):
+        out = pipeline_outcome(run)
+        [led] = pipeline_ledgers(run)
+        calls = [c for c in read_table(run.path, "calls").to_pylist() if c["error"] is None]
+        assert led.k.tolist() == [1]
+        np.testing.assert_allclose(led.accuracy[:, 0], out.correct)
+        assert led.costs["total_tokens"].sum() == sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls)
+        assert led.costs["samples_used"].sum() == len(calls)
+        assert np.isfinite(led.costs["latency_sequential_s"]).all()
+        lo, hi = out.accuracy_ci()
+        assert 0 <= lo <= out.accuracy <= hi <= 1
+    opt = optimize(ev, unit="tokens")
+    assert all("oracle" not in r["strategy"] for r in opt.best)
