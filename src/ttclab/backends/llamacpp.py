@@ -170,7 +170,7 @@ class LlamaCppBackend:
         """One sample as a token stream: text deltas as the engine decodes, then the :class:`Completion`.
 
         The sample is the one :meth:`generate` gives (same engine, same batches; the callback only
-        reads the text). Deltas hold back the last ``len(longest stop) - 1`` bytes and split UTF-8
+        reads the text). Deltas hold back a tail that could begin a stop string and split UTF-8
         characters, so they never show a stop string; cancelling the iteration cancels the decode.
         """
         loop = asyncio.get_running_loop()
@@ -192,14 +192,13 @@ class LlamaCppBackend:
 
         job = prepared(done, future.cancelled)
         job.on_text = on_text
-        hold = max(job.max_stop - 1, 0)
         emitted = ""
         sent = 0  # bytes of the text already sent
         try:
             if self._decoder.submit(job):
                 llama_executor().submit(self._decoder.serve).add_done_callback(_log_failure)
             while (item := await queue.get()) is not None:
-                piece = _utf8_prefix(item[sent:max(sent, len(item) - hold)])
+                piece = _utf8_prefix(item[sent:max(sent, len(item) - _stop_prefix(item, job.stops))])
                 if piece:
                     sent += len(piece.encode("utf-8"))
                     emitted += piece
@@ -341,6 +340,15 @@ def _log_failure(done: Any) -> None:
     exc = done.exception()
     if exc is not None:  # serve() turns engine errors into error completions; anything else is a bug
         log.error("ttclab: the llama.cpp engine stopped: %r", exc)
+
+
+def _stop_prefix(text: bytes, stops: list[bytes]) -> int:
+    """Length of the longest tail of ``text`` that is the start of a stop string (held back while streaming)."""
+    for k in range(min(len(text), max((len(s) for s in stops), default=1) - 1), 0, -1):
+        tail = text[-k:]
+        if any(s.startswith(tail) for s in stops):
+            return k
+    return 0
 
 
 def _utf8_prefix(data: bytes) -> str:

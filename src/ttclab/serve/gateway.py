@@ -183,13 +183,20 @@ class Gateway:
             self.models[served.name] = served
         self.verifier = AnswerReader(get_verifier(config.verifier.name, **config.verifier.options))
         self.pipelines = {name: PipelineSource(name, config.resolve(path)) for name, path in config.pipelines.items()}
-        self.default = parse_alias(config.default, "default")
-        self._check_plan(self.default, "default")
-        for alias in config.aliases:
-            self._check_plan(parse_alias(alias, "aliases"), "aliases")
+        self.default = self._config_plan(config.default, "default")
+        for i, alias in enumerate(config.aliases):
+            self._config_plan(alias, f"aliases[{i}]")
         self.rng = np.random.default_rng(config.seed)
         self.prices = self._prices()
         self._arch: dict[str, Any] = {}
+
+    def _config_plan(self, text: str, where: str) -> Plan:
+        try:
+            plan = parse_alias(text, where)
+        except APIError as exc:
+            raise ConfigError(f"{where}: {exc.message}") from None
+        self._check_plan(plan, where)
+        return plan
 
     def _check_plan(self, plan: Plan, where: str) -> None:
         if plan.strategy == "pipeline" and plan.pipeline not in self.pipelines:
