@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -189,6 +190,7 @@ class Gateway:
         self.rng = np.random.default_rng(config.seed)
         self.prices = self._prices()
         self._arch: dict[str, Any] = {}
+        self._programs: dict[tuple[Plan, str], list[StepSpec]] = {}
 
     def _config_plan(self, text: str, where: str) -> Plan:
         try:
@@ -299,16 +301,24 @@ class Gateway:
         seed = req.seed if req.seed is not None else int(self.rng.integers(0, 2**31 - 1))
         job = Job(rid, served, plan, chat, prompts, n, sampling, seed, req.ttc.reference if req.ttc else None, endpoint)
         job.fmt = served.completion_format()
-        if plan.strategy == "pipeline":
-            source = self.pipelines[plan.pipeline or ""]
-            job.final = source.check.spec.final
-            job.steps = lambda: source.compile(sampling).steps
-        else:
-            items = strategy_steps(plan, self.config.reward)
-            job.final = plan.final
-            compile_steps(items, sampling, plan.label)  # validate once, here
-            job.steps = lambda: compile_steps(items, sampling, plan.label)
+        job.final = self.pipelines[plan.pipeline or ""].check.spec.final if plan.strategy == "pipeline" else plan.final
+        steps = self._program(plan, sampling)
+        job.steps = lambda: steps  # compiled steps hold no run state: shared by every run (as in the online runner)
         return job
+
+    def _program(self, plan: Plan, sampling: dict[str, Any]) -> list[StepSpec]:
+        """The compiled steps of a plan with this sampling (memoised: most requests repeat both)."""
+        key = (plan, json.dumps(sampling, sort_keys=True))
+        steps = self._programs.get(key)
+        if steps is None:
+            if plan.strategy == "pipeline":
+                steps = self.pipelines[plan.pipeline or ""].compile(sampling).steps
+            else:
+                steps = compile_steps(strategy_steps(plan, self.config.reward), sampling, plan.label)
+            if len(self._programs) >= 512:
+                self._programs.clear()
+            self._programs[key] = steps
+        return steps
 
     # -- running ----------------------------------------------------------------------------------
     def _caller(self, job: Job, run_id: str, log: CallLog, seed: int) -> Caller:
@@ -383,7 +393,7 @@ class Gateway:
         outcomes: list[ChoiceOutcome] = []
         try:
             call = caller.prepare(q, prompt, params, job.n, step_id=step.sid, role="generate")
-            results = await caller.run(call, q.answer_of)
+            results = await caller.run(call, q.answer_of if record is not None else None)
         except (BudgetExhausted, BackendError) as exc:
             err = str(exc)
             outs = [ChoiceOutcome(first + j, "", "error", None, log.rows if j == 0 else [], error=err)
@@ -400,7 +410,9 @@ class Gateway:
             await caller.aclose()
         cands = []
         for j, r in enumerate(results):
-            c = await q.grade(q.new(step.sid, "generated", r.text, calls=(r,)))
+            c = q.new(step.sid, "generated", r.text, calls=(r,))
+            if record is not None and r.ok:  # answers are read for the recorded run (pass-through never votes)
+                await q.grade(c)
             cands.append(c)
             outcomes.append(ChoiceOutcome(first + j, r.text, "length" if r.finish_reason == "length" else "stop",
                                           c.answer, log.rows if j == 0 else [], [c], error=r.error))
