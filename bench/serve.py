@@ -80,6 +80,20 @@ def start_gateway(upstream: str, folder: Path, **model_options: Any) -> tuple[su
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of a process (this one when None), from /proc or getrusage."""
+    if pid is None:
+        import resource
+
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGINT)
     try:
@@ -135,12 +149,19 @@ def main() -> None:
             gw, gw_url = start_gateway(up_url, folder)
             procs += [up, gw]
             direct, through = [], []
+            cpu: dict[str, list[float]] = {}
             for _ in range(2):  # interleaved, best kept
-                direct.append(asyncio.run(throughput(up_url, args.clients, args.requests)))
-                through.append(asyncio.run(throughput(gw_url, args.clients, args.requests)))
+                for side, url, out in (("direct", up_url, direct), ("through", gw_url, through)):
+                    before = (cpu_s(), cpu_s(gw.pid), cpu_s(up.pid))
+                    out.append(asyncio.run(throughput(url, args.clients, args.requests)))
+                    after = (cpu_s(), cpu_s(gw.pid), cpu_s(up.pid))
+                    cpu[side] = [1000 * (a - b) / args.requests for a, b in zip(after, before)]
             print(f"passthrough: direct {max(direct):.0f} req/s, through ttclab serve {max(through):.0f} req/s "
                   f"({args.clients} clients; runs {', '.join(f'{x:.0f}' for x in direct)} / "
                   f"{', '.join(f'{x:.0f}' for x in through)})")
+            for side, (client_ms, gw_ms, up_ms) in cpu.items():
+                print(f"  CPU ms per request ({side}, last run): client {client_ms:.2f}, gateway {gw_ms:.2f}, "
+                      f"upstream {up_ms:.2f}")
             print(f"passthrough_ratio: {max(through) / max(direct):.3f}")
             for p in (gw, up):
                 stop(p)

@@ -48,6 +48,23 @@ def test_serve_command(tmp_path: Path) -> None:
         assert "Traceback" not in err
         [run] = list((tmp_path / "rec").iterdir())
         assert (run / "questions.parquet").exists() and (run / "samples").is_dir()
+        p = subprocess.run([*TTCLAB, "evaluate", "--store", str(tmp_path / "rec")], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert "majority@2" in p.stdout  # the recorded traffic is a strategy point with its ledger
+
+
+def test_shipped_configs_load() -> None:
+    from conftest import REPO
+
+    from ttclab.serve.config import load_serve_config
+    from ttclab.serve.gateway import Gateway
+
+    os.environ.setdefault("TTCLAB_SERVE_KEYS", "sk-test")
+    for name in ("serve_embedded.yaml", "serve_openai.yaml"):
+        gw = Gateway(load_serve_config(REPO / "configs" / name))  # pipelines compile, aliases parse
+        ids = [m for m, _ in gw.model_ids()]
+        assert any(":pipeline/reflect-then-aggregate" in m for m in ids)
 
 
 def test_bad_config_is_one_line(tmp_path: Path) -> None:
