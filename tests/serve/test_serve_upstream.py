@@ -187,6 +187,8 @@ def test_malformed_requests(upstream: Upstream) -> None:
         assert err.status_code == 404 and err.body["code"] == "model_not_found"
         err = _error(lambda: create(model="up-model", messages=[{"role": "user", "content": "x" * 5000}]))
         assert err.status_code == 413
+        err = _error(lambda: create(model="up-model", messages=MSG, logprobs=True))
+        assert err.status_code == 400 and err.body["param"] == "logprobs"  # refused, not silently ignored
         # unknown fields are tolerated
         r = create(model="up-model", messages=MSG, max_tokens=16, user="u1", extra_body={"logit_bias": {}, "foo": 1})
         assert r.choices[0].message.content
@@ -306,3 +308,25 @@ def test_recorded_traffic_evaluates_offline(upstream: Upstream, tmp_path) -> Non
     expected = [answer(r.choices[0].message.content) == ref for r, ref in sent]
     assert row["accuracy"] == pytest.approx(sum(expected) / len(expected))
     assert row["completion_tokens"] > 0
+
+
+def test_strategy_stream_keeps_alive_then_answers() -> None:
+    with Upstream(delay_s=0.4) as up, serving({"models": [upstream_model(up)], "verifier": "numeric",
+                                               "limits": {"keepalive_s": 0.05}}) as srv:
+        body = {"model": "up-model:majority@3", "messages": MSG, "max_tokens": 64, "stream": True,
+                "stream_options": {"include_usage": True}}
+        with httpx.stream("POST", f"{srv.base_url}/chat/completions", json=body, timeout=30) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            lines = [ln for ln in r.iter_lines() if ln]
+        first_data = next(i for i, ln in enumerate(lines) if ln.startswith("data:"))
+        keepalives = [i for i, ln in enumerate(lines) if ln.startswith(": keep-alive")]
+        assert first_data < keepalives[0] and len(keepalives) >= 3  # the role at once, then comments while working
+        assert lines[-1] == "data: [DONE]"
+        events = [json.loads(ln[5:]) for ln in lines if ln.startswith("data:") and ln != "data: [DONE]"]
+        text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
+        assert events[-1]["choices"] == [] and events[-1]["ttc_usage"]["calls"] == 3
+        assert events[-1]["usage"]["completion_tokens"] == 3 * 8
+        # the official client reads the same stream (comments skipped)
+        got = "".join(ev.choices[0].delta.content or "" for ev in srv.client().chat.completions.create(
+            model="up-model:majority@3", messages=MSG, max_tokens=64, stream=True, seed=4) if ev.choices)
+        assert "Answer:" in got and "Answer:" in text

@@ -35,6 +35,8 @@ from ttclab.serve.protocol import APIError, ChatRequest, CompletionRequest, chat
 
 log = logging.getLogger("ttclab.serve")
 _JSON = [(b"content-type", b"application/json")]
+#: Request fields of the OpenAI API the gateway refuses rather than silently ignores.
+_UNSUPPORTED = ("logprobs", "top_logprobs", "tools", "functions", "tool_choice", "response_format", "suffix")
 
 
 def load_keys(config: ServeConfig) -> frozenset[str] | None:
@@ -265,6 +267,9 @@ class ServeApp:
             prompts = req.prompts()
             if not prompts:
                 raise APIError(400, "prompt: give at least one prompt", param="prompt")
+        for name in _UNSUPPORTED:  # known OpenAI features this gateway does not do: refused, never ignored
+            if data.get(name) not in (None, False, [], {}, {"type": "text"}):
+                raise APIError(400, f"{name} is not supported by ttclab serve; remove it", param=name)
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
         job = self.gateway.job(rid, "chat" if chat else "completions", req, prompts, chat)
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
