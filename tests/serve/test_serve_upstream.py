@@ -330,3 +330,21 @@ def test_strategy_stream_keeps_alive_then_answers() -> None:
         got = "".join(ev.choices[0].delta.content or "" for ev in srv.client().chat.completions.create(
             model="up-model:majority@3", messages=MSG, max_tokens=64, stream=True, seed=4) if ev.choices)
         assert "Answer:" in got and "Answer:" in text
+
+
+def test_cancelled_request_is_recorded_as_cancelled(tmp_path) -> None:
+    from ttclab.online.journal import read_table
+    from ttclab.store.reader import list_runs
+
+    with Upstream(delay_s=3.0) as up, serving({"models": [upstream_model(up)]}, record=tmp_path / "rec") as srv:
+        with pytest.raises(openai.APITimeoutError):
+            srv.client(timeout=0.5).chat.completions.create(model="up-model", messages=MSG, max_tokens=8)
+        deadline = time.monotonic() + 5
+        while up.disconnects < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    [run] = list_runs(tmp_path / "rec")
+    [call] = read_table(run.path, "calls").to_pylist()
+    assert call["finish_reason"] == "cancelled" and call["error"].startswith("cancelled")
+    [result] = read_table(run.path, "results").to_pylist()
+    assert result["verdict"] == "error" and "cancelled" in result["error"]

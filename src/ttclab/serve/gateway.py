@@ -391,6 +391,7 @@ class Gateway:
         [step] = job.steps()
         params = step.params
         outcomes: list[ChoiceOutcome] = []
+        call = None
         try:
             call = caller.prepare(q, prompt, params, job.n, step_id=step.sid, role="generate")
             results = await caller.run(call, q.answer_of if record is not None else None)
@@ -402,6 +403,8 @@ class Gateway:
                 record.finish(q, outs[0], None)
             return outs
         except asyncio.CancelledError:
+            if call is not None and not caller.own.intersection(call.call_ids):  # stored as cancelled error rows
+                caller.cancel(call, "cancelled: the client disconnected or the request timed out")
             if record is not None:
                 record.finish(q, ChoiceOutcome(first, "", "error", None, log.rows,
                                                error="cancelled: the client disconnected"), None)
@@ -432,6 +435,7 @@ class Gateway:
         assert job.steps is not None
         [step] = job.steps()
         outcome = ChoiceOutcome(choice, "", "error", None, log.rows)
+        call = None
         try:
             j = choice % job.n  # sample j of the prompt: the seed of the non-streamed request's j-th choice
             call = caller.prepare(q, prompt, step.params, j + 1, step_id=step.sid, role="generate")
@@ -447,6 +451,8 @@ class Gateway:
             outcome.error = str(exc)
         except asyncio.CancelledError:
             outcome.error = "cancelled: the client disconnected"
+            if call is not None and not caller.own.intersection(call.call_ids):
+                caller.cancel(call, outcome.error)
             if record is not None:
                 record.finish(q, outcome, None)
             raise
