@@ -19,7 +19,8 @@ def srv():
         resolve_model_path("smollm2-135m")
     except BackendError as exc:
         pytest.skip(str(exc))
-    with serving({"models": [SMOL], "verifier": "numeric", "sampling": {"max_tokens": 24, "temperature": 0.7}}) as s:
+    with serving({"models": [SMOL], "verifier": "numeric", "sampling": {"max_tokens": 24, "temperature": 0.7},
+                  "prices": "local"}) as s:
         yield s
 
 
@@ -28,7 +29,12 @@ def test_embedded_chat_stream_equals_non_stream(srv) -> None:
     r = client.chat.completions.create(model="smollm2-135m", messages=MSG, max_tokens=24, seed=3)
     text = r.choices[0].message.content
     assert text and r.usage.completion_tokens > 0 and r.usage.prompt_tokens > 0
-    assert r.model_extra["ttc_usage"]["flops"] > 0  # the model's architecture is in the ledger's data
+    ttc = r.model_extra["ttc_usage"]
+    assert ttc["flops"] > 0  # the model's architecture is in the ledger's data
+    from ttclab.ledger.prices import load_prices
+
+    price = load_prices("local").get("smollm2-135m")
+    assert ttc["usd"] == pytest.approx(price.cost(r.usage.prompt_tokens, r.usage.completion_tokens))
     events = list(client.chat.completions.create(model="smollm2-135m", messages=MSG, max_tokens=24, seed=3,
                                                  stream=True, stream_options={"include_usage": True}))
     deltas = [e.choices[0].delta.content for e in events if e.choices and e.choices[0].delta.content]

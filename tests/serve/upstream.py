@@ -72,7 +72,7 @@ class Upstream:
     def app(self) -> Any:
         from starlette.applications import Starlette
         from starlette.requests import Request
-        from starlette.responses import JSONResponse, StreamingResponse
+        from starlette.responses import JSONResponse
         from starlette.routing import Route
 
         async def wait(request: Request, seconds: float) -> bool:
