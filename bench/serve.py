@@ -2,11 +2,15 @@
 
 The upstream is tests/serve/upstream.py (a real OpenAI-compatible Starlette/uvicorn server, its own
 process); the gateway is the real ``ttclab serve`` command (its own process); the load comes from
-this process (httpx, one AsyncClient, ``--clients`` concurrent requests).
+this process (``--clients`` concurrent requests).
 
 1. ``passthrough_ratio``: an upstream that answers at once; requests/s through ``ttclab serve`` (no
-   strategy) / requests/s straight to the upstream, 32 concurrent clients, ``--requests`` requests
-   per side, each side measured twice, interleaved, best kept. Goal >= 0.8.
+   strategy) / requests/s straight to the upstream, 32 concurrent clients of the official ``openai``
+   client (``AsyncOpenAI``), ``--requests`` requests per side, each side measured twice,
+   interleaved, best kept. Goal >= 0.8. Also printed: ``passthrough_ratio_light_client``, the same
+   with an aiohttp load generator that costs a tenth of the CPU per request -- the gateway's own
+   capacity against an upstream that does no work (client, gateway and upstream share 2 cores; the
+   CPU cost per request of each is printed).
 2. ``fanout_latency_ratio``: an upstream with a fixed 100 ms latency; the latency of one
    ``majority@8`` request through the gateway / the latency of one request straight to the upstream
    (medians of ``--trials`` sequential requests). The upstream is declared without ``n`` support
@@ -102,25 +106,48 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-async def throughput(base: str, clients: int, requests: int) -> float:
-    """Requests per second with ``clients`` concurrent requests (every answer checked)."""
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        for _ in range(clients):  # warm the connections
-            (await client.post("/chat/completions", json=BODY)).raise_for_status()
+async def throughput(base: str, clients: int, requests: int, kind: str = "openai") -> float:
+    """Requests per second with ``clients`` concurrent requests (every answer checked).
+
+    ``kind``: ``openai`` -- the official client (``AsyncOpenAI``), what the gateway's users run;
+    ``aiohttp`` -- a light load generator (a tenth of the CPU per request), which shows the
+    gateway's own capacity against an upstream that does nothing.
+    """
+    if kind == "openai":
+        import openai
+
+        client = openai.AsyncOpenAI(base_url=base, api_key="none", max_retries=0, timeout=60)
+
+        async def post() -> None:
+            r = await client.chat.completions.create(**BODY)
+            assert r.choices[0].message.content
+
+        close: Any = client.close
+    else:
+        import aiohttp
+
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients))
+
+        async def post() -> None:
+            async with session.post(base + "/chat/completions", json=BODY) as r:
+                assert r.status == 200 and (await r.json())["choices"][0]["message"]["content"]
+
+        close = session.close
+    try:
+        await asyncio.gather(*(post() for _ in range(clients)))  # warm the connections
         left = requests
 
         async def worker() -> None:
             nonlocal left
             while left > 0:
                 left -= 1
-                r = await client.post("/chat/completions", json=BODY)
-                r.raise_for_status()
-                assert r.json()["choices"][0]["message"]["content"]
+                await post()
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
         return requests / (time.perf_counter() - t0)
+    finally:
+        await close()
 
 
 async def latency(base: str, body: dict[str, Any], trials: int) -> float:
@@ -138,7 +165,7 @@ async def latency(base: str, body: dict[str, Any], trials: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--requests", type=int, default=1500)
     ap.add_argument("--trials", type=int, default=15)
     args = ap.parse_args()
     procs: list[subprocess.Popen] = []
@@ -148,21 +175,22 @@ def main() -> None:
             up, up_url = start_upstream(0.0)
             gw, gw_url = start_gateway(up_url, folder)
             procs += [up, gw]
-            direct, through = [], []
-            cpu: dict[str, list[float]] = {}
-            for _ in range(2):  # interleaved, best kept
-                for side, url, out in (("direct", up_url, direct), ("through", gw_url, through)):
-                    before = (cpu_s(), cpu_s(gw.pid), cpu_s(up.pid))
-                    out.append(asyncio.run(throughput(url, args.clients, args.requests)))
-                    after = (cpu_s(), cpu_s(gw.pid), cpu_s(up.pid))
-                    cpu[side] = [1000 * (a - b) / args.requests for a, b in zip(after, before)]
-            print(f"passthrough: direct {max(direct):.0f} req/s, through ttclab serve {max(through):.0f} req/s "
-                  f"({args.clients} clients; runs {', '.join(f'{x:.0f}' for x in direct)} / "
-                  f"{', '.join(f'{x:.0f}' for x in through)})")
-            for side, (client_ms, gw_ms, up_ms) in cpu.items():
-                print(f"  CPU ms per request ({side}, last run): client {client_ms:.2f}, gateway {gw_ms:.2f}, "
-                      f"upstream {up_ms:.2f}")
-            print(f"passthrough_ratio: {max(through) / max(direct):.3f}")
+            for kind, label in (("openai", "passthrough_ratio"), ("aiohttp", "passthrough_ratio_light_client")):
+                direct, through = [], []
+                cpu: dict[str, list[float]] = {}
+                for _ in range(2):  # interleaved, best kept
+                    for side, url, out in (("direct", up_url, direct), ("through", gw_url, through)):
+                        before = (cpu_s(), cpu_s(gw.pid), cpu_s(up.pid))
+                        out.append(asyncio.run(throughput(url, args.clients, args.requests, kind)))
+                        after = (cpu_s(), cpu_s(gw.pid), cpu_s(up.pid))
+                        cpu[side] = [1000 * (a - b) / args.requests for a, b in zip(after, before)]
+                print(f"passthrough ({kind} client): direct {max(direct):.0f} req/s, through ttclab serve "
+                      f"{max(through):.0f} req/s ({args.clients} clients; runs {', '.join(f'{x:.0f}' for x in direct)} / "
+                      f"{', '.join(f'{x:.0f}' for x in through)})")
+                for side, (client_ms, gw_ms, up_ms) in cpu.items():
+                    print(f"  CPU ms per request ({side}, last run): client {client_ms:.2f}, gateway {gw_ms:.2f}, "
+                          f"upstream {up_ms:.2f}")
+                print(f"{label}: {max(through) / max(direct):.3f}")
             for p in (gw, up):
                 stop(p)
             procs.clear()

@@ -6,15 +6,39 @@ httpx's API (requests, responses, exceptions: every retry and error rule stays a
 wire goes through one ``aiohttp.ClientSession`` per event loop. Content is passed through undecoded
 (httpx decodes it), timeouts come from httpx's request extensions, and aiohttp's errors become the
 httpx exceptions the backend already handles (the root cause -- e.g. ConnectionRefusedError -- kept).
+:meth:`AiohttpTransport.post_json` is the backend's plain JSON POST without httpx's request and
+response objects at all (gzip / deflate bodies decoded).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import zlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import httpx
+
+
+class RawResponse:
+    """What :meth:`AiohttpTransport.post_json` returns (the httpx.Response attributes the backend reads)."""
+
+    __slots__ = ("status_code", "reason_phrase", "headers", "content")
+
+    def __init__(self, status: int, reason: str, headers: Any, content: bytes) -> None:
+        self.status_code = status
+        self.reason_phrase = reason
+        self.headers = headers
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -67,6 +91,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
         return httpx.Response(status_code=response.status, headers=list(response.raw_headers),
                               stream=_Body(response, request), request=request)
+
+    async def post_json(self, url: str, body: Any, headers: Any, timeout_s: float) -> "RawResponse":
+        """A JSON POST straight on aiohttp (no httpx objects): status, headers and text.
+
+        Raises ``asyncio.TimeoutError`` and ``aiohttp.ClientError`` (the caller maps them as it maps httpx's).
+        """
+        timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s, sock_connect=timeout_s)
+        sent = [(k, v) for k, v in headers if k.lower() != "accept-encoding"] + [("Accept-Encoding", "gzip, deflate")]
+        async with self._client().post(url, data=json.dumps(body).encode(), headers=sent, timeout=timeout,
+                                       allow_redirects=False) as response:
+            raw = await response.read()
+            if response.headers.get("Content-Encoding", "").lower() in ("gzip", "deflate"):
+                raw = zlib.decompressobj(wbits=47).decompress(raw)  # 47: a gzip or zlib header, detected
+            return RawResponse(response.status, response.reason or "", response.headers, raw)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -618,18 +618,35 @@ class OpenAIBackend:
     async def _post(self, client: Any, url: str, body: dict[str, Any]) -> dict[str, Any] | _Failure:
         import httpx
 
+        transport = getattr(client, "_transport", None)
+        if hasattr(transport, "post_json"):  # aiohttp on the wire: skip httpx's request/response objects
+            return await self._post_aiohttp(transport, client, url, body)
         try:
             response = await client.post(url, json=body)
         except httpx.TimeoutException as exc:
             return _Failure(f"timeout after {self.timeout_s:g} s ({type(exc).__name__})", transient=True)
         except httpx.ConnectError as exc:
-            root = _root_cause(exc)
-            detail = " ".join(str(root).split()) or type(root).__name__
-            what = "connection refused" if isinstance(root, ConnectionRefusedError) else "cannot connect"
-            return _Failure(f"connection error ({what}: {detail})", transient=True, refused=True)
+            return _connect_failure(exc)
         except httpx.TransportError as exc:
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-            return _Failure(f"connection error ({type(exc).__name__}: {detail})", transient=True)
+            return _transport_failure(exc)
+        return self._outcome(response)
+
+    async def _post_aiohttp(self, transport: Any, client: Any, url: str, body: dict[str, Any]) -> dict[str, Any] | _Failure:
+        """:meth:`_post` over :class:`~ttclab.backends.aiohttp_transport.AiohttpTransport` directly (same outcomes)."""
+        import aiohttp
+
+        try:
+            response = await transport.post_json(url, body, client.headers.multi_items(), self.timeout_s)
+        except asyncio.TimeoutError:
+            return _Failure(f"timeout after {self.timeout_s:g} s (TimeoutError)", transient=True)
+        except aiohttp.ClientConnectorError as exc:
+            return _connect_failure(exc)
+        except aiohttp.ClientError as exc:
+            return _transport_failure(exc)
+        return self._outcome(response)
+
+    def _outcome(self, response: Any) -> dict[str, Any] | _Failure:
+        """The parsed body of an HTTP response, or the failure it is."""
         status = response.status_code
         if status >= 400 or status < 200:
             message = _error_message(response)
@@ -647,6 +664,19 @@ class OpenAIBackend:
         if not isinstance(data, dict):
             return _Failure(f"HTTP {status} with a JSON body that is not an object", transient=False, status=status)
         return data
+
+
+def _connect_failure(exc: BaseException) -> _Failure:
+    """Could not connect: refused (nothing listening) or another connect error (transient)."""
+    root = _root_cause(exc)
+    detail = " ".join(str(root).split()) or type(root).__name__
+    what = "connection refused" if isinstance(root, ConnectionRefusedError) else "cannot connect"
+    return _Failure(f"connection error ({what}: {detail})", transient=True, refused=True)
+
+
+def _transport_failure(exc: BaseException) -> _Failure:
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return _Failure(f"connection error ({type(exc).__name__}: {detail})", transient=True)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
