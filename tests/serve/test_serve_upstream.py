@@ -46,6 +46,12 @@ def test_passthrough_chat_and_completions(upstream: Upstream) -> None:
         [e] = upstream.log
         assert e["path"] == "/v1/completions" and c.object == "text_completion"
         assert c.choices[0].text == replies(upstream, [e])[0]
+        upstream.reset()
+        c = client.completions.create(model="up-model", prompt=["1 + 1 =", "2 + 2 ="], max_tokens=64, n=2, seed=3)
+        assert [ch.index for ch in c.choices] == [0, 1, 2, 3]  # prompt-major, n choices each
+        assert sorted(e["prompt"] for e in upstream.log) == ["1 + 1 =", "2 + 2 ="]
+        second = next(e for e in upstream.log if e["prompt"] == "2 + 2 =")
+        assert [ch.text for ch in c.choices[2:]] == replies(upstream, [second])
 
 
 def test_streaming_passthrough_is_token_by_token(upstream: Upstream) -> None:
@@ -348,3 +354,14 @@ def test_cancelled_request_is_recorded_as_cancelled(tmp_path) -> None:
     assert call["finish_reason"] == "cancelled" and call["error"].startswith("cancelled")
     [result] = read_table(run.path, "results").to_pylist()
     assert result["verdict"] == "error" and "cancelled" in result["error"]
+
+
+def test_timeout_is_504_and_cancels() -> None:
+    with Upstream(delay_s=3.0) as up, serving({"models": [upstream_model(up)], "limits": {"timeout_s": 0.3}}) as srv:
+        err = _error(lambda: srv.client().chat.completions.create(model="up-model", messages=MSG, max_tokens=8))
+        assert err.status_code == 504 and err.body["code"] == "timeout"
+        deadline = time.monotonic() + 5
+        while up.disconnects < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert up.completed == 0

@@ -22,7 +22,8 @@ def create_app(config: Any = None, *, record: str | Path | None = None) -> Any:
 
 def serve(config: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 8000,
           record: str | Path | None = None, log_level: str = "info") -> None:
-    """Run the gateway until interrupted (models load before the port opens)."""
+    """Run the gateway until interrupted (the config, backends and pipelines are checked before the port
+    opens; a model loads on its first request)."""
     try:
         import uvicorn
     except ModuleNotFoundError:

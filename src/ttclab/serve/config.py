@@ -58,8 +58,9 @@ class ServeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    models: list[ModelSpec] = Field(default_factory=lambda: [ModelSpec(backend="llamacpp", name="smollm2-135m")],
-                                    min_length=1)
+    models: list[ModelSpec] = Field(default_factory=lambda: [ModelSpec(backend="llamacpp", name="smollm2-135m"),
+                                                             ModelSpec(backend="llamacpp", name="gemma3-270m")],
+                                    min_length=1)  # the embedded models (each loads on its first request)
     default: str = "none"
     aliases: list[str] = Field(default_factory=lambda: ["majority@4", "majority@8", "first_finish@4",
                                                         "adaptive_consistency@8"])
