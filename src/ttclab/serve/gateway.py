@@ -116,6 +116,25 @@ class CallLog:
 
 
 @dataclass
+class BareQuestion:
+    """What a :class:`~ttclab.online.calls.Caller` needs of a question, for an unrecorded pass-through call
+    (no candidates, verdicts or seeded RNG to set up)."""
+
+    budget: Budget
+    index: int = 0
+    question_id: str = "choice-0"
+    _occurrences: dict[str, int] = field(default_factory=dict)
+
+    def next_occurrence(self, content: str, n: int) -> int:
+        start = self._occurrences.get(content, 0)
+        self._occurrences[content] = start + n
+        return start
+
+    def account(self, result: Any) -> None:
+        pass
+
+
+@dataclass
 class ChoiceOutcome:
     """What one strategy run answered, with every call it made."""
 
@@ -335,6 +354,12 @@ class Gateway:
         q.budget.push(Limit(calls=limits.max_calls, total_tokens=limits.max_total_tokens))
         return q
 
+    def _bare(self) -> "BareQuestion":
+        limits = self.config.limits
+        q = BareQuestion(Budget(None))
+        q.budget.push(Limit(calls=limits.max_calls, total_tokens=limits.max_total_tokens))
+        return q
+
     async def run(self, job: Job) -> list[ChoiceOutcome]:
         """Every choice of a job (concurrently); cancelling this cancels every internal call."""
         if job.plan.strategy == "none":
@@ -386,7 +411,7 @@ class Gateway:
                       record.index if record else 0)
         caller = self._caller(job, record.run_id if record else "serve", log, job.seed)
         prompt = job.prompt_of(first)
-        q = self._state(job, caller, prompt, first, log.question_index)
+        q: Any = self._state(job, caller, prompt, first, log.question_index) if record is not None else self._bare()
         assert job.steps is not None
         [step] = job.steps()
         params = step.params
@@ -413,12 +438,16 @@ class Gateway:
             await caller.aclose()
         cands = []
         for j, r in enumerate(results):
-            c = q.new(step.sid, "generated", r.text, calls=(r,))
-            if record is not None and r.ok:  # answers are read for the recorded run (pass-through never votes)
-                await q.grade(c)
-            cands.append(c)
+            mine = []
+            if record is not None:  # candidates and answers for the recorded run (pass-through never votes)
+                c = q.new(step.sid, "generated", r.text, calls=(r,))
+                if r.ok:
+                    await q.grade(c)
+                cands.append(c)
+                mine = [c]
             outcomes.append(ChoiceOutcome(first + j, r.text, "length" if r.finish_reason == "length" else "stop",
-                                          c.answer, log.rows if j == 0 else [], [c], error=r.error))
+                                          mine[0].answer if mine else None, log.rows if j == 0 else [], mine,
+                                          error=r.error))
         if record is not None:
             ok = [c for c, r in zip(cands, results) if r.ok]
             record.finish(q, outcomes[0] if ok else next(o for o in outcomes if o.error), ok[0] if ok else None)
