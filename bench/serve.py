@@ -6,7 +6,7 @@ this process (``--clients`` concurrent requests).
 
 1. ``passthrough_ratio``: an upstream that answers at once; requests/s through ``ttclab serve`` (no
    strategy) / requests/s straight to the upstream, 32 concurrent clients of the official ``openai``
-   client (``AsyncOpenAI``), ``--requests`` requests per side, each side measured twice,
+   client (``AsyncOpenAI``), ``--requests`` requests per side, each side measured ``--rounds`` times,
    interleaved, best kept. Goal >= 0.8. Also printed: ``passthrough_ratio_light_client``, the same
    with an aiohttp load generator that costs a tenth of the CPU per request -- the gateway's own
    capacity against an upstream that does no work (client, gateway and upstream share 2 cores; the
@@ -167,6 +167,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--requests", type=int, default=1500)
     ap.add_argument("--trials", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved measurements per side (best kept)")
     args = ap.parse_args()
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,7 +179,7 @@ def main() -> None:
             for kind, label in (("openai", "passthrough_ratio"), ("aiohttp", "passthrough_ratio_light_client")):
                 direct, through = [], []
                 cpu: dict[str, list[float]] = {}
-                for _ in range(2):  # interleaved, best kept
+                for _ in range(args.rounds):  # interleaved, best kept
                     for side, url, out in (("direct", up_url, direct), ("through", gw_url, through)):
                         before = (cpu_s(), cpu_s(gw.pid), cpu_s(up.pid))
                         out.append(asyncio.run(throughput(url, args.clients, args.requests, kind)))
@@ -191,6 +192,8 @@ def main() -> None:
                     print(f"  CPU ms per request ({side}, last run): client {client_ms:.2f}, gateway {gw_ms:.2f}, "
                           f"upstream {up_ms:.2f}")
                 print(f"{label}: {max(through) / max(direct):.3f}")
+                d, t = sum(cpu["direct"]), sum(cpu["through"])
+                print(f"  CPU per request, direct / through (the ratio when every core is busy): {d / t:.3f}")
             for p in (gw, up):
                 stop(p)
             procs.clear()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from conftest import Upstream, free_port, openai, upstream_model
+from serve_support import Upstream, free_port, openai, upstream_model
 
 TTCLAB = [sys.executable, "-m", "ttclab"]
 
@@ -55,7 +55,7 @@ def test_serve_command(tmp_path: Path) -> None:
 
 
 def test_shipped_configs_load() -> None:
-    from conftest import REPO
+    from serve_support import REPO
 
     from ttclab.serve.config import load_serve_config
     from ttclab.serve.gateway import Gateway

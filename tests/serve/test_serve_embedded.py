@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import serving
+from serve_support import serving
 
 pytest.importorskip("llama_cpp")
 MSG = [{"role": "user", "content": "Explain step by step: what is 3 + 4?"}]

@@ -10,7 +10,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from conftest import Upstream, openai, serving, upstream_model
+from serve_support import Upstream, openai, serving, upstream_model
 
 MSG = [{"role": "user", "content": "What is 2 + 2?"}]
 
@@ -126,7 +126,7 @@ def test_n_for_strategies_and_upstreams_without_n() -> None:
 
 
 def test_live_strategies_and_pipeline(upstream: Upstream) -> None:
-    from conftest import REPO
+    from serve_support import REPO
 
     config = {"models": [upstream_model(upstream)], "verifier": "numeric",
               "reward": {"url": f"http://127.0.0.1:{upstream.port}/pooling", "model": "rm"},
