@@ -86,7 +86,7 @@ if [ -e "$WHEEL_DIR/PROBE_FAILED" ] && [ "$PORTABLE" = 0 ] && [ -z "${TTCLAB_LLA
   build_wheel "$("$PY" "$CPU" flags --portable)"
 fi
 install_wheel
-.venv/bin/python -m pip install -q --find-links "$WHEEL_DIR" -e ".[llamacpp,openai,server,dev,code]"
+.venv/bin/python -m pip install -q --find-links "$WHEEL_DIR" -e ".[llamacpp,openai,server,serve,dev,code]"
 if ! smoke_test; then
   touch "$WHEEL_DIR/PROBE_FAILED"
   if [ "$PORTABLE" = 1 ] || [ -n "${TTCLAB_LLAMA_CMAKE_ARGS:-}" ]; then

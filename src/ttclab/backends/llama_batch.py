@@ -112,6 +112,8 @@ class DecodeJob:
     done: Callable[[list[SequenceResult] | BaseException], None]
     context: int | None = None  # cap on prompt + completion tokens
     cancelled: Callable[[], bool] = lambda: False
+    # streaming: called on the decoding thread with (sample index, text so far) after each kept token
+    on_text: Callable[[int, bytes], None] | None = None
     # scheduling state
     hard_limit: int = 0
     cells: int = 0
@@ -482,6 +484,8 @@ class BatchDecoder:
             if len(q.tokens) >= job.max_tokens:
                 self._retire(q, "length")
                 continue
+            if job.on_text is not None:
+                job.on_text(q.index, bytes(text))
             keep.append(q)
         self._live = keep
         t3 = clock()

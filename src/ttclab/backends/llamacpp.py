@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -165,6 +166,51 @@ class LlamaCppBackend:
             llama_executor().submit(self._decoder.serve).add_done_callback(_log_failure)
         return self._completions(job, await future)
 
+    async def stream(self, request: Request, params: SamplingParams) -> AsyncIterator[str | Completion]:
+        """One sample as a token stream: text deltas as the engine decodes, then the :class:`Completion`.
+
+        The sample is the one :meth:`generate` gives (same engine, same batches; the callback only
+        reads the text). Deltas hold back a tail that could begin a stop string and split UTF-8
+        characters, so they never show a stop string; cancelling the iteration cancels the decode.
+        """
+        loop = asyncio.get_running_loop()
+        if self._llama is None:
+            await loop.run_in_executor(llama_executor(), self._load)
+        prepared = self._prepare(request, params.with_(n=1))
+        if isinstance(prepared, list):
+            yield prepared[0]
+            return
+        future: asyncio.Future[Any] = loop.create_future()
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        def done(result: Any) -> None:  # on the llama.cpp thread
+            loop.call_soon_threadsafe(_settle, future, result)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        def on_text(_index: int, text: bytes) -> None:  # on the llama.cpp thread
+            loop.call_soon_threadsafe(queue.put_nowait, text)
+
+        job = prepared(done, future.cancelled)
+        job.on_text = on_text
+        emitted = ""
+        sent = 0  # bytes of the text already sent
+        try:
+            if self._decoder.submit(job):
+                llama_executor().submit(self._decoder.serve).add_done_callback(_log_failure)
+            while (item := await queue.get()) is not None:
+                piece = _utf8_prefix(item[sent:max(sent, len(item) - _stop_prefix(item, job.stops))])
+                if piece:
+                    sent += len(piece.encode("utf-8"))
+                    emitted += piece
+                    yield piece
+            [completion] = self._completions(job, await future)
+        finally:
+            if not future.done():
+                future.cancel()  # the engine drops the sample at its next step
+        if completion.ok and completion.text.startswith(emitted) and len(completion.text) > len(emitted):
+            yield completion.text[len(emitted):]
+        yield completion
+
     def generate_sync(self, request: Request, params: SamplingParams) -> list[Completion]:
         """Blocking :meth:`generate` (call it where no other llama.cpp work runs, e.g. a script)."""
         self._load()
@@ -294,6 +340,23 @@ def _log_failure(done: Any) -> None:
     exc = done.exception()
     if exc is not None:  # serve() turns engine errors into error completions; anything else is a bug
         log.error("ttclab: the llama.cpp engine stopped: %r", exc)
+
+
+def _stop_prefix(text: bytes, stops: list[bytes]) -> int:
+    """Length of the longest tail of ``text`` that is the start of a stop string (held back while streaming)."""
+    for k in range(min(len(text), max((len(s) for s in stops), default=1) - 1), 0, -1):
+        tail = text[-k:]
+        if any(s.startswith(tail) for s in stops):
+            return k
+    return 0
+
+
+def _utf8_prefix(data: bytes) -> str:
+    """The longest prefix of ``data`` that is whole UTF-8 characters, decoded."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data[: exc.start].decode("utf-8", errors="ignore")
 
 
 def _settle(future: asyncio.Future[Any], result: Any) -> None:

@@ -226,6 +226,32 @@ class Caller:
         await self._record(call, final, sources, grade)
         return final
 
+    async def run_stream(self, call: PreparedCall, on_text: Callable[[str], None],
+                         grade: Callable[[str], Awaitable[str | None]] | None = None) -> list[CallResult]:
+        """A one-sample call streamed from the backend (``backend.stream``; one piece when it has none):
+        text deltas go to ``on_text`` as they arrive; stored like :meth:`run` (never replayed)."""
+        assert len(call.call_ids) == 1, "run_stream streams one sample"
+        request = Request(call.prompt, seed=call.seeds[0])
+        stream = getattr(self.backend, "stream", None)
+        completion: Completion | None = None
+        if stream is None:
+            [completion] = (await self.backend.generate(request, call.params.with_(n=1)))[:1] or [
+                Completion.failed("backend returned no completion")]
+            if completion.ok and completion.text:
+                on_text(completion.text)
+        else:
+            async for item in stream(request, call.params.with_(n=1)):
+                if isinstance(item, str):
+                    on_text(item)
+                else:
+                    completion = item
+        c = completion or Completion.failed("the backend's stream ended without a result")
+        result = CallResult(call_id=call.call_ids[0], text=c.text, finish_reason=c.finish_reason,
+                            prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens, latency_s=c.latency_s,
+                            token_logprobs=_f32(c.token_logprobs), error=c.error)
+        await self._record(call, [result], [None], grade)
+        return [result]
+
     async def complete(self, q: QuestionLike, prompt: Prompt, params: SamplingParams, n: int = 1, *, step_id: str,
                        role: str, parents: Sequence[str] = (), template: Template | None = None,
                        grade: Callable[[str], Awaitable[str | None]] | None = None) -> list[CallResult]:

@@ -90,7 +90,8 @@ def pipeline_outcome(run: Run) -> PipelineOutcome:
     for r in read_table(run.path, "results").to_pylist():
         qi = r["question_index"]
         if 0 <= qi < n_q and r["verdict"] != "error":
-            correct[qi] = 1.0 if r["correct"] else 0.0
+            if r["verdict"] != "unlabelled":  # served traffic without a reference: costs count, correctness unknown
+                correct[qi] = 1.0 if r["correct"] else 0.0
             finished.add(qi)
     calls: list[list[dict[str, Any]]] = [[] for _ in range(n_q)]
     table = read_table(run.path, "calls", _CALL_COLUMNS).to_pylist()

@@ -1,0 +1,38 @@
+"""``ttclab serve``: an OpenAI-compatible gateway that answers with any test-time strategy.
+
+:func:`serve` runs the server (uvicorn); :func:`create_app` builds the ASGI app for tests and
+embedding. The package uses ``online`` (the strategy programs and the call store), ``backends``,
+``store`` and ``ledger``; nothing imports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def create_app(config: Any = None, *, record: str | Path | None = None) -> Any:
+    """The ASGI app for a :class:`~ttclab.serve.config.ServeConfig` or a config path (None: defaults)."""
+    from ttclab.serve.app import create_app as build
+    from ttclab.serve.config import ServeConfig, load_serve_config
+
+    cfg = config if isinstance(config, ServeConfig) else load_serve_config(config)
+    return build(cfg, record=record)
+
+
+def serve(config: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 8000,
+          record: str | Path | None = None, log_level: str = "info") -> None:
+    """Run the gateway until interrupted (the config, backends and pipelines are checked before the port
+    opens; a model loads on its first request)."""
+    try:
+        import uvicorn
+    except ModuleNotFoundError:
+        from ttclab.errors import missing_extra
+
+        raise missing_extra("uvicorn", "serve") from None
+    app = create_app(config, record=record)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False,
+                timeout_graceful_shutdown=10)
+
+
+__all__ = ["create_app", "serve"]

@@ -1,0 +1,200 @@
+"""``--record DIR``: every request stored as online-pipeline runs, so ``ttclab evaluate`` reads traffic.
+
+One run per (model, strategy, endpoint) -- ``DIR/serve-majority-8-smollm2-135m-<hash>/`` -- of kind
+``pipeline`` (the online issue's layout): each strategy run of a request (one per choice) is a
+question, with every call (generator, judge, critic, reward model; failed and cancelled ones as
+error rows) in ``calls/``, its candidates, judgments and final answer. Calls are journaled as they
+finish (crash-safe, :mod:`ttclab.online.journal`); ``questions.parquet`` and ``samples/`` are rebuilt
+from the question journal every few seconds and when the server stops. A request that carries
+``ttc.reference`` is graded; an unlabelled one has verdict ``unlabelled`` (its costs count, its
+correctness is unknown). Restarting the server appends to the same runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ttclab import __version__
+from ttclab.errors import StoreError
+from ttclab.online.journal import TableLog, compact_table
+from ttclab.online.runner import _slug, write_samples
+from ttclab.store.schema import PIPELINE_TABLES, SCHEMA_VERSION
+from ttclab.store.writer import META_FILE, atomic_write_json, write_questions
+from ttclab.tasks.base import Question
+
+QUESTIONS_JOURNAL = "serve_questions.jsonl"
+UNLABELLED = "unlabelled"
+
+
+class RecordedRun:
+    """One run folder being appended to (held locked while the server runs)."""
+
+    def __init__(self, root: Path, run_id: str, meta: dict[str, Any]) -> None:
+        self.run_id = run_id
+        self.dir = root / run_id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.dir / ".lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise StoreError(f"{self.dir}: another ttclab process is writing this run; stop it or record "
+                             "to another folder") from None
+        self.meta = meta
+        self.journal = self.dir / QUESTIONS_JOURNAL
+        self.questions: list[dict[str, Any]] = []
+        if self.journal.exists():
+            for line in self.journal.read_text(encoding="utf-8").splitlines():
+                try:
+                    self.questions.append(json.loads(line))
+                except ValueError:  # a torn last line after a crash
+                    continue
+        self.logs = {name: TableLog(self.dir, name, flush_rows=500) for name in PIPELINE_TABLES}
+        self.dirty = True
+        if not (self.dir / META_FILE).exists():
+            atomic_write_json(self.dir / META_FILE, {**meta, "status": "running"})
+
+    def new_question(self, row: dict[str, Any]) -> int:
+        index = len(self.questions)
+        row = {"question_index": index, **row}
+        self.questions.append(row)
+        with open(self.journal, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.dirty = True
+        return index
+
+    def flush(self) -> None:
+        """Rebuild questions.parquet and samples/ from what is recorded so far."""
+        if not self.dirty:
+            return
+        for log in self.logs.values():
+            log.flush()
+        write_questions(self.dir, [{k: v for k, v in q.items() if k != "run_id"} for q in self.questions])
+        questions = [Question(q["question_id"], q["question"] or "", q["gold"] or "") for q in self.questions]
+        write_samples(self.dir, self.run_id, self.meta["model"]["label"], questions)
+        meta = {**self.meta, "n_questions": len(self.questions), "status": "running",
+                "updated_at": datetime.now(timezone.utc).isoformat()}
+        atomic_write_json(self.dir / META_FILE, meta)
+        self.dirty = False
+
+    def close(self) -> None:
+        self.dirty = True
+        self.flush()
+        for log in self.logs.values():
+            log.close()
+        for name in PIPELINE_TABLES:
+            compact_table(self.dir, name)
+        atomic_write_json(self.dir / META_FILE, {**self.meta, "n_questions": len(self.questions), "status": "complete",
+                                                  "finished_at": datetime.now(timezone.utc).isoformat()})
+        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        self._lock.close()
+
+
+class Recording:
+    """One strategy run of a request being recorded (a question of its run)."""
+
+    def __init__(self, run: RecordedRun, index: int, question_id: str, labelled: bool) -> None:
+        self.run = run
+        self.index = index
+        self.question_id = question_id
+        self.labelled = labelled
+        self.calls = run.logs["calls"]
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    def finish(self, q: Any, outcome: Any, final: Any) -> None:
+        """Store the run's candidates, judgments and result row."""
+        logs = self.run.logs
+        for c in q.candidates.values():
+            logs["candidates"].add(c.row(self.run_id))
+        for j in q.judgments:
+            logs["judgments"].add(j)
+        ok = final is not None and outcome.error is None
+        if not ok:
+            verdict = "error" if outcome.error else "unparseable"
+        elif not self.labelled:
+            verdict = UNLABELLED
+        else:
+            verdict = final.verdict or "unparseable"
+        rows = [r for r in outcome.rows]
+        logs["results"].add({
+            "run_id": self.run_id, "question_index": self.index, "question_id": self.question_id,
+            "candidate_id": final.id if ok else None, "text": final.text if ok else None,
+            "answer": final.answer if ok else None, "verdict": verdict,
+            "correct": bool(ok and self.labelled and final.correct), "n_calls": len(rows),
+            "prompt_tokens": sum(int(r["prompt_tokens"] or 0) for r in rows),
+            "completion_tokens": sum(int(r["completion_tokens"] or 0) for r in rows),
+            "latency_s": sum(float(r["latency_s"] or 0.0) for r in rows), "wall_s": None,
+            "notes": "; ".join(q.notes) or None, "error": outcome.error, "created_at": datetime.now(timezone.utc),
+        })
+        self.run.dirty = True
+
+
+class Recorder:
+    """The recorded runs of a server, by (model, strategy, endpoint)."""
+
+    def __init__(self, root: str | Path, gateway_config: Any) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config = gateway_config
+        self.runs: dict[str, RecordedRun] = {}
+
+    def run_for(self, job: Any) -> RecordedRun:
+        label = job.plan.label
+        served = job.served
+        identity: dict[str, Any] = {"model": served.identity, "strategy": label, "chat": job.chat,
+                                    "verifier": self.config.verifier.model_dump(mode="json")}
+        if job.plan.strategy == "pipeline":
+            identity["pipeline"] = self.config.pipelines.get(job.plan.pipeline)
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+        run_id = f"serve-{_slug(label)}-{_slug(served.name)}-{digest}"
+        run = self.runs.get(run_id)
+        if run is None:
+            model_label = f"{served.name} ({label})"
+            meta = {
+                "schema_version": SCHEMA_VERSION, "run_id": run_id, "kind": "pipeline", "name": f"serve {label}",
+                "created_at": datetime.now(timezone.utc).isoformat(), "ttclab_version": __version__,
+                "identity": identity, "source": "ttclab serve",
+                "pipeline": {"name": label, "file": None, "description": f"ttclab serve traffic ({label})",
+                             "oracle": False, "steps": [], "seed": None, "final": job.final, "budget": None},
+                "model": {"name": served.spec.name, "label": model_label, "backend": served.spec.backend,
+                          "llm": served.name},
+                "task": {"name": "serve traffic", "source": "serve"}, "verifier": self.config.verifier.name,
+                "samples": 1, "prices": self.config.prices,
+                "samples_semantics": "one row per strategy run (a request's choice): its final answer; tokens and "
+                                     "latency are the totals over all its calls",
+            }
+            run = self.runs[run_id] = RecordedRun(self.root, run_id, meta)
+        return run
+
+    def begin(self, job: Any, choice: int) -> Recording:
+        run = self.run_for(job)
+        prompt = job.prompt_of(choice)
+        from ttclab.serve.gateway import question_text
+
+        qid = f"{job.rid}-{choice}"
+        index = run.new_question({
+            "question_id": qid, "question": question_text(prompt),
+            "prompt": prompt if isinstance(prompt, str) else json.dumps(list(prompt), ensure_ascii=False),
+            "gold": job.reference, "difficulty": None,
+            "metadata": json.dumps({"request_id": job.rid, "choice": choice, "endpoint": job.endpoint,
+                                    "model": job.served.name, "strategy": job.plan.label, "seed": job.seed,
+                                    "sampling": job.sampling}, sort_keys=True),
+        })
+        return Recording(run, index, qid, job.reference is not None)
+
+    def flush(self) -> None:
+        for run in self.runs.values():
+            run.flush()
+
+    def close(self) -> None:
+        for run in self.runs.values():
+            run.close()
+        self.runs.clear()

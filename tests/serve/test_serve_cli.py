@@ -1,0 +1,78 @@
+"""The `ttclab serve` command as a real subprocess: starts, answers, errors in one line, stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+from serve_support import Upstream, free_port, openai, upstream_model
+
+TTCLAB = [sys.executable, "-m", "ttclab"]
+
+
+def test_serve_command(tmp_path: Path) -> None:
+    with Upstream() as up:
+        config = tmp_path / "serve.yaml"
+        config.write_text(yaml.safe_dump({"models": [upstream_model(up)], "auth": {"keys_env": "TTCLAB_KEYS"},
+                                          "aliases": ["majority@2"]}))
+        port = free_port()
+        env = {**os.environ, "TTCLAB_KEYS": "sk-1"}
+        proc = subprocess.Popen([*TTCLAB, "serve", str(config), "--port", str(port), "--record", str(tmp_path / "rec"),
+                                 "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health").json()["status"] == "ok":
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.1)
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-1", max_retries=0)
+            assert "up-model:majority@2" in {m.id for m in client.models.list().data}
+            r = client.chat.completions.create(model="up-model:majority@2", messages=[{"role": "user", "content": "x"}],
+                                               max_tokens=16)
+            assert r.model_extra["ttc_usage"]["calls"] == 2
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
+        [run] = list((tmp_path / "rec").iterdir())
+        assert (run / "questions.parquet").exists() and (run / "samples").is_dir()
+        p = subprocess.run([*TTCLAB, "evaluate", "--store", str(tmp_path / "rec")], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert "majority@2" in p.stdout  # the recorded traffic is a strategy point with its ledger
+
+
+def test_shipped_configs_load() -> None:
+    from serve_support import REPO
+
+    from ttclab.serve.config import load_serve_config
+    from ttclab.serve.gateway import Gateway
+
+    os.environ.setdefault("TTCLAB_SERVE_KEYS", "sk-test")
+    for name in ("serve_embedded.yaml", "serve_openai.yaml"):
+        gw = Gateway(load_serve_config(REPO / "configs" / name))  # pipelines compile, aliases parse
+        ids = [m for m, _ in gw.model_ids()]
+        assert any(":pipeline/reflect-then-aggregate" in m for m in ids)
+
+
+def test_bad_config_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("models: [{backend: llamacpp, name: smollm2-135m}]\nlimits: {max_n: zero}\n")
+    p = subprocess.run([*TTCLAB, "serve", str(config)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().count("\n") == 0 and "limits.max_n" in p.stderr
+    config.write_text("models: [{backend: llamacpp, name: smollm2-135m}]\ndefault: majorty@4\n")
+    p = subprocess.run([*TTCLAB, "serve", str(config)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "did you mean majority" in p.stderr
