@@ -5,7 +5,7 @@ per question (``(Q, K)`` arrays), and then averaged over the questions where the
 (:func:`ttclab.ledger.summary.summarize`, one row per (model, strategy, k)).
 
 Layout: per-sample physics in :mod:`ttclab.ledger.work`, order statistics in
-:mod:`ttclab.ledger.orderstats`; here the per-run sample quantities (:class:`RunWork`), one function
+:mod:`ttclab.strategies.orderstats`; here the per-run sample quantities (:class:`RunWork`), one function
 per unit (tokens, FLOPs, memory, USD, latency) and :func:`build_ledger`, which composes them.
 
 Model of the work (documented choices)
@@ -56,7 +56,7 @@ import numpy as np
 
 from ttclab.errors import ConfigError, DataError
 from ttclab.ledger.models import ArchTable, ModelArch, load_architectures
-from ttclab.ledger.orderstats import SortedSamples, expected_max, expected_min, order_stat_weights, sort_samples
+from ttclab.strategies.orderstats import SortedSamples, expected_max, expected_min, order_stat_weights, sort_samples
 from ttclab.ledger.prices import PriceTable, builtin_price_files, load_prices
 from ttclab.ledger.work import context_sum, decode_flops, decode_kv_read_bytes, kv_bytes_per_token, prefill_flops
 from ttclab.strategies.arrays import SampleArrays
@@ -243,7 +243,7 @@ class Quantity:
         return sort_samples(-self.values, self.present)
 
     def expected_max(self, m: np.ndarray) -> np.ndarray:
-        """(Q, K) E[max of m samples] (see :func:`ttclab.ledger.orderstats.expected_max`)."""
+        """(Q, K) E[max of m samples] (see :func:`ttclab.strategies.orderstats.expected_max`)."""
         return expected_max(None, None, m, presorted=self._desc)
 
     def expected_min(self, m: np.ndarray) -> np.ndarray:
@@ -524,7 +524,7 @@ __all__ = [
     "UNITS", "UNIT_COLUMNS", "COST_FIELDS", "CostSpec", "StrategyLedger", "Quantity", "RunWork", "Usage",
     "build_ledger", "build_ledgers", "unit_column", "unit_name", "require_prices", "token_costs", "flops_costs",
     "memory_costs", "usd_costs", "latency_costs",
-    # re-exported from ledger.work / ledger.orderstats
+    # re-exported from ledger.work / strategies.orderstats
     "SortedSamples", "sort_samples", "order_stat_weights", "expected_max", "expected_min", "context_sum",
     "prefill_flops", "decode_flops", "kv_bytes_per_token", "decode_kv_read_bytes",
 ]

@@ -3,10 +3,9 @@
 Pure, vectorised maths over (rows × samples) arrays; see ``../shared/spec/estimators.md``.
 
 * :func:`pass_at_k` — 1 − C(n − c, k) / C(n, k) as a product of min(c, k) factors in log space.
-* :func:`order_stat_weights` / :func:`expected_best` — the best of a random k-subset under a ranking
-  is the sample of rank i with probability C(n − i, k − 1) / C(n, k); all k at once as one matrix
-  product per distinct n. Ties in the ranking key: every tied sample gets the average value of its
-  tie group, which is exactly the expectation under a uniformly random tie-break.
+* :func:`order_stat_weights` / :func:`expected_best` — re-exported from :mod:`ttclab.strategies.orderstats`
+  (the one module for order statistics): the best of a random k-subset under a ranking is the sample of
+  rank i with probability C(n − i, k − 1) / C(n, k); ties share their group's mean value.
 * :func:`majority_win_prob` — plurality vote with ties split (a tie among t leaders counts 1/t),
   via the multivariate hypergeometric generating function. Per k and row only the target's vote
   counts x that matter are visited: P(X = x) > TOL, not surely beaten (the other answers' counts
@@ -32,38 +31,16 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.fft import next_fast_len
-from scipy.special import gammaln
+
+from ttclab.strategies.orderstats import as_ks, expected_best, log_comb, log_factorials, order_stat_weights, tie_group_means
 
 #: Probability below which a term is treated as zero (see module docstring).
 TOL = 1e-18
 _LOG_TOL = float(np.log(TOL))
 
 
-def log_factorials(n_max: int) -> np.ndarray:
-    """Table ``lf[i] = log(i!)`` for i = 0..n_max."""
-    return gammaln(np.arange(int(n_max) + 1, dtype=np.float64) + 1.0)
-
-
-def log_comb(n: np.ndarray, k: np.ndarray, lf: np.ndarray | None = None) -> np.ndarray:
-    """log C(n, k) elementwise; -inf where k < 0 or k > n."""
-    n = np.asarray(n, dtype=np.int64)
-    k = np.asarray(k, dtype=np.int64)
-    n, k = np.broadcast_arrays(n, k)
-    bad = (k < 0) | (k > n) | (n < 0)
-    nn = np.where(bad, 0, n)
-    kk = np.where(bad, 0, k)
-    if lf is None:
-        out = gammaln(nn + 1.0) - gammaln(kk + 1.0) - gammaln(nn - kk + 1.0)
-    else:
-        out = lf[nn] - lf[kk] - lf[nn - kk]
-    return np.where(bad, -np.inf, out)
-
-
 def _check_ks(ks: np.ndarray) -> np.ndarray:
-    ks = np.asarray(ks)
-    if ks.ndim != 1:
-        ks = ks.reshape(-1)
-    return ks.astype(np.int64)
+    return as_ks(ks)
 
 
 def pass_at_k(n_correct: np.ndarray, n: np.ndarray, ks: np.ndarray, *, max_cells: int = 1 << 22) -> np.ndarray:
@@ -119,79 +96,6 @@ def _log_fail(c: np.ndarray, n: np.ndarray, k: int, max_cells: int) -> np.ndarra
         valid = t < terms[rows][:, None]
         out[rows] = np.log1p(-np.where(valid, numer, 0.0) / np.where(valid, denom, 1.0)).sum(axis=1)
         start = stop
-    return out
-
-
-def order_stat_weights(n: int, ks: np.ndarray, lf: np.ndarray | None = None) -> np.ndarray:
-    """(n, K) matrix: P(best of a random k-subset has rank i), i = 1..n; NaN columns where k > n."""
-    ks = _check_ks(ks)
-    if lf is None:
-        lf = log_factorials(max(n, int(ks.max(initial=0)), 1))
-    i = np.arange(1, n + 1, dtype=np.int64)[:, None]
-    k = ks[None, :]
-    with np.errstate(invalid="ignore"):
-        w = np.exp(log_comb(n - i, k - 1, lf) - log_comb(np.full_like(k, n), k, lf))
-    w[:, (ks > n) | (ks < 1)] = np.nan
-    return w
-
-
-def tie_group_means(sorted_keys: np.ndarray, sorted_values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Replace each value by the mean of its run of equal keys (rows sorted by key; invalid at the end)."""
-    rows, n = sorted_keys.shape
-    if n == 0:
-        return sorted_values.astype(np.float64)
-    new = np.ones((rows, n), dtype=bool)
-    new[:, 1:] = sorted_keys[:, 1:] != sorted_keys[:, :-1]
-    new |= ~valid
-    gid = np.cumsum(new, axis=1) - 1 + (np.arange(rows) * n)[:, None]
-    flat = gid.ravel()
-    sums = np.bincount(flat, weights=np.where(valid, sorted_values, 0.0).ravel(), minlength=rows * n)
-    cnts = np.bincount(flat, minlength=rows * n)
-    means = sums / np.maximum(cnts, 1)
-    return np.where(valid, means[gid], 0.0)
-
-
-def expected_best(
-    key: np.ndarray,
-    value: np.ndarray,
-    present: np.ndarray,
-    ks: np.ndarray,
-    *,
-    descending: bool = True,
-) -> np.ndarray:
-    """(R, K) E[value of the best-ranked sample of a random k-subset of the present samples].
-
-    Ranking is by ``key`` (largest first when ``descending``); NaN keys rank last; ties in the key
-    are broken uniformly at random (exactly: tied samples share their group's mean value).
-    NaN where k > n_q.
-    """
-    key = np.asarray(key, dtype=np.float64)
-    value = np.asarray(value, dtype=np.float64)
-    present = np.asarray(present, dtype=bool)
-    ks = _check_ks(ks)
-    rows, n_max = key.shape
-    out = np.full((rows, ks.size), np.nan)
-    if rows == 0 or n_max == 0:
-        return out
-    k2 = -key if descending else key.copy()
-    k2 = np.where(np.isnan(k2), np.inf, k2)
-    # present first, then by key ascending (best first)
-    order = np.lexsort((k2, ~present), axis=1)
-    sk = np.take_along_axis(k2, order, axis=1)
-    sv = np.take_along_axis(value, order, axis=1)
-    sp = np.take_along_axis(present, order, axis=1)
-    vals = tie_group_means(sk, sv, sp)
-    n_q = present.sum(axis=1)
-    lf = log_factorials(max(n_max, int(ks.max(initial=0)), 1))
-    for n in np.unique(n_q):
-        n = int(n)
-        idx = np.flatnonzero(n_q == n)
-        if n == 0:
-            continue
-        w = order_stat_weights(n, ks, lf)
-        res = vals[idx, :n] @ np.nan_to_num(w)
-        res[:, ks > n] = np.nan
-        out[idx] = res
     return out
 
 
