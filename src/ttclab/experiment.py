@@ -10,14 +10,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ttclab import __version__
 from ttclab.backends import create_backend
 from ttclab.backends.base import backend_capabilities
 from ttclab.config import (ModelSpec, SampleConfig, config_warnings, load_config, override_config, run_id_for,
                            run_identity)
 from ttclab.sampling import SamplingStats, prepare_run, sample_questions
 from ttclab.store.reader import Run, store_root
-from ttclab.store.schema import SCHEMA_VERSION
+from ttclab.store.rows import run_meta
 from ttclab.store.writer import META_FILE, atomic_write_json
 
 
@@ -57,16 +56,15 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
     verifier = get_verifier(vspec.name, **vspec.options) if vspec else get_verifier(task.default_verifier())
     run_id = run_id_for(cfg, model, task.name)
     run_dir = store_root(store or cfg.store) / run_id
-    meta = {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "created_at": datetime.now(timezone.utc).isoformat(),
-        "ttclab_version": __version__, "name": cfg.name,
-        "config": cfg.model_dump(mode="json", exclude={"models"}) | {"model": model.model_dump(mode="json")},
-        "identity": run_identity(cfg, model),
-        "model": {"name": model.name, "label": model.display, "backend": model.backend},
-        "task": task.describe() | {"name": task.name},
-        "verifier": getattr(verifier, "name", vspec.name if vspec else task.default_verifier()),
-        "sampling": cfg.sampling.model_dump(mode="json"), "samples": cfg.samples, "n_questions": len(questions),
-    }
+    meta = run_meta(
+        run_id, name=cfg.name,
+        config=cfg.model_dump(mode="json", exclude={"models"}) | {"model": model.model_dump(mode="json")},
+        identity=run_identity(cfg, model),
+        model={"name": model.name, "label": model.display, "backend": model.backend},
+        task=task.describe() | {"name": task.name},
+        verifier=getattr(verifier, "name", vspec.name if vspec else task.default_verifier()),
+        sampling=cfg.sampling.model_dump(mode="json"), samples=cfg.samples, n_questions=len(questions),
+    )
     params = cfg.sampling
     extra_stop = [s for s in getattr(template, "stop", ()) or () if s not in params.stop]
     if extra_stop:  # few-shot templates stop before the model starts the next example

@@ -12,6 +12,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ttclab.seeds import SEED_MODULUS, sample_seed  # the seed rule lives in ttclab.seeds; re-exported
+
 ChatMessage = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 
 
@@ -99,14 +101,6 @@ class ModelInfo:
     head_dim: int | None = None
     context_length: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-SEED_MODULUS = 2**31 - 1
-
-
-def sample_seed(base: int | None, j: int) -> int | None:
-    """The seed of sample ``j`` of a request whose seed is ``base`` (the seed rule: ``base + j``)."""
-    return None if base is None else (base + j) % SEED_MODULUS
 
 
 @dataclass(frozen=True, slots=True)

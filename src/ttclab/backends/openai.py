@@ -61,6 +61,7 @@ from urllib.parse import urlsplit
 
 from ttclab.backends.base import Completion, ModelInfo, Request, SamplingParams
 from ttclab.errors import BackendError, ConfigError, missing_extra
+from ttclab.seeds import sample_seed
 
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 PERMANENT_STATUS = frozenset({401, 403, 404})  # the key or the model: every request would fail the same
@@ -345,7 +346,7 @@ class OpenAIBackend:
         missing = [j for j in range(n) if results[j] is None]
         if missing:
             singles = await asyncio.gather(
-                *(self._request(request, params, chat, n=1, seed=_derive_seed(base_seed, j)) for j in missing)
+                *(self._request(request, params, chat, n=1, seed=sample_seed(base_seed, j)) for j in missing)
             )
             for j, got in zip(missing, singles):
                 assert not isinstance(got, _NoN)
@@ -564,10 +565,6 @@ def _root_cause(exc: BaseException) -> BaseException:
         seen.add(id(nxt))
         exc = nxt
     return exc
-
-
-def _derive_seed(base: int | None, j: int) -> int | None:
-    return None if base is None else (base + j) % (2**31 - 1)
 
 
 def _parse(data: dict[str, Any], chat: bool, want_logprobs: bool, latency: float) -> list[Completion]:

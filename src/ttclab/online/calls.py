@@ -38,7 +38,8 @@ from ttclab.errors import BackendError
 from ttclab.online.budget import Budget, Spend
 from ttclab.online.journal import TableLog, read_table
 from ttclab.online.templates import Prompt, Template
-from ttclab.sampling import _consecutive, derive_seed
+from ttclab.sampling import _consecutive
+from ttclab.seeds import derive_seed
 
 #: Errors that no retry fixes (bad key, forbidden, unknown model or route): the run stops.
 _PERMANENT = re.compile(r"^HTTP (401|403|404)\b")

@@ -31,7 +31,6 @@ from typing import Any
 
 import yaml
 
-from ttclab import __version__
 from ttclab.backends import create_backend
 from ttclab.config import OPERATIONAL_OPTIONS, ModelSpec, read_yaml_mapping
 from ttclab.errors import ConfigError, StoreError
@@ -46,7 +45,8 @@ from ttclab.online.steps.select import vote_winners
 from ttclab.online.templates import builtin_template, chat_format, default_format
 from ttclab.sampling import prepare_run
 from ttclab.store.reader import Run, store_root
-from ttclab.store.schema import PIPELINE_TABLES, SCHEMA_VERSION
+from ttclab.store.rows import run_meta, sample_row
+from ttclab.store.schema import PIPELINE_TABLES
 from ttclab.store.writer import META_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json
 from ttclab.tasks.base import Question
 
@@ -199,19 +199,17 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     spec = pipe.spec
     oracle = pipe.uses_oracle()
     label = f"{pipe.name} ({spec.model.display})"
-    meta = {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "kind": "pipeline",
-        "created_at": datetime.now(timezone.utc).isoformat(), "ttclab_version": __version__,
-        "name": pipe.name, "identity": identity,
-        "pipeline": {"name": pipe.name, "file": pipe.source, "description": spec.description, "oracle": oracle,
-                     "steps": pipe.describe_steps(), "seed": spec.seed, "final": spec.final,
-                     "budget": spec.budget.model_dump(mode="json") if spec.budget else None},
-        "model": {"name": spec.model.name, "label": label, "backend": spec.model.backend, "llm": spec.model.display},
-        "task": task.describe() | {"name": task.name}, "verifier": getattr(verifier, "name", ""),
-        "samples": 1, "n_questions": len(questions), "prices": spec.prices,
-        "samples_semantics": "one row per question: the pipeline's final answer; prompt/completion tokens and "
-                             "latency are the question's totals over all its calls",
-    }
+    meta = run_meta(
+        run_id, kind="pipeline", name=pipe.name, identity=identity,
+        pipeline={"name": pipe.name, "file": pipe.source, "description": spec.description, "oracle": oracle,
+                  "steps": pipe.describe_steps(), "seed": spec.seed, "final": spec.final,
+                  "budget": spec.budget.model_dump(mode="json") if spec.budget else None},
+        model={"name": spec.model.name, "label": label, "backend": spec.model.backend, "llm": spec.model.display},
+        task=task.describe() | {"name": task.name}, verifier=getattr(verifier, "name", ""),
+        samples=1, n_questions=len(questions), prices=spec.prices,
+        samples_semantics="one row per question: the pipeline's final answer; prompt/completion tokens and "
+                          "latency are the question's totals over all its calls",
+    )
     solve = builtin_template("solve")
     prepare_run(run_dir, meta, questions, lambda q: solve.messages(question=q.question))
     finished = _finished_questions(run_dir)
@@ -338,15 +336,13 @@ def write_samples(run_dir: Path, run_id: str, label: str, questions: list[Questi
         r = by_index.get(qi)
         if r is None:
             continue
-        rows.append({
-            "run_id": run_id, "model": label, "question_id": q.id, "question_index": qi, "sample_index": 0,
-            "text": r["text"], "finish_reason": "error" if r["verdict"] == "error" else "stop",
-            "prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"],
-            "latency_s": r["latency_s"], "token_logprobs": None, "mean_logprob": None, "error": r["error"],
-            "answer": r["answer"], "verdict": r["verdict"], "correct": bool(r["correct"]),
-            "verify_reason": r["notes"] or r["error"], "reward": None, "seed": None,
-            "created_at": datetime.now(timezone.utc),
-        })
+        rows.append(sample_row(
+            run_id=run_id, model=label, question_id=q.id, question_index=qi, sample_index=0,
+            text=r["text"], finish_reason="error" if r["verdict"] == "error" else "stop",
+            prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"],
+            latency_s=r["latency_s"], error=r["error"], answer=r["answer"], verdict=r["verdict"],
+            correct=bool(r["correct"]), verify_reason=r["notes"] or r["error"],
+        ))
     old = sorted((run_dir / SAMPLES_DIR).glob("part-*.parquet")) if (run_dir / SAMPLES_DIR).is_dir() else []
     writer = SampleWriter(run_dir, flush_rows=10**9, flush_seconds=1e9)
     writer.add(rows)

@@ -20,7 +20,7 @@ from ttclab.online.budget import Budget
 from ttclab.online.calls import Caller, CallResult
 from ttclab.online.candidates import Candidate
 from ttclab.online.templates import ChatFormat, Prompt, Template
-from ttclab.sampling import derive_seed
+from ttclab.seeds import derive_seed
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict, Verifier
 

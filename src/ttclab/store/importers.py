@@ -44,10 +44,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ttclab import __version__
 from ttclab.errors import DataError, TTCLabError
 from ttclab.store.reader import Run, store_root
-from ttclab.store.schema import SAMPLES_SCHEMA, SCHEMA_VERSION
+from ttclab.store.rows import QuestionRow, run_meta, sample_row
+from ttclab.store.schema import SAMPLES_SCHEMA
 from ttclab.store.integrity import MANIFEST_FILE, run_lock
 from ttclab.store.writer import META_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json, write_questions
 from ttclab.tasks.base import Question
@@ -210,8 +210,8 @@ def import_strategic_ttc(
         gold = str(truths[0]) if truths else ""
         q = Question(id=str(rec["qid"]), question=str(rec.get("prompt") or ""), gold=gold,
                      metadata={"source": "strategic-ttc", "line": lineno, "meta": rec.get("question_meta")})
-        questions.append({"question_index": qi, "question_id": q.id, "question": q.question, "prompt": q.question,
-                          "gold": gold, "difficulty": None, "metadata": json.dumps(q.metadata, default=str)})
+        questions.append(QuestionRow(question_index=qi, question_id=q.id, question=q.question, prompt=q.question,
+                                     gold=gold, metadata=q.metadata).as_dict())
         n = len(rec["answers"])
         explanations = rec.get("explanations") or [None] * n
         tokens = rec.get("num_tokens") or [None] * n
@@ -237,14 +237,13 @@ def import_strategic_ttc(
                 reason = str(expl) if expl else "correctness from the file"
                 if check is not None:
                     reason = f"not re-verified ({not_reverified[-1]['reason']}); {reason}"
-            rows.append({
-                "run_id": run_id, "model": model_name, "question_id": q.id, "question_index": qi, "sample_index": si,
-                "text": None if text is None else str(text), "finish_reason": None, "prompt_tokens": None,
-                "completion_tokens": _total(tok) if tok is not None else None, "latency_s": None,
-                "token_logprobs": None, "mean_logprob": None, "error": None, "answer": answer, "verdict": status,
-                "correct": bool(correct), "verify_reason": reason, "reward": None if reward is None else float(reward),
-                "seed": None, "created_at": now,
-            })
+            rows.append(sample_row(
+                run_id=run_id, model=model_name, question_id=q.id, question_index=qi, sample_index=si,
+                text=None if text is None else str(text),
+                completion_tokens=_total(tok) if tok is not None else None, answer=answer, verdict=status,
+                correct=bool(correct), verify_reason=reason, reward=None if reward is None else float(reward),
+                created_at=now,
+            ))
     meta = _meta(run_id, now, model_name, task_name, path, digest, "strategic-ttc",
                  samples=max(len(r["answers"]) for _, r in records), n_questions=len(records))
     meta["source"]["verdicts"] = verifier or "file"
@@ -349,9 +348,9 @@ def import_counts(
             runs.append(Run(run_dir))
             continue
         rng = np.random.default_rng([seed, int(digest or "0", 16)])
-        questions = [{"question_index": qi, "question_id": problems[i], "question": None, "prompt": None, "gold": None,
-                      "difficulty": None if np.isnan(difficulty[i]) else float(difficulty[i]),
-                      "metadata": json.dumps({"source": "counts", "line": i + 2})} for qi, i in enumerate(idx)]
+        questions = [QuestionRow(question_index=qi, question_id=problems[i],
+                                 difficulty=None if np.isnan(difficulty[i]) else float(difficulty[i]),
+                                 metadata={"source": "counts", "line": i + 2}).as_dict() for qi, i in enumerate(idx)]
         table_rows = _counts_table(run_id, m, [problems[i] for i in idx], n[idx], correct[idx], rng, now)
         meta = _meta(run_id, now, m, task_name, path, digest, "counts", samples=int(n[idx].max()),
                      n_questions=len(idx))
@@ -392,12 +391,9 @@ def _counts_table(run_id: str, model: str, problems: list[str], n: np.ndarray, c
 # -- shared ------------------------------------------------------------------------------------------
 def _meta(run_id: str, now: datetime, model: str, task: str, path: Path, digest: str, fmt: str, *,
           samples: int, n_questions: int) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "created_at": now.isoformat(), "ttclab_version": __version__,
-        "source": {"format": fmt, "path": str(path), "sha256_12": digest},
-        "model": {"name": model, "label": model, "backend": "imported"},
-        "task": {"name": task}, "samples": samples, "n_questions": n_questions, "status": "running",
-    }
+    return run_meta(run_id, created_at=now, source={"format": fmt, "path": str(path), "sha256_12": digest},
+                    model={"name": model, "label": model, "backend": "imported"}, task={"name": task},
+                    samples=samples, n_questions=n_questions, status="running")
 
 
 def _write_run(run_dir: Path, meta: dict[str, Any], questions: list[dict[str, Any]], *,
