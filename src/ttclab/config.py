@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ttclab.backends.base import SamplingParams
 from ttclab.errors import ConfigError
+from ttclab.io import read_yaml_mapping  # the one YAML reader; re-exported (old imports)
 from ttclab.tasks.config import PromptConfig, TaskConfig, format_validation_error
 
 
@@ -139,27 +140,6 @@ def run_id_for(cfg: SampleConfig, model: ModelSpec, task_name: str) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()[:40] or "x"
-
-
-def read_yaml_mapping(path: str | Path, what: str, keys: str) -> dict[str, Any]:
-    """A YAML file's top-level mapping; missing file, bad syntax or a non-mapping is one ConfigError line."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; give the path of a {what} YAML config (examples in configs/)") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder; give the path of a {what} YAML config file") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or exc.__class__.__name__
-        raise ConfigError(f"{where}: invalid YAML ({problem}); fix the syntax") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings ({keys}, ...)")
-    return data
 
 
 def load_config(path: str | Path) -> SampleConfig:

@@ -21,9 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ttclab.errors import DataError
+from ttclab.io import parse_yaml, read_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +85,8 @@ def load_prices(name_or_path: str | Path) -> PriceTable:
             )
         text, where = candidate.read_text(), f"ttclab:{name_or_path}"
     else:
-        text, where = path.read_text(), str(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataError(f"{where}: not valid YAML ({exc.__class__.__name__}); fix the file") from None
+        text, where = read_text(path, error=DataError), str(path)
+    data = parse_yaml(text, where, error=DataError)
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         raise DataError(f"{where}: expected a mapping with a 'models' mapping of model -> {{input, output}}")
     prices = {str(m): _price(v, f"{where}: models.{m}") for m, v in data["models"].items()}

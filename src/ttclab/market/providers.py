@@ -19,14 +19,15 @@ import json
 import lzma
 import math
 from collections.abc import Mapping, Sequence
+from io import StringIO
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ttclab.errors import ConfigError, DataError
+from ttclab.io import parse_json, read_text, read_yaml
 from ttclab.ledger.prices import PriceTable, load_prices
 
 
@@ -179,18 +180,18 @@ def load_provider_table(path: str | Path, prices: PriceTable | str | Path | None
     if not path.is_file():
         raise DataError(f"{path}: provider table not found; give the path of a .yaml, .json or .csv table")
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            with path.open(newline="") as fh:
-                data: Any = list(csv.DictReader(fh))
-        elif suffix == ".json":
-            data = json.loads(path.read_text())
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(path.read_text())
-        else:
-            raise DataError(f"{path}: unknown table format {suffix!r}; use .yaml, .json or .csv")
-    except (json.JSONDecodeError, yaml.YAMLError, csv.Error, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot parse the table ({exc.__class__.__name__}); fix the file") from None
+    data: Any
+    if suffix == ".csv":
+        try:
+            data = list(csv.DictReader(StringIO(read_text(path, error=DataError), newline="")))
+        except csv.Error as exc:
+            raise DataError(f"{path}: cannot parse the CSV table ({exc}); fix the file") from None
+    elif suffix == ".json":
+        data = parse_json(read_text(path, error=DataError), str(path))
+    elif suffix in (".yaml", ".yml"):
+        data = read_yaml(path, error=DataError)
+    else:
+        raise DataError(f"{path}: unknown table format {suffix!r}; use .yaml, .json or .csv")
     if isinstance(data, Mapping) and "providers" in data:
         data = data["providers"]
     if isinstance(data, list):
@@ -280,12 +281,8 @@ def providers_from_ttc_games_spec(
     Output prices come from the price file (``ttc_games_gsm8k`` ships the published ones).
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found; give the path of ttc_games_gsm8k.json (../shared/spec/)") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (line {exc.lineno}); fix the file") from None
+    data = parse_json(read_text(path, error=DataError, missing="give the path of ttc_games_gsm8k.json "
+                                "(shipped as ttclab/market/data/ttc_games_gsm8k.json)"), str(path))
     if strategy not in TTC_STRATEGIES:
         raise ConfigError(f"providers.strategy: {strategy!r} is unknown; use one of {', '.join(TTC_STRATEGIES)}")
     if tokens not in ("tokens_at_theta", "per_sample"):

@@ -45,6 +45,7 @@ import numpy as np
 import pyarrow as pa
 
 from ttclab.errors import DataError, TTCLabError
+from ttclab.io import iter_jsonl
 from ttclab.store.reader import Run, store_root
 from ttclab.store.rows import QuestionRow, run_meta, sample_row
 from ttclab.store.schema import SAMPLES_SCHEMA
@@ -123,15 +124,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); not a strategic-ttc JSONL file") from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg}); fix or remove the line") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}:{lineno}: expected a JSON object per line")
+    for lineno, obj in iter_jsonl(text.splitlines(), str(path)):
         for key in ("qid", "answers", "correct"):
             if key not in obj:
                 raise DataError(f"{path}:{lineno}: no field {key!r}; not a strategic-ttc run file")

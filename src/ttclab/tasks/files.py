@@ -33,6 +33,7 @@ from typing import Any
 
 from ttclab.verify.extract import last_boxed
 from ttclab.errors import ConfigError, DataError
+from ttclab.io import iter_jsonl
 from ttclab.tasks.base import Question
 from ttclab.tasks.gym import to_jsonable
 
@@ -317,21 +318,8 @@ def _decode_error(path: Path, exc: UnicodeDecodeError, line: int | None = None) 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, Record]]:
     with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise _decode_error(path, exc, lineno) from None
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: invalid JSON ({exc.msg}); fix or remove the line") from None
-            if not isinstance(rec, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}; one object per line")
-            yield where, rec
+        for lineno, rec in iter_jsonl(fh, str(path)):
+            yield f"{path}:{lineno}", rec
 
 
 def _read_json(path: Path) -> Iterator[tuple[str, Record]]:
