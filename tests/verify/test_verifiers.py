@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from ttclab.errors import ConfigError, DataError
 from ttclab.tasks.base import Question
-from ttclab.verify.extract import last_boxed, stated_answer
+from ttclab.extract import last_boxed, stated_answer
 from ttclab.verify.numeric import canonical_number
 from ttclab.verify.registry import VERIFIERS, get_verifier
 

@@ -138,7 +138,8 @@ class MarketConfig(BaseModel):
 
 def load_market_config(path: str | Path) -> MarketConfig:
     """Read and validate a market config; every problem is one line naming the file and field."""
-    from ttclab.config import format_validation_error, read_yaml_mapping
+    from ttclab.io import read_yaml_mapping
+    from ttclab.tasks.config import format_validation_error
 
     path = Path(path)
     data = read_yaml_mapping(path, "market", "providers, prices, betas")

@@ -141,7 +141,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def canonical_answer(raw: str | None) -> str | None:
     """The voting form of an answer: a plain number canonically (``2/4`` -> ``0.5``), otherwise the
     answer without presentation (``$``, ``\\text{}``, ``**``, a final period), case-folded."""
-    from ttclab.verify.extract import clean_answer
+    from ttclab.extract import clean_answer
     from ttclab.verify.math import plain_value
     from ttclab.verify.numeric import canonical_number
 
@@ -155,7 +155,7 @@ def canonical_answer(raw: str | None) -> str | None:
 
 def _answer_of(text: str | None, explanation: str | None) -> str | None:
     """The sample's prediction: from the explanation (``boxed='18'``), else extracted from its text."""
-    from ttclab.verify.extract import final_answer, last_line, last_number
+    from ttclab.extract import final_answer, last_line, last_number
 
     match = _EXPLANATION_PRED.match(explanation or "")
     if match and match.group(1).strip():

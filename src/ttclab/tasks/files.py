@@ -31,7 +31,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ttclab.verify.extract import last_boxed
+from ttclab.extract import last_boxed
 from ttclab.errors import ConfigError, DataError
 from ttclab.io import iter_jsonl
 from ttclab.tasks.base import Question

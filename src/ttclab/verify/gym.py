@@ -24,7 +24,7 @@ from typing import Any
 from ttclab.errors import DataError
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict
-from ttclab.verify.extract import answer_tag, clean_answer, last_boxed, last_line, stated_answer
+from ttclab.extract import answer_tag, clean_answer, last_boxed, last_line, stated_answer
 from ttclab.verify.numeric import canonical_number, parse_number
 
 _BOOL_WORD = re.compile(r"^\W*(yes|no|true|false)\b", re.I)

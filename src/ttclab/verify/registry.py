@@ -18,7 +18,7 @@ from typing import Any
 from ttclab.errors import ConfigError
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict, Verifier
-from ttclab.verify.extract import clean_answer, final_answer, last_line
+from ttclab.extract import clean_answer, final_answer, last_line
 
 
 class ExactVerifier:
