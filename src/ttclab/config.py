@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ttclab.backends.base import SamplingParams
 from ttclab.errors import ConfigError
 from ttclab.io import read_yaml_mapping  # the one YAML reader; re-exported (old imports)
+from ttclab.registry import Registry
 from ttclab.tasks.config import PromptConfig, TaskConfig, format_validation_error
 
 
@@ -49,11 +50,18 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["llamacpp", "openai"] = "llamacpp"
+    backend: str = Field(default="llamacpp", description="a registered backend (ttclab.backends.BACKENDS)")
     name: str = Field(min_length=1)
     label: str | None = None
     prompt: PromptConfig | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("backend")
+    @classmethod
+    def _registered_backend(cls, value: str) -> str:
+        from ttclab.backends import BACKENDS
+
+        return _registered(BACKENDS, value)
 
     @property
     def display(self) -> str:
@@ -63,8 +71,22 @@ class ModelSpec(BaseModel):
 class VerifierSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(description="a registered verifier (ttclab.verify.registry.VERIFIERS)")
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _registered_verifier(cls, value: str) -> str:
+        from ttclab.verify.registry import VERIFIERS
+
+        return _registered(VERIFIERS, value)
+
+
+def _registered(registry: Registry[Any], value: str) -> str:
+    """``value`` if it is a registered name; else the registry's one-line message (pydantic names the field)."""
+    if value not in registry:
+        raise ValueError(str(registry.unknown(value, where="")))
+    return value
 
 
 class SampleConfig(BaseModel):

@@ -1,4 +1,4 @@
-"""Backends: a registry from names to backend classes, imported lazily (their SDKs load on first use).
+"""Backends: a registry (:class:`ttclab.registry.Registry`) from names to backend classes, imported lazily (their SDKs load on first use).
 
 Each backend class declares which constructor options are operational (``OPERATIONAL_OPTIONS``: how
 fast samples come, not which samples -- not part of a run's id) and which determine the samples
@@ -8,28 +8,23 @@ fast samples come, not which samples -- not part of a run's id) and which determ
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 from ttclab.backends.base import Backend, Capabilities, Completion, ModelInfo, Request, SamplingParams
 from ttclab.errors import ConfigError
+from ttclab.registry import Registry
 
-#: name -> "module:Class" of the backend (imported when first needed).
-BACKEND_CLASSES: dict[str, str] = {
-    "llamacpp": "ttclab.backends.llamacpp:LlamaCppBackend",
-    "openai": "ttclab.backends.openai:OpenAIBackend",
-}
+#: name -> backend class, registered as "module:Class" (imported when first needed).
+BACKENDS: Registry[type] = Registry("backend")
+BACKENDS.register("llamacpp", "ttclab.backends.llamacpp:LlamaCppBackend")
+BACKENDS.register("openai", "ttclab.backends.openai:OpenAIBackend")
+BACKEND_CLASSES = BACKENDS  # old name (a dict of names -> "module:Class"); the registry reads the same way
 
 
 def backend_class(name: str) -> type:
-    """The class of a registered backend."""
-    try:
-        module, _, attr = BACKEND_CLASSES[name].partition(":")
-    except KeyError:
-        raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_CLASSES)}") from None
-    return getattr(importlib.import_module(module), attr)
+    """The class of a registered backend (unknown name: one ConfigError line listing the choices)."""
+    return BACKENDS.get(name)
 
 
 def backend_options(name: str) -> list[str]:
@@ -43,18 +38,8 @@ def operational_options(name: str) -> frozenset[str]:
     return frozenset(getattr(backend_class(name), "OPERATIONAL_OPTIONS", frozenset()))
 
 
-def _factory(name: str) -> Callable[..., Backend]:
-    def build(**options: Any) -> Backend:
-        return backend_class(name)(**options)  # type: ignore[no-any-return]
-
-    return build
-
-
-BACKENDS: dict[str, Callable[..., Backend]] = {name: _factory(name) for name in BACKEND_CLASSES}
-
-
 def create_backend(name: str, **options: Any) -> Backend:
-    """Build a backend by registry name (``llamacpp`` or ``openai``) with its options.
+    """Build a backend by registry name (``BACKENDS.names()``: ``llamacpp``, ``openai``) with its options.
 
     An option the backend does not take is one ConfigError line naming it and the valid ones.
     """

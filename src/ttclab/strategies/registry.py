@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ttclab.errors import ConfigError
+from ttclab.registry import Registry
 from ttclab.strategies.adaptive import adaptive_consistency, early_stopping_sc
 from ttclab.strategies.arrays import SampleArrays
 from ttclab.strategies.base import StrategyResult
@@ -54,7 +55,8 @@ class Strategy:
         return self.coincides(int(k), **(options or {})) or ""
 
 
-REGISTRY: dict[str, Strategy] = {}
+#: name -> :class:`Strategy` (add with :func:`register`).
+REGISTRY: Registry[Strategy] = Registry("strategy")
 
 
 def register(name: str, fn: StrategyFn, *, exact: bool, needs: tuple[str, ...] = (), description: str = "",
@@ -63,8 +65,9 @@ def register(name: str, fn: StrategyFn, *, exact: bool, needs: tuple[str, ...] =
     unknown = set(needs) - set(DATA_KINDS)
     if unknown:
         raise ConfigError(f"strategy {name!r}: unknown data kind(s) {sorted(unknown)}; use {', '.join(DATA_KINDS)}")
-    REGISTRY[name] = Strategy(name, fn, exact, tuple(needs), description, coincides, oracle)
-    return REGISTRY[name]
+    strategy = Strategy(name, fn, exact, tuple(needs), description, coincides, oracle)
+    REGISTRY.register(name, strategy)
+    return strategy
 
 
 def _one_sample(k: int, **_: object) -> str | None:
@@ -109,10 +112,7 @@ def list_strategies() -> list[str]:
 
 def get_strategy(name: str) -> Strategy:
     """The registered strategy ``name``; ConfigError naming the choices otherwise."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown strategy {name!r}; choose from: {', '.join(REGISTRY)}") from None
+    return REGISTRY.get(name)
 
 
 def data_present(arrays: SampleArrays) -> dict[str, bool]:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ttclab.errors import ConfigError
+from ttclab.registry import Registry
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict, Verifier
 from ttclab.extract import clean_answer, final_answer, last_line
@@ -50,26 +51,18 @@ class ExactVerifier:
                        f"{how if raw is not None else 'last line'}: {'equal to' if ok else 'differs from'} gold {gold[:40]!r}")
 
 
-VERIFIERS = ("numeric", "math", "choice", "gym", "exact", "code")
-
-
-def _factories() -> dict[str, Callable[..., Verifier]]:
-    from ttclab.verify.choice import ChoiceVerifier
-    from ttclab.verify.code import CodeVerifier
-    from ttclab.verify.gym import GymVerifier
-    from ttclab.verify.math import MathVerifier
-    from ttclab.verify.numeric import NumericVerifier
-
-    return {"numeric": NumericVerifier, "math": MathVerifier, "choice": ChoiceVerifier, "gym": GymVerifier,
-            "exact": ExactVerifier, "code": CodeVerifier}
+#: name -> verifier class (``cls(**options)``), the built-in ones imported on first use.
+VERIFIERS: Registry[Callable[..., Verifier]] = Registry("verifier", where="verifier.name")
+for _name, _target in (("numeric", "ttclab.verify.numeric:NumericVerifier"), ("math", "ttclab.verify.math:MathVerifier"),
+                       ("choice", "ttclab.verify.choice:ChoiceVerifier"), ("gym", "ttclab.verify.gym:GymVerifier"),
+                       ("exact", ExactVerifier), ("code", "ttclab.verify.code:CodeVerifier")):
+    VERIFIERS.register(_name, _target)
 
 
 def get_verifier(name: str, **options: Any) -> Verifier:
     """A verifier by name (see the module docstring for names and options)."""
-    factories = _factories()
-    if name not in factories:
-        raise ConfigError(f"verifier.name: unknown verifier {name!r}; choose one of: {', '.join(VERIFIERS)}")
+    factory = VERIFIERS.get(name)
     try:
-        return factories[name](**options)
+        return factory(**options)
     except TypeError as exc:
         raise ConfigError(f"verifier.options: invalid option for verifier {name}: {exc}") from None
