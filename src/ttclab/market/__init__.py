@@ -7,6 +7,10 @@ Pure numpy functions for the maths (:mod:`.economics`, :mod:`.welfare`, :mod:`.e
 
 from __future__ import annotations
 
+import sys
+
+from ttclab import VerbModule
+
 from ttclab.market.api import MarketReport, build_game, run_market, run_sweep
 from ttclab.market.auction import AuctionResult, reverse_second_price, run_auction
 from ttclab.market.config import MarketConfig, load_market_config
@@ -22,6 +26,9 @@ from ttclab.market.providers import (
     providers_from_ttc_games_spec,
 )
 from ttclab.market.welfare import optimum, optimum_enumeration
+
+__verb__ = run_market  # ``ttclab.market(config)`` is ``run_market(config)``
+sys.modules[__name__].__class__ = VerbModule
 
 __all__ = [
     "AuctionResult", "MarketConfig", "MarketGame", "MarketParams", "MarketReport", "Provider", "all_equilibria",
