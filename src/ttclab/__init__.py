@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily (see __getattr__)
     from ttclab import market as market
+    from ttclab import optimize as optimize
     from ttclab import report as report
     from ttclab.analysis.evaluate import evaluate_runs as evaluate
-    from ttclab import optimize as optimize
     from ttclab.experiment import sample as sample
     from ttclab.market.api import run_market as run_market
     from ttclab.online.runner import run_pipeline as run_pipeline

@@ -24,7 +24,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ttclab.backends.base import SamplingParams
@@ -138,7 +137,7 @@ def run_identity(cfg: SampleConfig, model: ModelSpec) -> dict[str, Any]:
         "model": {"backend": model.backend, "name": model.name,
                   "options": {k: v for k, v in sorted(model.options.items()) if k not in operational}},
         "task": cfg.task.model_dump(mode="json"),
-        "prompt": (model.prompt or cfg.prompt).model_dump(mode="json") if (model.prompt or cfg.prompt) else None,
+        "prompt": prompt.model_dump(mode="json") if (prompt := model.prompt or cfg.prompt) else None,
         "samples": cfg.samples,
         "sampling": cfg.sampling.model_dump(mode="json"),
         "verifier": cfg.verifier.model_dump(mode="json") if cfg.verifier else None,

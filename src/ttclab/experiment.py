@@ -6,14 +6,13 @@ import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ttclab.backends import create_backend
 from ttclab.backends.base import backend_capabilities
-from ttclab.config import (ModelSpec, SampleConfig, config_warnings, load_config, override_config, run_id_for,
-                           run_identity)
+from ttclab.config import ModelSpec, SampleConfig, config_warnings, load_config, override_config, run_id_for, run_identity
 from ttclab.sampling import SamplingStats, prepare_run, sample_questions
 from ttclab.store.reader import Run, store_root
 from ttclab.store.rows import run_meta
@@ -96,7 +95,7 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
     done = len(run.done_keys())
     final = {**Run(run_dir).meta, "model": meta["model"] | {"info": info},
              "status": "complete" if done == len(questions) * cfg.samples else "incomplete",
-             "finished_at": datetime.now(timezone.utc).isoformat()}
+             "finished_at": datetime.now(UTC).isoformat()}
     atomic_write_json(run_dir / META_FILE, final)
     run = Run(run_dir)
     return RunResult(run=run, stats=stats, summary=run_summary(run))
@@ -108,7 +107,7 @@ def _mark(run_dir: Path, status: str, reason: str) -> None:
     except Exception:  # noqa: BLE001 - never hide the original error behind a bookkeeping one
         return
     atomic_write_json(run_dir / META_FILE, {**meta, "status": status, "error": reason[:500],
-                                            "finished_at": datetime.now(timezone.utc).isoformat()})
+                                            "finished_at": datetime.now(UTC).isoformat()})
 
 
 def _is_chat(model: ModelSpec) -> bool:

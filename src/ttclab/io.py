@@ -96,7 +96,9 @@ def iter_jsonl(lines: Iterable[str | bytes], where: str, *, error: ErrorType = D
         yield lineno, obj
 
 
-def read_jsonl(path: str | Path, *, error: ErrorType = DataError, missing: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(
+    path: str | Path, *, error: ErrorType = DataError, missing: str | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` per line of a JSONL file (``.gz`` read transparently); see :func:`iter_jsonl`."""
     import gzip
 

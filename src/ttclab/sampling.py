@@ -57,6 +57,11 @@ def _row(run_id: str, model: str, q: Question, qi: int, si: int, c: Completion, 
     )
 
 
+def _verify_all(verifier: Verifier, completions: Sequence[Completion], q: Question) -> list[Verdict | None]:
+    """The verdict of each completion (None for a failed call: it is stored as an error row, never graded)."""
+    return [verifier.verify(c.text, q) if c.ok else None for c in completions]
+
+
 def prepare_run(run_dir: Path, meta: dict[str, Any], questions: Sequence[Question],
                 render: Callable[[Question], Prompt]) -> None:
     """Create the run folder with run.json and questions.parquet (kept as is when they exist)."""
@@ -135,8 +140,8 @@ async def _sample_locked(
     work: list[tuple[int, list[int]]] = []
     for qi in range(len(questions)):
         missing = [si for si in range(samples) if (qi, si) not in done]
-        for start in range(0, len(missing), samples_per_request):
-            work.append((qi, missing[start:start + samples_per_request]))
+        for first in range(0, len(missing), samples_per_request):
+            work.append((qi, missing[first:first + samples_per_request]))
     total = len(questions) * samples
     stats = SamplingStats(run_dir=run_dir, skipped=len(done))
     remaining_per_q = [samples - sum(1 for si in range(samples) if (qi, si) in done) for qi in range(len(questions))]
@@ -168,9 +173,7 @@ async def _sample_locked(
                 if len(completions) != len(chunk):  # a backend bug must not silently lose samples
                     completions = list(completions)[: len(chunk)]
                     completions += [Completion.failed("backend returned too few completions")] * (len(chunk) - len(completions))
-                verdicts = await asyncio.to_thread(
-                    lambda cs=completions: [verifier.verify(c.text, q) if c.ok else None for c in cs]
-                )
+                verdicts = await asyncio.to_thread(_verify_all, verifier, completions, q)
                 for j, (si, c, v) in enumerate(zip(chunk, completions, verdicts)):
                     rows.append(_row(run_id, model, q, qi, si, c, v, sample_seed(seed, j)))
                     stats.generated += 1

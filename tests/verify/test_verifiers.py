@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ttclab.errors import ConfigError, DataError
-from ttclab.tasks.base import Question
 from ttclab.extract import last_boxed, stated_answer
+from ttclab.tasks.base import Question
 from ttclab.verify.numeric import canonical_number
 from ttclab.verify.registry import VERIFIERS, get_verifier
 

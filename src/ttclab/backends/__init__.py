@@ -1,4 +1,5 @@
-"""Backends: a registry (:class:`ttclab.registry.Registry`) from names to backend classes, imported lazily (their SDKs load on first use).
+"""Backends: a registry (:class:`ttclab.registry.Registry`) from names to backend classes, imported lazily (their SDKs
+load on first use).
 
 Each backend class declares which constructor options are operational (``OPERATIONAL_OPTIONS``: how
 fast samples come, not which samples -- not part of a run's id) and which determine the samples
@@ -16,20 +17,20 @@ from ttclab.errors import ConfigError
 from ttclab.registry import Registry
 
 #: name -> backend class, registered as "module:Class" (imported when first needed).
-BACKENDS: Registry[type] = Registry("backend")
+BACKENDS: Registry[type[Backend]] = Registry("backend")
 BACKENDS.register("llamacpp", "ttclab.backends.llamacpp:LlamaCppBackend")
 BACKENDS.register("openai", "ttclab.backends.openai:OpenAIBackend")
 BACKEND_CLASSES = BACKENDS  # old name (a dict of names -> "module:Class"); the registry reads the same way
 
 
-def backend_class(name: str) -> type:
+def backend_class(name: str) -> type[Backend]:
     """The class of a registered backend (unknown name: one ConfigError line listing the choices)."""
     return BACKENDS.get(name)
 
 
 def backend_options(name: str) -> list[str]:
     """The keyword options a backend's constructor takes (``model`` included)."""
-    params = inspect.signature(backend_class(name).__init__).parameters
+    params = inspect.signature(backend_class(name)).parameters
     return [p for p, v in params.items() if p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
 
 
@@ -53,7 +54,7 @@ def create_backend(name: str, **options: Any) -> Backend:
         listed = ", ".join(v for v in valid if v != "model")
         raise ConfigError(f"backend {name}: unknown option {key!r}{hint}; valid options: {listed}")
     try:
-        return cls(**options)  # type: ignore[no-any-return]
+        return cls(**options)
     except TypeError as exc:  # a wrong value type that the constructor rejects
         raise ConfigError(f"backend {name}: {exc}") from None
 

@@ -78,7 +78,7 @@ class ArchTable:
             "add it to a models YAML file (n_params, n_layers, hidden_size, n_heads, n_kv_heads, head_dim, context)"
         )
 
-    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> "ArchTable":
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> ArchTable:
         """A copy with single fields replaced or whole models added (``{"m": {"n_params": 1e9, ...}}``)."""
         models = dict(self.models)
         for name, fields in overrides.items():
@@ -95,7 +95,7 @@ class ArchTable:
     @property
     def _index(self) -> dict[str, str]:
         index: dict[str, str] = {}
-        for name, arch in self.models.items():
+        for name in self.models:
             index[normalise_name(name)] = name
         for name, aliases in self.aliases.items():
             for alias in aliases:

@@ -56,7 +56,7 @@ class PriceTable:
                 "add it to the price file or pass an override"
             ) from None
 
-    def with_overrides(self, overrides: Mapping[str, Mapping[str, float]]) -> "PriceTable":
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, float]]) -> PriceTable:
         prices = dict(self.prices)
         for model, fields in overrides.items():
             base = prices.get(model)
@@ -96,7 +96,7 @@ def load_prices(name_or_path: str | Path) -> PriceTable:
 def _price(value: Any, where: str) -> Price:
     if not isinstance(value, Mapping) or "output" not in value:
         raise DataError(f"{where}: expected {{input: USD, output: USD}} per 1M tokens")
-    out = {}
+    out: dict[str, float | None] = {}
     for key in ("input", "output", "cached_input"):
         v = value.get(key, 0.0 if key == "input" else None)
         if v is None:
@@ -109,4 +109,7 @@ def _price(value: Any, where: str) -> Price:
         if not v >= 0:
             raise DataError(f"{where}.{key}: price must be >= 0, got {v}")
         out[key] = v
-    return Price(**out)
+    inp, outp = out["input"], out["output"]
+    if inp is None or outp is None:  # input defaults to 0; output is required (checked above)
+        raise DataError(f"{where}: expected {{input: USD, output: USD}} per 1M tokens")
+    return Price(inp, outp, out["cached_input"])

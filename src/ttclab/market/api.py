@@ -154,10 +154,10 @@ class MarketReport:
             title=f"the published statistics at the equilibrium reached ({unit}; w = weighted by market share)", digits=4)
         out = [welfare, published]
         for a in self.analyses:
-            rows = [[name, eq, money(v), money(p), s, money(u), opt, s_opt]
-                    for name, eq, v, p, s, u, opt, s_opt in self.provider_rows(a)]
+            prows = [[name, eq, money(v), money(p), s, money(u), opt, s_opt]
+                     for name, eq, v, p, s, u, opt, s_opt in self.provider_rows(a)]
             out.append(Table(["provider", "equilibrium level θ", "net value V = q − p", "price p", "share s", "profit",
-                              "optimal level θ*", "share at optimum"], rows,
+                              "optimal level θ*", "share at optimum"], prows,
                              title=f"β = {_beta(a.beta)}: each provider at the equilibrium reached and at the optimum ({unit})",
                              digits=4, floors={"share s": 1e-6, "share at optimum": 1e-6}))
         ad = self.auction_dict()

@@ -101,7 +101,7 @@ class MarketGame:
 
     @classmethod
     def from_economics(cls, q: np.ndarray, p: np.ndarray, c: np.ndarray, names: Sequence[str] | None = None,
-                       v0: float = 0.0) -> "MarketGame":
+                       v0: float = 0.0) -> MarketGame:
         """A game straight from quality / price / cost tables (n, L) — for random games and tests."""
         self = cls.__new__(cls)
         q, p, c = (np.asarray(a, dtype=float) for a in (q, p, c))
@@ -112,7 +112,7 @@ class MarketGame:
         self.eco = Economics(q=q, p=p, c=c)
         return self
 
-    def with_params(self, **changes: Any) -> "MarketGame":
+    def with_params(self, **changes: Any) -> MarketGame:
         """The same providers under changed market parameters (margin, alpha, value_curve, ...)."""
         if not self.providers:
             raise ConfigError("this game was built from economics tables; it has no providers to re-price")
@@ -121,7 +121,7 @@ class MarketGame:
     # -- the pure functions, bound --------------------------------------------------------------
     @property
     def n(self) -> int:
-        return self.eco.V.shape[0]
+        return int(self.eco.V.shape[0])
 
     @property
     def v0(self) -> float:

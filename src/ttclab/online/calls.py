@@ -20,14 +20,13 @@ original.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -68,13 +67,18 @@ class CallResult:
 
 
 class QuestionLike(Protocol):
-    index: int
-    question_id: str
-    budget: Budget
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def question_id(self) -> str: ...
+
+    @property
+    def budget(self) -> Budget: ...
 
     def next_occurrence(self, content: str, n: int) -> int: ...
 
-    def account(self, result: "CallResult") -> None: ...
+    def account(self, result: CallResult) -> None: ...
 
 
 @dataclass
@@ -99,7 +103,7 @@ class CallCache:
         self._rows: dict[str, tuple[str, CallResult]] = {}
 
     @classmethod
-    def load(cls, root: Path, model: str | None = None) -> "CallCache":
+    def load(cls, root: Path, model: str | None = None) -> CallCache:
         """Finished calls of every pipeline run under ``root`` (only ``model``'s when given)."""
         import pyarrow.compute as pc
 
@@ -304,7 +308,7 @@ class Caller:
         prompt_tokens = sum(r.prompt_tokens for r in results if r.ok)
         completion_tokens = sum(r.completion_tokens for r in results if r.ok)
         q.budget.settle(call.reserve, prompt_tokens, completion_tokens, len(results))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for r, source, seed in zip(results, sources, call.seeds):
             q.account(r)
             self.stats.calls += 1
@@ -343,7 +347,7 @@ class Caller:
     def cancel(self, call: PreparedCall, reason: str) -> None:
         """A prepared call that was started and then cancelled (first-finish): released, stored as error rows."""
         call.question.budget.settle(call.reserve, 0, 0, 0)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for cid, seed in zip(call.call_ids, call.seeds):
             self.log.add({
                 "run_id": self.run_id, "call_id": cid, "question_index": call.question.index,

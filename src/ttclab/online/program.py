@@ -7,7 +7,6 @@ execution (got 'slef')``.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -18,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ttclab.config import ModelSpec, VerifierSpec, read_yaml_mapping
 from ttclab.errors import ConfigError
-from ttclab.registry import Registry
 from ttclab.online.candidates import Candidate
 from ttclab.online.state import QuestionState
 from ttclab.online.steps.base import BindContext, StepSpec
@@ -30,16 +28,18 @@ from ttclab.online.steps.reflect import CritiqueSpec, ReviseSpec
 from ttclab.online.steps.score import ScoreSpec
 from ttclab.online.steps.search import BeamSearchSpec, DVTSSpec
 from ttclab.online.steps.select import FuseSpec, SelectSpec
+from ttclab.registry import Registry
 from ttclab.tasks.config import TaskConfig, format_validation_error
 
 #: op name -> step spec class: the primitives and the compositions built on them.
 OPS: Registry[type[StepSpec]] = Registry("op")
-for _op, _spec in {
+_BUILTIN_OPS: dict[str, type[StepSpec]] = {
     "generate": GenerateSpec, "extend": ExtendSpec, "inject": InjectSpec, "copy": CopySpec,
     "critique": CritiqueSpec, "revise": ReviseSpec, "score": ScoreSpec, "select": SelectSpec, "fuse": FuseSpec,
     "repeat": RepeatSpec, "beam_search": BeamSearchSpec, "dvts": DVTSSpec, "budget_force": BudgetForcingSpec,
     "deepconf": DeepConfSpec,
-}.items():
+}
+for _op, _spec in _BUILTIN_OPS.items():
     OPS.register(_op, _spec)
 
 

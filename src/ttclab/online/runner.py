@@ -25,7 +25,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from ttclab.backends import create_backend
 from ttclab.config import OPERATIONAL_OPTIONS, ModelSpec, read_yaml_mapping
 from ttclab.errors import ConfigError, StoreError
 from ttclab.online.budget import Budget, BudgetExhausted
-from ttclab.online.calls import Caller, CallCache, CallStats
+from ttclab.online.calls import CallCache, Caller, CallStats
 from ttclab.online.candidates import Candidate
 from ttclab.online.journal import TableLog, compact_table, read_table
 from ttclab.online.program import Pipeline, load_pipeline, run_steps
@@ -266,7 +266,7 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     finished_now = _finished_questions(run_dir)
     final = {**Run(run_dir).meta, "status": "complete" if len(finished_now) == len(questions) else "incomplete",
              "model": meta["model"] | {"info": dataclasses.asdict(backend.info())},
-             "finished_at": datetime.now(timezone.utc).isoformat()}
+             "finished_at": datetime.now(UTC).isoformat()}
     atomic_write_json(run_dir / META_FILE, final)
     return PipelineRunResult(Run(run_dir), pipe.name, stats, len(questions), len(todo), len(finished),
                              counts["failed"], accuracy, time.perf_counter() - started)
@@ -298,14 +298,15 @@ async def run_question(pipe: Pipeline, ctx: RunContext, question: Question, inde
     if final is None and error is None:  # e.g. a budget too small for a single candidate: the pipeline abstains
         q.note("no candidate: the program ended without one (abstains; graded as unparseable)")
     ok = final is not None and error is None
+    final = final if ok else None
     row = {
         "run_id": ctx.caller.run_id, "question_index": index, "question_id": question.id,
-        "candidate_id": final.id if ok else None, "text": final.text if ok else None,
-        "answer": final.answer if ok else None,
-        "verdict": "error" if error else (final.verdict or "unparseable") if ok else "unparseable",
-        "correct": bool(ok and final.correct), "n_calls": q.calls, "prompt_tokens": q.prompt_tokens,
+        "candidate_id": final.id if final is not None else None, "text": final.text if final is not None else None,
+        "answer": final.answer if final is not None else None,
+        "verdict": "error" if error else (final.verdict or "unparseable") if final is not None else "unparseable",
+        "correct": bool(final is not None and final.correct), "n_calls": q.calls, "prompt_tokens": q.prompt_tokens,
         "completion_tokens": q.completion_tokens, "latency_s": q.latency_s, "wall_s": time.perf_counter() - t0,
-        "notes": "; ".join(q.notes) or None, "error": error, "created_at": datetime.now(timezone.utc),
+        "notes": "; ".join(q.notes) or None, "error": error, "created_at": datetime.now(UTC),
     }
     logs["results"].add(row)
     return row

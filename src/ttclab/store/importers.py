@@ -33,11 +33,10 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
-import json
 import lzma
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +45,10 @@ import pyarrow as pa
 
 from ttclab.errors import DataError, TTCLabError
 from ttclab.io import iter_jsonl
+from ttclab.store.integrity import MANIFEST_FILE, run_lock
 from ttclab.store.reader import Run, store_root
 from ttclab.store.rows import QuestionRow, run_meta, sample_row
 from ttclab.store.schema import SAMPLES_SCHEMA
-from ttclab.store.integrity import MANIFEST_FILE, run_lock
 from ttclab.store.writer import META_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json, write_questions
 from ttclab.tasks.base import Question
 
@@ -196,7 +195,7 @@ def import_strategic_ttc(
         from ttclab.verify.registry import get_verifier
 
         check = get_verifier(verifier)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     questions, rows, not_reverified = [], [], []
     for qi, (lineno, rec) in enumerate(records):
         truths = rec.get("ground_truths") or []
@@ -306,9 +305,9 @@ def import_counts(
         raise DataError(f"{path}: line {problems.index('') + 2}: column 'problem' is empty")
     n = _whole_numbers(path, table, "n")
     correct = _whole_numbers(path, table, "correct")
-    for i in np.flatnonzero((correct > n) | (n == 0)):
-        what = "n must be >= 1" if n[i] == 0 else f"correct {correct[i]} is more than n {n[i]}"
-        raise DataError(f"{path}: line {i + 2}: {what} (problem {problems[i]!r})")
+    for bad in np.flatnonzero((correct > n) | (n == 0)):
+        what = "n must be >= 1" if n[bad] == 0 else f"correct {correct[bad]} is more than n {n[bad]}"
+        raise DataError(f"{path}: line {bad + 2}: {what} (problem {problems[bad]!r})")
     difficulty = np.full(len(problems), np.nan)
     if "difficulty" in table.column_names:
         try:
@@ -333,7 +332,7 @@ def import_counts(
             seen[problems[i]] = i
     task_name = task or _stem(path)
     runs = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for m, idx in groups.items():
         run_id = f"counts-{_slug(task_name)}-{_slug(m)}-{digest}"
         run_dir = store_root(store) / run_id
@@ -360,7 +359,7 @@ def _counts_table(run_id: str, model: str, problems: list[str], n: np.ndarray, c
     starts = np.concatenate([[0], np.cumsum(n)[:-1]])
     sidx = (np.arange(total) - np.repeat(starts, n)).astype(np.int32)
     ok = np.zeros(total, dtype=bool)
-    for q, (start, size, c) in enumerate(zip(starts, n, correct)):
+    for start, size, c in zip(starts, n, correct):
         if c:
             ok[start + rng.permutation(int(size))[: int(c)]] = True
     verdict = np.where(ok, "correct", "incorrect")

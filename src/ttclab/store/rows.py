@@ -11,7 +11,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ttclab.store.schema import SCHEMA_VERSION, VERDICTS
@@ -19,7 +19,7 @@ from ttclab.store.schema import SCHEMA_VERSION, VERDICTS
 
 def utc_now() -> datetime:
     """The timestamp every row and run.json uses (timezone-aware UTC)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Exact expectations over uniformly random k-subsets (without replacement) of a question's samples.
 
-Pure, vectorised maths over (rows × samples) arrays; see ``../shared/spec/estimators.md``.
+Pure, vectorised maths over (rows × samples) arrays; the derivations are in ``docs/estimators.md``.
 
 * :func:`pass_at_k` — 1 − C(n − c, k) / C(n, k) as a product of min(c, k) factors in log space.
 * :func:`order_stat_weights` / :func:`expected_best` — re-exported from :mod:`ttclab.strategies.orderstats`
@@ -27,6 +27,7 @@ k > n_q gives NaN (the caller states the reason).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -157,7 +158,7 @@ def majority_win_prob(
     return out
 
 
-def _bisect_last(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _bisect_last(pred: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Largest x in [lo, hi] with pred(x) True, for a predicate True on a prefix; lo - 1 when none."""
     lo = lo.astype(np.int64).copy()
     hi = hi.astype(np.int64).copy()
@@ -173,12 +174,12 @@ def _bisect_last(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         hi = np.where(live & ~ok, mid - 1, hi)
 
 
-def _bisect_first(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _bisect_first(pred: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Smallest x in [lo, hi] with pred(x) True, for a predicate True on a suffix; hi + 1 when none."""
     lo = lo.astype(np.int64)
     hi = hi.astype(np.int64)
     last = _bisect_last(lambda z: pred(hi - (z - lo)), lo, hi)  # z = lo + (hi - x): a prefix in z
-    return hi - (last - lo)
+    return np.asarray(hi - (last - lo))
 
 
 def _kl_exponent(x: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -192,7 +193,8 @@ def _kl_exponent(x: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.where(r > 0, rr * kl, 0.0)
 
 
-def _majority_k(c, comp, n, k, lf, max_batch_cells) -> np.ndarray:
+def _majority_k(c: np.ndarray, comp: np.ndarray, n: np.ndarray, k: int, lf: np.ndarray,
+               max_batch_cells: int) -> np.ndarray:
     rows = c.size
     n_other = n - c
     lognk = log_comb(n, np.full(rows, k), lf)
@@ -202,7 +204,7 @@ def _majority_k(c, comp, n, k, lf, max_batch_cells) -> np.ndarray:
         cc, no, base = c[at], n_other[at], lognk[at]
         if x.ndim == 2:
             cc, no, base = cc[:, None], no[:, None], base[:, None]
-        return log_comb(cc, x, lf) + log_comb(no, k - x, lf) - base
+        return np.asarray(log_comb(cc, x, lf) + log_comb(no, k - x, lf) - base)
 
     # support of X and where P(X = x) > TOL (an interval around the mode)
     x_min = np.maximum(1, k - n_other)
@@ -215,7 +217,7 @@ def _majority_k(c, comp, n, k, lf, max_batch_cells) -> np.ndarray:
 
     def surely_beaten(x: np.ndarray) -> np.ndarray:
         r = k - x
-        return (x < q0 * r) & (-_kl_exponent(x, r, q0) < _LOG_TOL) & (big > x)
+        return np.asarray((x < q0 * r) & (-_kl_exponent(x, r, q0) < _LOG_TOL) & (big > x))
 
     lo = np.maximum(lo, _bisect_last(surely_beaten, np.ones(rows, np.int64), hi) + 1)
     total = np.zeros(rows)
@@ -229,7 +231,8 @@ def _majority_k(c, comp, n, k, lf, max_batch_cells) -> np.ndarray:
 
     def reaches(x: np.ndarray) -> np.ndarray:  # competitor (live_r, live_j) can plausibly get x votes
         r = k - x
-        return (c_live >= x) & (x <= r) & ((x <= q_live * np.maximum(r, 0)) | (-_kl_exponent(x, r, q_live) > _LOG_TOL))
+        plausible = (x <= q_live * np.maximum(r, 0)) | (-_kl_exponent(x, r, q_live) > _LOG_TOL)
+        return np.asarray((c_live >= x) & (x <= r) & plausible)
 
     reach = np.zeros(comp.shape, dtype=np.int64)
     reach[live_r, live_j] = _bisect_last(reaches, np.ones(c_live.size, np.int64), np.minimum(hi[live_r], c_live))
@@ -306,7 +309,8 @@ def _poisson_tail_end(mu: float) -> int:
     return int(m[hit[0]]) if hit.size else int(m[-1])
 
 
-def _x1_product(u_counts, mult, r, lp, l1p, lf) -> np.ndarray:
+def _x1_product(u_counts: np.ndarray, mult: np.ndarray, r: int, lp: np.ndarray, l1p: np.ndarray,
+                lf: np.ndarray) -> np.ndarray:
     """x = 1: the tie-weighted product of the competitors' (pmf(0) + s pmf(1) t), degrees 0..r.
 
     Every tie is one vote, so the product is a polynomial in u = s t and the weight 1/(1+T) is
@@ -361,7 +365,7 @@ def _tie_weighted_inner(slots: np.ndarray, n_other: np.ndarray, x: int, r: int, 
         y = np.arange(min(x, r + 1))[None, :]
         below = np.exp(_log_binom_pmf(cj[:, None], y, lp_, l1p_, lf) + _log_binom_pmf(pool[:, None], r - y, lp_, l1p_, lf))
         tie = np.exp(_log_binom_pmf(cj, np.full(b, x), lp, l1p, lf) + _log_binom_pmf(pool, np.full(b, r - x), lp, l1p, lf))
-        return np.clip((below.sum(axis=1) + 0.5 * tie) / denom, 0.0, 1.0)
+        return np.asarray(np.clip((below.sum(axis=1) + 0.5 * tie) / denom, 0.0, 1.0))
     # distinct counts per row and how many competitors have each (0 = empty)
     srt = -np.sort(-slots, axis=1)
     first = np.ones_like(srt, dtype=bool)
@@ -388,8 +392,8 @@ def _tie_weighted_inner(slots: np.ndarray, n_other: np.ndarray, x: int, r: int, 
         dist = _x1_product(u_counts, mult, r, lp, l1p, lf)
         d = np.arange(r + 1)[None, :]
         coef = (dist * np.exp(_log_binom_pmf(pool[:, None], r - d, lp_, l1p_, lf))).sum(axis=1)
-        return np.clip(coef / denom, 0.0, 1.0)
-    factors = []
+        return np.asarray(np.clip(coef / denom, 0.0, 1.0))
+    factors: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
     for g in range(n_groups):
         cg = u_counts[:, g]
         pmf = np.exp(_log_binom_pmf(cg[:, None], y, lp_, l1p_, lf))  # y < x: the competitor stays below x
@@ -399,14 +403,14 @@ def _tie_weighted_inner(slots: np.ndarray, n_other: np.ndarray, x: int, r: int, 
     spec = np.zeros((b, freqs.size), dtype=np.complex128)
     for sv, wv in zip(s_nodes, s_weights):
         prod = np.full((b, freqs.size), wv, dtype=np.complex128)
-        for a, tie, mg in factors:
+        for a, tie, power in factors:
             z = a + sv * tie
-            prod *= z if mg is None else np.power(z, mg)
+            prod *= z if power is None else np.power(z, power)
         spec += prod
     dist = np.fft.irfft(spec, n=length, axis=1)[:, : r + 1]
     d = np.arange(r + 1)[None, :]
     coef = (dist * np.exp(_log_binom_pmf(pool[:, None], r - d, lp_, l1p_, lf))).sum(axis=1)
-    return np.clip(coef / denom, 0.0, 1.0)
+    return np.asarray(np.clip(coef / denom, 0.0, 1.0))
 
 
 __all__ = [

@@ -52,7 +52,7 @@ def order_stat_weights(n: int, ks: Sequence[int] | np.ndarray, lf: np.ndarray | 
     with np.errstate(invalid="ignore"):
         w = np.exp(log_comb(n - i, k - 1, lf) - log_comb(np.full_like(k, n), k, lf))
     w[:, (ks > n) | (ks < 1)] = np.nan
-    return w
+    return np.asarray(w)
 
 
 def tie_group_means(sorted_keys: np.ndarray, sorted_values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -130,7 +130,8 @@ def sort_samples(values: np.ndarray, present: np.ndarray) -> SortedSamples:
     keyed = np.where(np.isnan(keyed), np.inf, keyed)  # NaN rows are dropped anyway; keep the sort total
     sorted_vals = -np.sort(-keyed, axis=1)
     sorted_vals[~np.isfinite(sorted_vals)] = 0.0
-    return SortedSamples(sorted_vals, present.sum(axis=1), np.isnan(np.where(present, values, 0.0)).any(axis=1))
+    has_nan = np.asarray(np.isnan(np.where(present, values, 0.0)).any(axis=1))
+    return SortedSamples(sorted_vals, np.asarray(present.sum(axis=1)), has_nan)
 
 
 def expected_max(

@@ -10,6 +10,7 @@ import math
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class Strategy:
     coincides: Coincides | None = None
     oracle: bool = False  # needs the gold answer at inference time: reported, never chosen
 
-    def same_as(self, k: int, options: dict | None = None) -> str:
+    def same_as(self, k: int, options: dict[str, Any] | None = None) -> str:
         """The exact strategy this one equals at budget k ("" when it does not)."""
         if self.coincides is None:
             return ""
@@ -154,7 +155,7 @@ def evaluate(
     strategies: Iterable[str] | None = None,
     ks: Iterable[int] | np.ndarray | None = None,
     rng: np.random.Generator | int | None = None,
-    **options,
+    **options: Any,
 ) -> list[StrategyResult]:
     """Evaluate strategies at budgets ``ks`` (default: powers of two up to N, and N).
 
@@ -163,7 +164,8 @@ def evaluate(
     ``rng`` (Generator or int seed; default seed 0) drives the resampled strategies, each from its own
     derived stream. Where a strategy provably equals an exact one at a budget (``Strategy.coincides``:
     ESC within its first window, any selection at k = 1, ...) that column is the exact strategy's
-    (``StrategyResult.same_as`` says so), never a resampled estimate. ``options`` maps a strategy name to keyword options, e.g. ``esc={"window": 8}``.
+    (``StrategyResult.same_as`` says so), never a resampled estimate. ``options`` maps a strategy name to keyword
+    options, e.g. ``esc={"window": 8}``.
     k > n_q gives NaN with a reason; a run without samples raises DataError.
     """
     check_arrays(arrays)
@@ -199,7 +201,7 @@ def _merge(name: str, spec: Strategy, ks: np.ndarray, same: list[str], parts: di
     acc, se, used = (np.full((q, ks.size), np.nan) for _ in range(3))
     own_col = 0
     reasons = []
-    for i, (k, target) in enumerate(zip(ks, same)):
+    for i, target in enumerate(same):
         src, j = (parts[target], i) if target else (mine, own_col)
         if not target:
             own_col += 1

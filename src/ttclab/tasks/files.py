@@ -31,8 +31,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ttclab.extract import last_boxed
 from ttclab.errors import ConfigError, DataError
+from ttclab.extract import last_boxed
 from ttclab.io import iter_jsonl
 from ttclab.tasks.base import Question
 from ttclab.tasks.gym import to_jsonable
@@ -59,7 +59,7 @@ class FieldMap:
     # Fields the user named explicitly: absent → error (a preset's optional fields are skipped).
     required: frozenset[str] = frozenset()
 
-    def override(self, fields: Mapping[str, Any] | None) -> "FieldMap":
+    def override(self, fields: Mapping[str, Any] | None) -> FieldMap:
         """A copy with the user's ``task.fields`` applied (these become required)."""
         if not fields:
             return self

@@ -16,7 +16,8 @@ expected line below; an empty expected line means ``None``), and one-line exampl
 An example counts only when its call uses literal arguments (a doctest may wrap it in ``round``,
 ``sorted``, ``len``...) and its expected value is a Python literal (``true``/``false`` read as
 booleans; ``f(x) == 1 + 9 = 10`` keeps what follows the last ``=``; trailing prose, comments and a
-final period are dropped; ``f(1) = 3`` lines are skipped when the docstring defines a recurrence such as ``f(n) = f(n - 1) + 1``). This gives 414 examples for
+final period are dropped; ``f(1) = 3`` lines are skipped when the docstring defines a recurrence such as ``f(n) = f(n
+- 1) + 1``). This gives 414 examples for
 143 of the 164 problems. The other 21 (e.g. HumanEval/38, /50, /160: no examples, or examples
 with unquoted strings such as ``is_happy(a) => False``) get no sample tests: execution feedback
 then only says whether the program loads and defines the function. The examples are the
