@@ -19,8 +19,9 @@ import json
 import lzma
 import math
 from collections.abc import Mapping, Sequence
-from io import StringIO
+from importlib import resources
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,7 @@ def load_provider_table(path: str | Path, prices: PriceTable | str | Path | None
         for key, val in (("levels", cur.get("levels")), ("accuracy", acc), ("tokens", cur.get("tokens"))):
             if val is None:
                 raise DataError(f"{where}: missing {key!r}; give levels, accuracy (fractions) and tokens per level")
+        assert acc is not None  # checked just above
         model = str(cur.get("model") or name)
         price = cur.get("price")
         if price is None or (isinstance(price, str) and not price.strip()):
@@ -266,6 +268,25 @@ def _rows_to_curves(rows: list[Any], where: str) -> dict[str, dict[str, Any]]:
 TTC_STRATEGIES = ("majority", "best-of-n", "relative_efforts")
 
 
+def builtin_specs() -> list[str]:
+    """Names of the provider-curve files shipped in ``ttclab/market/data`` (e.g. ``ttc_games_gsm8k``)."""
+    folder = resources.files("ttclab.market") / "data"
+    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def spec_text(path: str | Path) -> tuple[str, str]:
+    """The text of a ``ttc_games_*.json`` file and how to name it: a path, or a shipped file by name."""
+    p = Path(path)
+    if p.is_file() or len(p.parts) != 1:
+        return read_text(p, error=DataError, missing="give the path of a ttc_games_*.json file or the name of a "
+                         f"shipped one ({', '.join(builtin_specs())})"), str(p)
+    name = p.name.removesuffix(".json")
+    if name not in builtin_specs():
+        raise DataError(f"{p}: no such file and no shipped provider curves of that name; "
+                        f"use one of: {', '.join(builtin_specs())}")
+    return (resources.files("ttclab.market") / "data" / f"{name}.json").read_text(encoding="utf-8"), f"ttclab:{name}"
+
+
 def providers_from_ttc_games_spec(
     path: str | Path,
     strategy: str,
@@ -280,9 +301,8 @@ def providers_from_ttc_games_spec(
     or ``per_sample`` (θ × ``mean_output_tokens_per_sample``); both reproduce the published numbers.
     Output prices come from the price file (``ttc_games_gsm8k`` ships the published ones).
     """
-    path = Path(path)
-    data = parse_json(read_text(path, error=DataError, missing="give the path of ttc_games_gsm8k.json "
-                                "(shipped as ttclab/market/data/ttc_games_gsm8k.json)"), str(path))
+    text, where = spec_text(path)
+    data = parse_json(text, where)
     if strategy not in TTC_STRATEGIES:
         raise ConfigError(f"providers.strategy: {strategy!r} is unknown; use one of {', '.join(TTC_STRATEGIES)}")
     if tokens not in ("tokens_at_theta", "per_sample"):
@@ -345,7 +365,8 @@ def providers_from_pricing_reversal(
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: traj_pricing_reversal folder not found; set providers.path to ../shared/data/traj_pricing_reversal")
+        raise DataError(f"{root}: traj_pricing_reversal folder not found; "
+                        "set providers.path to ../shared/data/traj_pricing_reversal")
     if dataset not in PRICING_REVERSAL_PREFIX:
         raise ConfigError(f"providers.dataset: {dataset!r} is unknown; use one of {', '.join(PRICING_REVERSAL_PREFIX)}")
     caps = _array(budgets, "providers.budgets")
@@ -354,19 +375,23 @@ def providers_from_pricing_reversal(
     table = _price_table(prices)
     prefix = PRICING_REVERSAL_PREFIX[dataset]
     files = sorted((root / "consolidated").glob(f"{prefix}-*.json.xz"))
-    available = {f.name[len(prefix) + 1: -len(".json.xz")]: f for f in files}
+    available = {f.name[len(prefix) + 1 : -len(".json.xz")]: f for f in files}
     if not available:
         raise DataError(f"{root / 'consolidated'}: no {prefix}-*.json.xz files; check providers.path")
     names = list(models) if models else sorted(available)
     out = []
     for name in names:
         if name not in available:
-            raise ConfigError(f"providers.models: {name!r} has no {dataset} file; available: {', '.join(sorted(available))}")
+            raise ConfigError(
+                f"providers.models: {name!r} has no {dataset} file; available: {', '.join(sorted(available))}"
+            )
         try:
             with lzma.open(available[name], "rt") as fh:
                 records = json.load(fh)["records"]
         except (OSError, lzma.LZMAError, json.JSONDecodeError, KeyError) as exc:
-            raise DataError(f"{available[name]}: cannot read records ({exc.__class__.__name__}); the file is corrupt") from None
+            raise DataError(
+                f"{available[name]}: cannot read records ({exc.__class__.__name__}); the file is corrupt"
+            ) from None
         score = np.array([_record_number(r, "score", available[name]) for r in records])
         comp = np.array([_record_number(r, "completion_tokens", available[name]) for r in records])
         prompt = np.array([_record_number(r, "prompt_tokens", available[name]) for r in records])
@@ -375,10 +400,16 @@ def providers_from_pricing_reversal(
         tok = np.minimum(comp[None, :], caps[:, None]).mean(axis=1)
         price = table.get(name)
         fixed = float(prompt.mean() * price.input / 1e6) if include_input else 0.0
-        meta = {"questions": int(score.size), "logged_accuracy": float(score.mean()),
-                "logged_completion_tokens": float(comp.mean())}
-        out.append(make_provider(name, caps, acc, tok, price.output, input_usd=fixed, model=name,
-                                 where=str(available[name]), meta=meta))
+        meta = {
+            "questions": int(score.size),
+            "logged_accuracy": float(score.mean()),
+            "logged_completion_tokens": float(comp.mean()),
+        }
+        out.append(
+            make_provider(
+                name, caps, acc, tok, price.output, input_usd=fixed, model=name, where=str(available[name]), meta=meta
+            )
+        )
     check_providers(out, str(root))
     return out
 
