@@ -19,8 +19,8 @@ import json
 import lzma
 import math
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from dataclasses import dataclass, field
+from importlib import resources
 from io import StringIO
 from pathlib import Path
 from typing import Any
