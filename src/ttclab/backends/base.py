@@ -18,6 +18,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# the seed rule lives in ttclab.seeds; re-exported here for the engines and older imports
+from ttclab.seeds import SEED_MODULUS as SEED_MODULUS
+from ttclab.seeds import sample_seed as sample_seed
+
 ChatMessage = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 
 
