@@ -1,5 +1,5 @@
 # `make demo` and `make test` each install what they need into .venv first.
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo lint test test-fast bench clean
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +12,12 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/python scripts/demo.py
 
-test: $(VENV)/.installed
+# ruff (pyproject [tool.ruff]) and mypy (strict on strategies/, market/, ledger/, store/; [tool.mypy])
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/python -m mypy
+
+test: lint
 	$(BIN)/python -m pytest -q tests
 
 test-fast: $(VENV)/.installed

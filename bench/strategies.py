@@ -44,9 +44,9 @@ import tracemalloc
 
 import numpy as np
 
+from ttclab.strategies.arrays import SampleArrays
 from ttclab.strategies.estimators import expected_best, pass_at_k
 from ttclab.strategies.voting import majority_accuracy
-from ttclab.strategies.arrays import SampleArrays
 
 
 def synthetic(n_questions: int, n_samples: int, seed: int = 0) -> SampleArrays:
@@ -198,20 +198,32 @@ def large_child(kind: str) -> None:
     t, cpu, res = timed_cpu(ours, a, ks)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB -> MiB on Linux
     d = distinct_answers(a)
-    print(json.dumps({"seconds": t, "cpu_seconds": cpu, "peak_rss_mib": rss, "distinct": [float(d.mean()), float(np.percentile(d, 90)),
-                                                                       int(d.max())],
-                      "majority": res["majority"].mean(0).round(4).tolist(),
-                      "best_of_n": res["best_of_n"].mean(0).round(4).tolist(),
-                      "pass_at_k": res["pass_at_k"].mean(0).round(4).tolist()}))
+    print(
+        json.dumps(
+            {
+                "seconds": t,
+                "cpu_seconds": cpu,
+                "peak_rss_mib": rss,
+                "distinct": [float(d.mean()), float(np.percentile(d, 90)), int(d.max())],
+                "majority": res["majority"].mean(0).round(4).tolist(),
+                "best_of_n": res["best_of_n"].mean(0).round(4).tolist(),
+                "pass_at_k": res["pass_at_k"].mean(0).round(4).tolist(),
+            }
+        )
+    )
 
 
 def part2(kind: str) -> dict[str, float]:
     print(f"== {kind}: 10,000 questions x 1,024 samples, k in 1..1024 (powers of two), ours only (fresh subprocess)")
     out = subprocess.run([sys.executable, __file__, "--large-child", kind], capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"distinct answers per question: mean {r['distinct'][0]:.1f}, p90 {r['distinct'][1]:.0f}, max {r['distinct'][2]}")
-    print(f"time {r['seconds']:.1f} s wall, {r['cpu_seconds']:.1f} s CPU (goal < 60 s)   peak RSS {r['peak_rss_mib']:.0f} MiB "
-          "(goal < 4096 MiB, incl. data)")
+    print(
+        f"distinct answers per question: mean {r['distinct'][0]:.1f}, p90 {r['distinct'][1]:.0f}, max {r['distinct'][2]}"
+    )
+    print(
+        f"time {r['seconds']:.1f} s wall, {r['cpu_seconds']:.1f} s CPU (goal < 60 s)   peak RSS {r['peak_rss_mib']:.0f} MiB "
+        "(goal < 4096 MiB, incl. data)"
+    )
     for name in ("majority", "best_of_n", "pass_at_k"):
         print(f"  {name:10s} mean accuracy by k: {r[name]}")
     return {"seconds": r["seconds"], "peak_rss_mib": r["peak_rss_mib"]}
@@ -233,8 +245,10 @@ def main() -> None:
             summary[kind].update(part2(kind))
     print("== summary")
     for kind, res in summary.items():
-        line = (f"  {kind:9s} speed-up {res['speedup']:6.1f}x wall, {res['cpu_speedup']:6.1f}x CPU (goal >= 20x)   "
-                f"memory ratio {res['memory_ratio']:.3f}")
+        line = (
+            f"  {kind:9s} speed-up {res['speedup']:6.1f}x wall, {res['cpu_speedup']:6.1f}x CPU (goal >= 20x)   "
+            f"memory ratio {res['memory_ratio']:.3f}"
+        )
         if "seconds" in res:
             line += f"   10k x 1024: {res['seconds']:.1f} s, {res['peak_rss_mib']:.0f} MiB"
         print(line)

@@ -22,13 +22,14 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ttclab.backends.base import SamplingParams
 from ttclab.errors import ConfigError
+from ttclab.io import read_yaml_mapping  # the one YAML reader; re-exported (old imports)
+from ttclab.registry import Registry
 from ttclab.tasks.config import PromptConfig, TaskConfig, format_validation_error
 
 
@@ -48,11 +49,18 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["llamacpp", "openai"] = "llamacpp"
+    backend: str = Field(default="llamacpp", description="a registered backend (ttclab.backends.BACKENDS)")
     name: str = Field(min_length=1)
     label: str | None = None
     prompt: PromptConfig | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("backend")
+    @classmethod
+    def _registered_backend(cls, value: str) -> str:
+        from ttclab.backends import BACKENDS
+
+        return _registered(BACKENDS, value)
 
     @property
     def display(self) -> str:
@@ -62,8 +70,22 @@ class ModelSpec(BaseModel):
 class VerifierSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(description="a registered verifier (ttclab.verify.registry.VERIFIERS)")
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _registered_verifier(cls, value: str) -> str:
+        from ttclab.verify.registry import VERIFIERS
+
+        return _registered(VERIFIERS, value)
+
+
+def _registered(registry: Registry[Any], value: str) -> str:
+    """``value`` if it is a registered name; else the registry's one-line message (pydantic names the field)."""
+    if value not in registry:
+        raise ValueError(str(registry.unknown(value, where="")))
+    return value
 
 
 class SampleConfig(BaseModel):
@@ -115,7 +137,7 @@ def run_identity(cfg: SampleConfig, model: ModelSpec) -> dict[str, Any]:
         "model": {"backend": model.backend, "name": model.name,
                   "options": {k: v for k, v in sorted(model.options.items()) if k not in operational}},
         "task": cfg.task.model_dump(mode="json"),
-        "prompt": (model.prompt or cfg.prompt).model_dump(mode="json") if (model.prompt or cfg.prompt) else None,
+        "prompt": prompt.model_dump(mode="json") if (prompt := model.prompt or cfg.prompt) else None,
         "samples": cfg.samples,
         "sampling": cfg.sampling.model_dump(mode="json"),
         "verifier": cfg.verifier.model_dump(mode="json") if cfg.verifier else None,
@@ -139,27 +161,6 @@ def run_id_for(cfg: SampleConfig, model: ModelSpec, task_name: str) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()[:40] or "x"
-
-
-def read_yaml_mapping(path: str | Path, what: str, keys: str) -> dict[str, Any]:
-    """A YAML file's top-level mapping; missing file, bad syntax or a non-mapping is one ConfigError line."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; give the path of a {what} YAML config (examples in configs/)") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder; give the path of a {what} YAML config file") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or exc.__class__.__name__
-        raise ConfigError(f"{where}: invalid YAML ({problem}); fix the syntax") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings ({keys}, ...)")
-    return data
 
 
 def load_config(path: str | Path) -> SampleConfig:

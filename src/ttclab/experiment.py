@@ -6,18 +6,16 @@ import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ttclab import __version__
 from ttclab.backends import create_backend
 from ttclab.backends.base import backend_capabilities
-from ttclab.config import (ModelSpec, SampleConfig, config_warnings, load_config, override_config, run_id_for,
-                           run_identity)
+from ttclab.config import ModelSpec, SampleConfig, config_warnings, load_config, override_config, run_id_for, run_identity
 from ttclab.sampling import SamplingStats, prepare_run, sample_questions
 from ttclab.store.reader import Run, store_root
-from ttclab.store.schema import SCHEMA_VERSION
+from ttclab.store.rows import run_meta
 from ttclab.store.writer import META_FILE, atomic_write_json
 
 
@@ -57,16 +55,15 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
     verifier = get_verifier(vspec.name, **vspec.options) if vspec else get_verifier(task.default_verifier())
     run_id = run_id_for(cfg, model, task.name)
     run_dir = store_root(store or cfg.store) / run_id
-    meta = {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "created_at": datetime.now(timezone.utc).isoformat(),
-        "ttclab_version": __version__, "name": cfg.name,
-        "config": cfg.model_dump(mode="json", exclude={"models"}) | {"model": model.model_dump(mode="json")},
-        "identity": run_identity(cfg, model),
-        "model": {"name": model.name, "label": model.display, "backend": model.backend},
-        "task": task.describe() | {"name": task.name},
-        "verifier": getattr(verifier, "name", vspec.name if vspec else task.default_verifier()),
-        "sampling": cfg.sampling.model_dump(mode="json"), "samples": cfg.samples, "n_questions": len(questions),
-    }
+    meta = run_meta(
+        run_id, name=cfg.name,
+        config=cfg.model_dump(mode="json", exclude={"models"}) | {"model": model.model_dump(mode="json")},
+        identity=run_identity(cfg, model),
+        model={"name": model.name, "label": model.display, "backend": model.backend},
+        task=task.describe() | {"name": task.name},
+        verifier=getattr(verifier, "name", vspec.name if vspec else task.default_verifier()),
+        sampling=cfg.sampling.model_dump(mode="json"), samples=cfg.samples, n_questions=len(questions),
+    )
     params = cfg.sampling
     extra_stop = [s for s in getattr(template, "stop", ()) or () if s not in params.stop]
     if extra_stop:  # few-shot templates stop before the model starts the next example
@@ -98,7 +95,7 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
     done = len(run.done_keys())
     final = {**Run(run_dir).meta, "model": meta["model"] | {"info": info},
              "status": "complete" if done == len(questions) * cfg.samples else "incomplete",
-             "finished_at": datetime.now(timezone.utc).isoformat()}
+             "finished_at": datetime.now(UTC).isoformat()}
     atomic_write_json(run_dir / META_FILE, final)
     run = Run(run_dir)
     return RunResult(run=run, stats=stats, summary=run_summary(run))
@@ -110,7 +107,7 @@ def _mark(run_dir: Path, status: str, reason: str) -> None:
     except Exception:  # noqa: BLE001 - never hide the original error behind a bookkeeping one
         return
     atomic_write_json(run_dir / META_FILE, {**meta, "status": status, "error": reason[:500],
-                                            "finished_at": datetime.now(timezone.utc).isoformat()})
+                                            "finished_at": datetime.now(UTC).isoformat()})
 
 
 def _is_chat(model: ModelSpec) -> bool:

@@ -8,38 +8,25 @@ index, so a re-run after a crash regenerates exactly the samples that were lost.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ttclab.backends.base import Backend, ChatMessage, Completion, Request, SamplingParams
 from ttclab.errors import BackendError, StoreError
+from ttclab.seeds import SEED_MODULUS, derive_seed, sample_seed  # noqa: F401 - SEED_MODULUS kept for old imports
 from ttclab.store.integrity import quarantine_damaged, run_lock
 from ttclab.store.reader import Run
+from ttclab.store.rows import QuestionRow, sample_row
 from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json, write_questions
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict, Verifier
 
 Prompt = str | tuple[ChatMessage, ...]
-SEED_MODULUS = 2**31 - 1
-
-
-def derive_seed(base_seed: int | None, question_id: str, sample_index: int) -> int:
-    """Seed of one sample: a hash of (run seed, question) plus the sample index.
-
-    Consecutive sample indices get consecutive seeds, so a request for ``n`` samples starting at
-    index ``s`` with seed ``derive_seed(.., s)`` gives the same samples as ``n`` single requests.
-    """
-    digest = hashlib.sha256(f"{base_seed}:{question_id}".encode()).digest()
-    return (int.from_bytes(digest[:8], "little") + sample_index) % SEED_MODULUS
-
-
 @dataclass
 class SamplingStats:
     """What one call of :func:`sample_questions` did."""
@@ -60,15 +47,19 @@ class SamplingStats:
 def _row(run_id: str, model: str, q: Question, qi: int, si: int, c: Completion, v: Verdict | None,
          seed: int | None) -> dict[str, Any]:
     logprobs = list(c.token_logprobs) if c.token_logprobs else None
-    return {
-        "run_id": run_id, "model": model, "question_id": q.id, "question_index": qi, "sample_index": si,
-        "text": c.text, "finish_reason": c.finish_reason, "prompt_tokens": c.prompt_tokens,
-        "completion_tokens": c.completion_tokens, "latency_s": c.latency_s, "token_logprobs": logprobs,
-        "mean_logprob": (sum(logprobs) / len(logprobs)) if logprobs else None, "error": c.error,
-        "answer": v.answer if v else None, "verdict": v.status if v else "error",
-        "correct": bool(v and v.correct), "verify_reason": v.reason if v else c.error, "reward": None,
-        "seed": seed, "created_at": datetime.now(timezone.utc),
-    }
+    return sample_row(
+        run_id=run_id, model=model, question_id=q.id, question_index=qi, sample_index=si,
+        text=c.text, finish_reason=c.finish_reason, prompt_tokens=c.prompt_tokens,
+        completion_tokens=c.completion_tokens, latency_s=c.latency_s, token_logprobs=logprobs,
+        mean_logprob=(sum(logprobs) / len(logprobs)) if logprobs else None, error=c.error,
+        answer=v.answer if v else None, verdict=v.status if v else "error",
+        correct=bool(v and v.correct), verify_reason=v.reason if v else c.error, seed=seed,
+    )
+
+
+def _verify_all(verifier: Verifier, completions: Sequence[Completion], q: Question) -> list[Verdict | None]:
+    """The verdict of each completion (None for a failed call: it is stored as an error row, never graded)."""
+    return [verifier.verify(c.text, q) if c.ok else None for c in completions]
 
 
 def prepare_run(run_dir: Path, meta: dict[str, Any], questions: Sequence[Question],
@@ -81,12 +72,11 @@ def prepare_run(run_dir: Path, meta: dict[str, Any], questions: Sequence[Questio
         rows = []
         for qi, q in enumerate(questions):
             prompt = render(q)
-            rows.append({
-                "question_index": qi, "question_id": q.id, "question": q.question,
-                "prompt": prompt if isinstance(prompt, str) else json.dumps(list(prompt)),
-                "gold": q.gold, "difficulty": q.difficulty,
-                "metadata": json.dumps(q.metadata, default=str, sort_keys=True),
-            })
+            rows.append(QuestionRow(
+                question_index=qi, question_id=q.id, question=q.question,
+                prompt=prompt if isinstance(prompt, str) else json.dumps(list(prompt)),
+                gold=q.gold, difficulty=q.difficulty, metadata=q.metadata,
+            ).as_dict())
         write_questions(run_dir, rows)
 
 
@@ -150,8 +140,8 @@ async def _sample_locked(
     work: list[tuple[int, list[int]]] = []
     for qi in range(len(questions)):
         missing = [si for si in range(samples) if (qi, si) not in done]
-        for start in range(0, len(missing), samples_per_request):
-            work.append((qi, missing[start:start + samples_per_request]))
+        for first in range(0, len(missing), samples_per_request):
+            work.append((qi, missing[first:first + samples_per_request]))
     total = len(questions) * samples
     stats = SamplingStats(run_dir=run_dir, skipped=len(done))
     remaining_per_q = [samples - sum(1 for si in range(samples) if (qi, si) in done) for qi in range(len(questions))]
@@ -183,11 +173,9 @@ async def _sample_locked(
                 if len(completions) != len(chunk):  # a backend bug must not silently lose samples
                     completions = list(completions)[: len(chunk)]
                     completions += [Completion.failed("backend returned too few completions")] * (len(chunk) - len(completions))
-                verdicts = await asyncio.to_thread(
-                    lambda cs=completions: [verifier.verify(c.text, q) if c.ok else None for c in cs]
-                )
+                verdicts = await asyncio.to_thread(_verify_all, verifier, completions, q)
                 for j, (si, c, v) in enumerate(zip(chunk, completions, verdicts)):
-                    rows.append(_row(run_id, model, q, qi, si, c, v, (seed + j) % SEED_MODULUS))
+                    rows.append(_row(run_id, model, q, qi, si, c, v, sample_seed(seed, j)))
                     stats.generated += 1
                     stats.errors += 0 if c.ok else 1
                     stats.completion_tokens += c.completion_tokens

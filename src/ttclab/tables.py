@@ -148,7 +148,7 @@ class Table:
 
     @classmethod
     def from_records(cls, records: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-                     headers: Sequence[str] | None = None, **options: Any) -> "Table":
+                     headers: Sequence[str] | None = None, **options: Any) -> Table:
         """From dicts: ``columns`` picks and orders keys, ``headers`` renames them."""
         cols = list(columns) if columns is not None else (list(records[0]) if records else [])
         heads = list(headers) if headers is not None else cols

@@ -29,10 +29,11 @@ def _strategic_file(path, model, seed, n_q=12, n=8, rounds=False):
                 e = f"boxed='{pred}'; numeric compare; truth='{gold}'"
                 t, r = int(rng.integers(50, 200)), float(rng.normal(1.0 if ok else 0.0, 0.5))
                 if rounds:  # newer files: a list over continuation rounds per sample
-                    answers.append(["first try", text]); correct.append([False, ok]); expl.append([None, e])
-                    tokens.append([10, t]); rewards.append([None, r])
+                    sample = (["first try", text], [False, ok], [None, e], [10, t], [None, r])
                 else:
-                    answers.append(text); correct.append(ok); expl.append(e); tokens.append(t); rewards.append(r)
+                    sample = (text, ok, e, t, r)
+                for column, value in zip((answers, correct, expl, tokens, rewards), sample):
+                    column.append(value)
             fh.write(json.dumps({"qid": f"gsm8k-{q}", "prompt": f"question {q}", "answers": answers,
                                  "correct": correct, "explanations": expl, "num_tokens": tokens,
                                  "rewards": rewards, "ground_truths": [gold], "model_name": model}) + "\n")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -63,7 +63,7 @@ def _write_run(root, run_id, rows, questions, status="complete", model="m"):
     write_questions(run_dir, [{"question_index": i, "question_id": f"q{i}", "question": f"Q{i}", "prompt": "",
                                "gold": "1", "difficulty": None, "metadata": "{}"} for i in range(questions)])
     writer = SampleWriter(run_dir)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     base = {name: None for name in SAMPLES_SCHEMA.names}
     writer.add([{**base, "run_id": run_id, "model": model, "created_at": now, **r} for r in rows])
     writer.close()

@@ -15,8 +15,8 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from support.flaky_server import FlakyServer
+
 from ttclab.backends import create_backend
 from ttclab.backends.base import Request, SamplingParams
 from ttclab.backends.openai import OpenAIBackend, normalize_base_url, parse_retry_after, split_completion_tokens

@@ -101,7 +101,7 @@ def test_evaluate_marks_missing_prompt_tokens_instead_of_na(capsys, store):
     root, run = store
     code, out, _ = _cli(capsys, "evaluate", run.run_id, "--store", root, "--strategies", "majority")
     assert code == 0 and "n/a" not in out and "nan" not in out.lower()
-    line = next(l for l in out.splitlines() if l.startswith("Model-A") and " majority " in l and " 2 " in l)
+    line = next(ln for ln in out.splitlines() if ln.startswith("Model-A") and " majority " in ln and " 2 " in ln)
     assert float(line.split()[6]) > 0 and line.split()[7] == "-"  # completion tokens shown, total marked missing
     assert "no prompt-token counts" in out and "truncated samples: keep" in out
 
@@ -120,7 +120,7 @@ def test_best_of_n_without_rewards_one_line_no_warning(store):
     res = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "ttclab", "evaluate", "--store", str(root),
                           "--strategies", "majority,best_of_n"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "RuntimeWarning" not in res.stderr, res.stderr
-    notes = [l for l in res.stdout.splitlines() if "best_of_n skipped" in l]
+    notes = [ln for ln in res.stdout.splitlines() if "best_of_n skipped" in ln]
     assert len(notes) == 1 and "reward-model step" in notes[0]
     assert " best_of_n " not in res.stdout.split("note:")[0]
 
@@ -129,8 +129,8 @@ def test_strategies_and_prices_list_what_exists(capsys):
     code, out, _ = _cli(capsys, "strategies")
     assert code == 0
     for name, est in (("majority", "exact"), ("esc", "resampled"), ("best_of_n", "exact")):
-        assert any(l.startswith(name + " ") and est in l for l in out.splitlines())
-    assert "rewards" in next(l for l in out.splitlines() if l.startswith("best_of_n "))
+        assert any(ln.startswith(name + " ") and est in ln for ln in out.splitlines())
+    assert "rewards" in next(ln for ln in out.splitlines() if ln.startswith("best_of_n "))
     code, out, _ = _cli(capsys, "prices")
     assert code == 0 and "local" in out and "ttc_games_gsm8k" in out and "smollm2-135m" in out
     code, out, _ = _cli(capsys, "prices", "local")
@@ -154,11 +154,8 @@ def test_market_sweep_is_a_real_subcommand(capsys, tmp_path):
     cfg = REPO / "configs" / "market_gsm8k_majority.yaml"
     small = tmp_path / "m.yaml"
     data = yaml.safe_load(cfg.read_text())
-    data["providers"]["path"] = str(REPO.parent / "shared" / "spec" / "ttc_games_gsm8k.json")
-    data["sweep"] = {"betas": {"min": 100, "max": 1000, "points": 3}}
+    data["sweep"] = {"betas": {"min": 100, "max": 1000, "points": 3}}  # providers: the shipped ttc_games_gsm8k
     small.write_text(yaml.safe_dump(data))
-    if not Path(data["providers"]["path"]).exists():
-        pytest.skip("../shared/spec is not present")
     for i, argv in enumerate((["market", "sweep", "--no-figures", "--out", tmp_path / "s0", small],
                               ["market", "sweep", small, "--no-figures", "--out", tmp_path / "s1"])):
         code, out, err = _cli(capsys, *argv)
@@ -212,7 +209,7 @@ def test_sample_overrides_name_truncation_warning_and_resume(tmp_path):
     assert "warning:" in res.stderr and "max_tokens=3" in res.stderr and "may be too small" in res.stderr
     assert "it/s" not in res.stderr and "%|" not in res.stderr  # no progress bar printed into a pipe
     again = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    line = next(l for l in again.stdout.splitlines() if l.startswith("smollm2"))
+    line = next(ln for ln in again.stdout.splitlines() if ln.startswith("smollm2"))
     assert " 0.000 " not in line and line.split()[-2] == "0"  # nothing new: no fake 0 tok/s
     runs = subprocess.run([sys.executable, "-m", "ttclab", "runs", "--store", str(store), "--format", "json"],
                           capture_output=True, text=True, timeout=60)

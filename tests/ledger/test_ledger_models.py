@@ -54,7 +54,9 @@ def test_bad_file_errors(tmp_path):
     bad.write_text("models:\n  m: {n_params: 10, n_layers: 2}\n")
     with pytest.raises(DataError, match="missing field 'hidden_size'"):
         load_architectures(bad)
-    bad.write_text("models:\n  m: {n_params: -1, n_layers: 1, hidden_size: 1, n_heads: 1, n_kv_heads: 1, head_dim: 1, context: 1}\n")
+    bad.write_text(
+        "models:\n  m: {n_params: -1, n_layers: 1, hidden_size: 1, n_heads: 1, n_kv_heads: 1, head_dim: 1, context: 1}\n"
+    )
     with pytest.raises(DataError, match="n_params"):
         load_architectures(bad)
     with pytest.raises(DataError, match="not found"):
@@ -62,10 +64,20 @@ def test_bad_file_errors(tmp_path):
 
 
 def test_overrides_add_and_replace():
-    table = load_architectures().with_overrides({
-        "smollm2-135m": {"n_params": 2e8},
-        "brand-new": {"n_params": 1e9, "n_layers": 2, "hidden_size": 8, "n_heads": 2, "n_kv_heads": 1, "head_dim": 4, "context": 64},
-    })
+    table = load_architectures().with_overrides(
+        {
+            "smollm2-135m": {"n_params": 2e8},
+            "brand-new": {
+                "n_params": 1e9,
+                "n_layers": 2,
+                "hidden_size": 8,
+                "n_heads": 2,
+                "n_kv_heads": 1,
+                "head_dim": 4,
+                "context": 64,
+            },
+        }
+    )
     assert table.get("SmolLM2-135M-Instruct").n_params == 2e8
     assert table.get("SmolLM2-135M-Instruct").n_layers == 30
     assert table.get("brand-new").n_layers == 2

@@ -13,13 +13,13 @@ import yaml
 
 from ttclab.cli import main
 from ttclab.errors import ConfigError, DataError
-from ttclab.market.api import run_market, run_sweep
+from ttclab.market.api import run_market
 from ttclab.market.auction import run_auction
 from ttclab.market.game import MarketGame
 from ttclab.market.providers import load_provider_table, providers_from_curves, providers_from_pricing_reversal
 
 REPO = Path(__file__).resolve().parents[2]
-SPEC = REPO.parent / "shared" / "spec" / "ttc_games_gsm8k.json"
+SPEC = REPO / "src" / "ttclab" / "market" / "data" / "ttc_games_gsm8k.json"
 
 CURVES = {
     "small": {"levels": [1, 2, 4], "accuracy": [0.5, 0.6, 0.65], "tokens_per_query": [100, 200, 400], "price": 0.1},
@@ -113,10 +113,12 @@ def test_cli_bad_inputs(tmp_path, capsys):
     _one_line_exit2(capsys, ["market", str(_cfg(tmp_path, {"source": "curves", "curves": CURVES}, bogus=1))],
                     "bogus", "unknown setting")
     _one_line_exit2(capsys, ["market", str(tmp_path / "nope.yaml")], "nope.yaml", "no such file")
-    if SPEC.exists():  # needs ../shared/spec
-        _one_line_exit2(capsys, ["market", str(_cfg(tmp_path, {"source": "ttc_games_spec", "path": str(SPEC),
-                                                               "strategy": "majority"}, prices="no-such-prices"))],
-                        "price file", "no-such-prices")
+    _one_line_exit2(capsys, ["market", str(_cfg(tmp_path, {"source": "ttc_games_spec", "path": str(SPEC),
+                                                           "strategy": "majority"}, prices="no-such-prices"))],
+                    "price file", "no-such-prices")
+    _one_line_exit2(capsys, ["market", str(_cfg(tmp_path, {"source": "ttc_games_spec", "path": "ttc_games_gsm9k",
+                                                           "strategy": "majority"}, prices="ttc_games_gsm8k"))],
+                    "ttc_games_gsm9k", "use one of: ttc_games_gsm8k")
 
 
 def test_cli_subprocess_exit_code(tmp_path):

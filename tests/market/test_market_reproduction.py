@@ -1,4 +1,4 @@
-"""Reproduce the published GSM8K outputs of Test-Time Compute Games (../shared/spec/ttc_games_gsm8k.json).
+"""Reproduce the published GSM8K outputs of Test-Time Compute Games (the shipped ttclab/market/data/ttc_games_gsm8k.json).
 
 Conventions that reproduce them (all within 1e-5 USD; the targets are rounded to 5 decimals):
 accuracy = *_acc_pct / 100; tokens = tokens_at_theta (or θ × mean tokens per sample: same result);
@@ -21,10 +21,8 @@ from ttclab.market.game import MarketGame
 from ttclab.market.providers import providers_from_ttc_games_spec
 
 REPO = Path(__file__).resolve().parents[2]
-SPEC = REPO.parent / "shared" / "spec" / "ttc_games_gsm8k.json"
+SPEC = REPO / "src" / "ttclab" / "market" / "data" / "ttc_games_gsm8k.json"  # shipped as package data
 TOL = 2e-5
-
-pytestmark = pytest.mark.skipif(not SPEC.is_file(), reason="../shared/spec/ttc_games_gsm8k.json is absent")
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +111,19 @@ def test_configs_run_and_report(published):
     for cfg in ("market_gsm8k_best_of_n.yaml", "market_gsm8k_reasoning.yaml"):
         rep = run_market(REPO / "configs" / cfg)
         assert all(r["equilibrium_checked"] for r in rep.summary_rows())
+
+
+def test_shipped_configs_need_no_shared_folder(tmp_path, published):
+    """The market configs name the shipped curves, so they run from any folder (a fresh clone has no ../shared)."""
+    import shutil
+
+    import ttclab
+
+    for cfg in ("market_gsm8k_majority.yaml", "market_gsm8k_best_of_n.yaml", "market_gsm8k_reasoning.yaml"):
+        assert "shared/spec" not in (REPO / "configs" / cfg).read_text()
+        shutil.copy(REPO / "configs" / cfg, tmp_path / cfg)
+    report = ttclab.market(tmp_path / "market_gsm8k_majority.yaml")  # the top-level verb
+    rows = {r["beta"]: r for r in report.summary_rows()}
+    for beta, target in published["majority"]["beta"].items():
+        assert abs(rows[float(beta)]["eq_sw"] - target["eq"]) <= TOL
+    assert run_market(tmp_path / "market_gsm8k_reasoning.yaml").summary_rows()

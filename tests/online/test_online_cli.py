@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import PIPELINES, REPO, load_yaml, scripted_model, write_pipeline
 from scripted_server import ScriptedServer
+
 from ttclab.analysis import evaluate_runs, optimize
 from ttclab.online.journal import read_table
 from ttclab.online.results import pipeline_ledgers, pipeline_outcome

@@ -15,8 +15,15 @@ from ttclab.online.offline import score_select_accuracy, tournament_accuracy
 from ttclab.online.steps.score import p_yes, parse_grade
 from ttclab.online.steps.search import aggregate
 from ttclab.online.steps.select import parse_index, parse_letter
-from ttclab.online.stopping import (beta_consensus, beta_stop_probability, first_window_below, plurality, sliding_means,
-                                    trace_confidence, window_consensus)
+from ttclab.online.stopping import (
+    beta_consensus,
+    beta_stop_probability,
+    first_window_below,
+    plurality,
+    sliding_means,
+    trace_confidence,
+    window_consensus,
+)
 
 
 def test_beta_rule_matches_closed_form_and_monte_carlo() -> None:

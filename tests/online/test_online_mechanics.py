@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import SMOLLM, load_yaml, scripted_model, shrink, write_pipeline
 from pipeline_checks import check_run, content, roles, tables
 from scripted_server import ScriptedServer
+
 from ttclab.errors import BackendError
 from ttclab.online.offline import select_curves
 from ttclab.online.runner import run_pipeline

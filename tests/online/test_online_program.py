@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import PIPELINES, load_yaml, write_pipeline
+
 from ttclab.errors import ConfigError
 from ttclab.online.program import compile_pipeline, load_pipeline
 from ttclab.online.templates import builtin_template, builtin_template_names, resolve_template

@@ -63,7 +63,10 @@ def test_wrong_answer_is_the_first_failure_with_input_expected_and_actual():
 
 def test_an_exception_in_a_test_is_reported_with_its_type():
     report = run_tests(PROGRAM, [TestCase(input="div(1, 0)", expected=0)], entry_point="div")
-    assert report.feedback_text() == "passed 0/1; first failure: div(1, 0) raised ZeroDivisionError: division by zero (expected 0)"
+    assert (
+        report.feedback_text()
+        == "passed 0/1; first failure: div(1, 0) raised ZeroDivisionError: division by zero (expected 0)"
+    )
 
 
 def test_a_failing_assertion_names_the_whole_statement():
@@ -84,8 +87,11 @@ def test_a_hanging_test_times_out_and_the_next_test_still_runs():
 
 def test_when_the_whole_run_stops_the_remaining_tests_are_not_run():
     limits = SandboxLimits(wall_s=1.5, test_timeout_s=10)
-    tests = [TestCase(input="add(1, 2)", expected=3), TestCase(input="slow(1)", expected=1),
-             TestCase(input="add(2, 2)", expected=4)]
+    tests = [
+        TestCase(input="add(1, 2)", expected=3),
+        TestCase(input="slow(1)", expected=1),
+        TestCase(input="add(2, 2)", expected=4),
+    ]
     report = run_tests(PROGRAM, tests, entry_point="add", limits=limits)
     assert report.results[0].passed
     assert [r.error_type for r in report.results[1:]] == ["Timeout", "Timeout"]
@@ -94,7 +100,9 @@ def test_when_the_whole_run_stops_the_remaining_tests_are_not_run():
 
 
 def test_a_program_that_does_not_load_fails_every_test():
-    report = run_tests("def add(a, b)\n    return a + b\n", [TestCase(input="add(1, 2)", expected=3)], entry_point="add")
+    report = run_tests(
+        "def add(a, b)\n    return a + b\n", [TestCase(input="add(1, 2)", expected=3)], entry_point="add"
+    )
     assert report.passed == 0 and report.load_error is not None and "SyntaxError" in report.load_error
     assert report.results[0].error_type == "LoadError"
     assert report.feedback_text().startswith("passed 0/1; the program failed to run: SyntaxError")
@@ -133,8 +141,12 @@ def test_bad_tests_are_config_errors():
 
 def test_async_tests_run_concurrently_with_bounded_parallelism():
     async def main():
-        return await asyncio.gather(*(arun_tests(PROGRAM, [TestCase(input=f"add({i}, {i})", expected=2 * i)],
-                                                 entry_point="add") for i in range(6)))
+        return await asyncio.gather(
+            *(
+                arun_tests(PROGRAM, [TestCase(input=f"add({i}, {i})", expected=2 * i)], entry_point="add")
+                for i in range(6)
+            )
+        )
 
     reports = asyncio.run(main())
     assert [r.passed for r in reports] == [1] * 6

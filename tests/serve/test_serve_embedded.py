@@ -47,7 +47,7 @@ def test_embedded_strategy_n_and_completions(srv) -> None:
     r = client.chat.completions.create(model="smollm2-135m:majority@3", messages=MSG, max_tokens=24, n=2, seed=1)
     ttc = r.model_extra["ttc_usage"]
     assert len(r.choices) == 2 and ttc["calls"] == 6 and ttc["by_role"]["generate"]["calls"] == 6
-    for choice, info in zip(r.choices, ttc["choices"]):
+    for info in ttc["choices"]:
         assert sum(info["answers"].values()) <= 3
         if info["answers"]:
             assert info["answers"][info["answer"]] == max(info["answers"].values())  # the plurality answer

@@ -174,7 +174,7 @@ class Upstream:
         return StreamingResponse(events(), media_type="text/event-stream")
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def __enter__(self) -> "Upstream":
+    def __enter__(self) -> Upstream:
         import uvicorn
 
         config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning", access_log=False,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 N_Q, N_S = 6, 4
 
 
@@ -160,7 +160,7 @@ def test_corrupt_and_missing_run_json_name_the_fix_and_repair_rebuilds_it(tmp_pa
     run = _make_run(store, "r")
     (run.path / "run.json").write_text('{"run_id": "r", "model": ')
     with pytest.raises(StoreError, match=r"run\.json: corrupt JSON.*ttclab repair r"):
-        Run(run.path).meta
+        _ = Run(run.path).meta
     proc = _ttclab("repair", "r", "--store", str(store))
     assert proc.returncode == 0 and "rebuilt run.json" in proc.stdout, proc.stdout + proc.stderr
     meta = Run(run.path).meta

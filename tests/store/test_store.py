@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,7 +13,7 @@ from ttclab.errors import StoreError
 from ttclab.store import SAMPLES_SCHEMA, Run, list_runs, open_run
 from ttclab.store.writer import SampleWriter, atomic_write_json, write_questions
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _row(qi: int, si: int, *, verdict: str = "correct", text: str = "x", t: int = 0) -> dict:

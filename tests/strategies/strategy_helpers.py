@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -67,7 +67,7 @@ def imported_like_table(n_questions: int = 6, n_samples: int = 5, seed: int = 0)
     """A samples table shaped like a strategic-ttc import: rewards and tokens, no log-probs,
     null answers for unparseable samples, a few failed calls (verdict 'error')."""
     rng = np.random.default_rng(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = []
     for q in range(n_questions):
         gold = str(q)

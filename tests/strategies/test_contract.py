@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from strategy_helpers import imported_like_table, make_arrays
 
 from ttclab.errors import DataError
 from ttclab.strategies import arrays_from_samples, evaluate, list_strategies
 from ttclab.strategies.base import StrategyResult
-
-from strategy_helpers import imported_like_table, make_arrays
 
 ALL = list_strategies()
 

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategy_helpers import brute, make_arrays
 
 from ttclab.strategies.estimators import majority_win_prob, pass_at_k
 from ttclab.strategies.selection import best_of_n, pass_at_k_strategy, shortest_of_k
 from ttclab.strategies.voting import majority
-
-from strategy_helpers import brute, make_arrays
 
 
 @st.composite

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+from strategy_helpers import imported_like_table
 
 from ttclab.store.schema import QUESTIONS_SCHEMA
 from ttclab.strategies import arrays_from_samples
-
-from strategy_helpers import imported_like_table
 
 
 def test_arrays_from_samples_drops_errors_and_factorises():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategy_helpers import make_arrays
+from test_estimators import questions
 
 from ttclab.strategies import evaluate
 from ttclab.strategies.bootstrap import bootstrap_ci
@@ -12,9 +14,6 @@ from ttclab.strategies.common import code_tallies
 from ttclab.strategies.resample import resample_vote
 from ttclab.strategies.selection import best_of_n, pass_at_k_strategy
 from ttclab.strategies.voting import majority, weighted_reward
-
-from strategy_helpers import make_arrays
-from test_estimators import questions
 
 
 @settings(max_examples=30, deadline=None)

@@ -4,7 +4,8 @@ It answers ``/v1/chat/completions`` and ``/v1/completions`` with made-up but wel
 after following a script for the first requests: an HTTP status (500, 429 with ``Retry-After``,
 400, ...), ``"reset"`` (close the connection with a TCP RST), ``"hang"`` (answer only after
 ``hang_s``, past the client's timeout), ``"null"`` (a 200 whose choices have ``content: null`` /
-``text: null``, as a reasoning model cut off by ``max_tokens`` or a tool call gives) or ``"ok"``. It counts requests, records when each arrived
+``text: null``, as a reasoning model cut off by ``max_tokens`` or a tool call gives) or ``"ok"``. It counts requests,
+records when each arrived
 (``time.monotonic``) and the JSON bodies, and tracks the number of requests in flight.
 
 Stdlib only: ``ThreadingHTTPServer`` in a daemon thread.
@@ -84,7 +85,7 @@ class FlakyServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def start(self) -> "FlakyServer":
+    def start(self) -> FlakyServer:
         server = self
 
         class Handler(_Handler):
@@ -107,7 +108,7 @@ class FlakyServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FlakyServer":
+    def __enter__(self) -> FlakyServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -14,7 +14,6 @@ import pytest
 from ttclab.errors import ConfigError, DataError
 from ttclab.tasks import FileTask, last_boxed, load_task
 
-
 # ---------------------------------------------------------------- real datasets
 
 def test_gsm8k(shared_data):

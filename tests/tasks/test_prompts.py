@@ -42,7 +42,7 @@ def test_fewshot_gym_examples_come_from_another_seed():
     shots = tpl.shots_for(task.questions()[0])
     assert len(shots) == 2 and not test_questions & {s.question for s in shots}
     prompts = [tpl.render(q) for q in task.questions()]
-    prefix = f"Question: {shots[0].question}\nAnswer: {shots[0].gold}\n\nQuestion: {shots[1].question}\nAnswer: {shots[1].gold}\n\n"
+    prefix = "".join(f"Question: {s.question}\nAnswer: {s.gold}\n\n" for s in shots[:2])
     assert all(p.startswith(prefix) for p in prompts)  # the same examples for every question: a cacheable prefix
     assert prompts[3].endswith(f"Question: {task.questions()[3].question}\nAnswer:")
     again = build_prompt_template({"style": "fewshot", "shots": 2}, GYM)
@@ -75,8 +75,18 @@ def test_user_strings_keep_other_braces():
     tpl = build_prompt_template({"style": "chat", "system": "", "user": r"Solve {question} and use \boxed{} {x}"}, GYM)
     q = Question(id="a", question="{answer} 1+1", gold="2")
     assert tpl.render(q) == ({"role": "user", "content": r"Solve {answer} 1+1 and use \boxed{} {x}"},)
-    few = build_prompt_template({"style": "fewshot", "shots": 1, "prefix": "Solve.", "query": "Q: {question}\nA:",
-                                 "example": "Q: {question}\nA: {answer}", "separator": "\n---\n", "stop": ["---"]}, GYM)
+    few = build_prompt_template(
+        {
+            "style": "fewshot",
+            "shots": 1,
+            "prefix": "Solve.",
+            "query": "Q: {question}\nA:",
+            "example": "Q: {question}\nA: {answer}",
+            "separator": "\n---\n",
+            "stop": ["---"],
+        },
+        GYM,
+    )
     text = few.render(GymTask("chain_sum", size=1, seed=0).questions()[0])
     assert text.startswith("Solve.\n---\nQ: ") and text.count("\n---\n") == 2 and few.stop == ("---",)
 
@@ -84,7 +94,9 @@ def test_user_strings_keep_other_braces():
 def test_template_errors():
     with pytest.raises(ConfigError, match=r"prompt.template: unknown template 'cott'; did you mean cot"):
         build_prompt_template({"template": "cott"}, GYM)
-    with pytest.raises(ConfigError, match=r"prompt.user: .*unknown placeholder \{questoin\}; did you mean \{question\}"):
+    with pytest.raises(
+        ConfigError, match=r"prompt.user: .*unknown placeholder \{questoin\}; did you mean \{question\}"
+    ):
         build_prompt_template({"style": "chat", "user": "Q: {questoin}"}, GYM)
     with pytest.raises(ConfigError, match=r"prompt.query: .*must contain \{question\}"):
         build_prompt_template({"style": "fewshot", "query": "Q:"}, GYM)

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
+from ttclab.extract import answer_tag, final_answer, last_boxed, last_number, stated_answer, strip_outer_braces
 from ttclab.tasks.base import Question
-from ttclab.verify.extract import answer_tag, final_answer, last_boxed, last_number, stated_answer, strip_outer_braces
 from ttclab.verify.registry import get_verifier
 
 N = 200_000

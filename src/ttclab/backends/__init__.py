@@ -1,4 +1,5 @@
-"""Backends: a registry from names to backend classes, imported lazily (their SDKs load on first use).
+"""Backends: a registry (:class:`ttclab.registry.Registry`) from names to backend classes, imported lazily (their SDKs
+load on first use).
 
 Each backend class declares which constructor options are operational (``OPERATIONAL_OPTIONS``: how
 fast samples come, not which samples -- not part of a run's id) and which determine the samples
@@ -8,33 +9,28 @@ fast samples come, not which samples -- not part of a run's id) and which determ
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 from ttclab.backends.base import Backend, Capabilities, Completion, ModelInfo, Request, SamplingParams
 from ttclab.errors import ConfigError
+from ttclab.registry import Registry
 
-#: name -> "module:Class" of the backend (imported when first needed).
-BACKEND_CLASSES: dict[str, str] = {
-    "llamacpp": "ttclab.backends.llamacpp:LlamaCppBackend",
-    "openai": "ttclab.backends.openai:OpenAIBackend",
-}
+#: name -> backend class, registered as "module:Class" (imported when first needed).
+BACKENDS: Registry[type[Backend]] = Registry("backend")
+BACKENDS.register("llamacpp", "ttclab.backends.llamacpp:LlamaCppBackend")
+BACKENDS.register("openai", "ttclab.backends.openai:OpenAIBackend")
+BACKEND_CLASSES = BACKENDS  # old name (a dict of names -> "module:Class"); the registry reads the same way
 
 
-def backend_class(name: str) -> type:
-    """The class of a registered backend."""
-    try:
-        module, _, attr = BACKEND_CLASSES[name].partition(":")
-    except KeyError:
-        raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_CLASSES)}") from None
-    return getattr(importlib.import_module(module), attr)
+def backend_class(name: str) -> type[Backend]:
+    """The class of a registered backend (unknown name: one ConfigError line listing the choices)."""
+    return BACKENDS.get(name)
 
 
 def backend_options(name: str) -> list[str]:
     """The keyword options a backend's constructor takes (``model`` included)."""
-    params = inspect.signature(backend_class(name).__init__).parameters
+    params = inspect.signature(backend_class(name)).parameters
     return [p for p, v in params.items() if p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
 
 
@@ -43,18 +39,8 @@ def operational_options(name: str) -> frozenset[str]:
     return frozenset(getattr(backend_class(name), "OPERATIONAL_OPTIONS", frozenset()))
 
 
-def _factory(name: str) -> Callable[..., Backend]:
-    def build(**options: Any) -> Backend:
-        return backend_class(name)(**options)  # type: ignore[no-any-return]
-
-    return build
-
-
-BACKENDS: dict[str, Callable[..., Backend]] = {name: _factory(name) for name in BACKEND_CLASSES}
-
-
 def create_backend(name: str, **options: Any) -> Backend:
-    """Build a backend by registry name (``llamacpp`` or ``openai``) with its options.
+    """Build a backend by registry name (``BACKENDS.names()``: ``llamacpp``, ``openai``) with its options.
 
     An option the backend does not take is one ConfigError line naming it and the valid ones.
     """
@@ -68,7 +54,7 @@ def create_backend(name: str, **options: Any) -> Backend:
         listed = ", ".join(v for v in valid if v != "model")
         raise ConfigError(f"backend {name}: unknown option {key!r}{hint}; valid options: {listed}")
     try:
-        return cls(**options)  # type: ignore[no-any-return]
+        return cls(**options)
     except TypeError as exc:  # a wrong value type that the constructor rejects
         raise ConfigError(f"backend {name}: {exc}") from None
 

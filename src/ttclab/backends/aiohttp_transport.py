@@ -12,7 +12,6 @@ response objects at all (gzip / deflate bodies decoded).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import zlib
 from collections.abc import AsyncIterator
@@ -50,7 +49,7 @@ class _Body(httpx.AsyncByteStream):
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise httpx.ReadTimeout(str(exc) or "read timeout", request=self._request) from exc
         except aiohttp.ClientError as exc:
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=self._request) from exc
@@ -81,7 +80,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             response = await self._client().request(request.method, str(request.url), headers=request.headers.multi_items(),
                                                     data=body, timeout=timeout, allow_redirects=False)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise httpx.ConnectTimeout(str(exc) or "timeout", request=request) from exc
         except aiohttp.ClientConnectorError as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc
@@ -92,7 +91,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return httpx.Response(status_code=response.status, headers=list(response.raw_headers),
                               stream=_Body(response, request), request=request)
 
-    async def post_json(self, url: str, body: Any, headers: Any, timeout_s: float) -> "RawResponse":
+    async def post_json(self, url: str, body: Any, headers: Any, timeout_s: float) -> RawResponse:
         """A JSON POST straight on aiohttp (no httpx objects): status, headers and text.
 
         Raises ``asyncio.TimeoutError`` and ``aiohttp.ClientError`` (the caller maps them as it maps httpx's).

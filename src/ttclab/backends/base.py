@@ -1,8 +1,14 @@
 """The backend contract: one flat, validated ``SamplingParams``, a ``Request``, a ``Completion``.
 
 Backends are async: ``await backend.generate(request, params)`` returns exactly ``params.n``
-completions. A failed call is a ``Completion`` with ``error`` set (and empty text): it is stored as
-an error row and never graded.
+completions. A failed call (a transient HTTP error after its retries, a prompt that does not fit the
+context, a reply without content) is a ``Completion`` with ``error`` set (and empty text): it is stored
+as an error row and never graded. A *permanent* failure -- one that every later call would hit too: a
+refused key (401/403), an unknown model, a model file that does not exist or does not load, nothing
+listening before any request succeeded -- raises :class:`ttclab.errors.BackendError` (one line naming
+the endpoint or file and the fix) instead, so the run stops at once and writes nothing for requests
+never sent. ``generate`` raises nothing else. ``tests/backends/test_backend_contract.py`` checks both
+on every registered backend.
 """
 
 from __future__ import annotations
@@ -11,6 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# the seed rule lives in ttclab.seeds; re-exported here for the engines and older imports
+from ttclab.seeds import SEED_MODULUS as SEED_MODULUS
+from ttclab.seeds import sample_seed as sample_seed
 
 ChatMessage = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 
@@ -42,7 +52,7 @@ class SamplingParams(BaseModel):
             return (value,)
         return tuple(value)
 
-    def with_(self, **changes: Any) -> "SamplingParams":
+    def with_(self, **changes: Any) -> SamplingParams:
         """A copy with some fields changed (validated again)."""
         return SamplingParams.model_validate({**self.model_dump(), **changes})
 
@@ -80,7 +90,7 @@ class Completion:
         return self.error is None
 
     @classmethod
-    def failed(cls, error: str, latency_s: float = 0.0, prompt_tokens: int = 0) -> "Completion":
+    def failed(cls, error: str, latency_s: float = 0.0, prompt_tokens: int = 0) -> Completion:
         return cls(text="", finish_reason="error", prompt_tokens=prompt_tokens, completion_tokens=0,
                    latency_s=latency_s, token_logprobs=None, error=error)
 
@@ -99,14 +109,6 @@ class ModelInfo:
     head_dim: int | None = None
     context_length: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-SEED_MODULUS = 2**31 - 1
-
-
-def sample_seed(base: int | None, j: int) -> int | None:
-    """The seed of sample ``j`` of a request whose seed is ``base`` (the seed rule: ``base + j``)."""
-    return None if base is None else (base + j) % SEED_MODULUS
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,10 @@ class Backend(Protocol):
     name: str
 
     async def generate(self, request: Request, params: SamplingParams) -> list[Completion]:
-        """Exactly ``params.n`` completions for one request (failed ones carry ``error``)."""
+        """Exactly ``params.n`` completions for one request (failed calls carry ``error``).
+
+        Raises :class:`ttclab.errors.BackendError` only for a permanent failure (see the module doc).
+        """
         ...
 
     def info(self) -> ModelInfo:

@@ -323,7 +323,7 @@ class BatchDecoder:
         self.serve()
         if isinstance(box[0], BaseException):
             raise box[0]
-        return box[0]  # type: ignore[no-any-return]
+        return box[0]
 
     # -- the scheduler -------------------------------------------------------------------------
     def serve(self) -> None:

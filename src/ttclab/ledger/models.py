@@ -14,9 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ttclab.errors import DataError
+from ttclab.io import parse_yaml, read_text
 
 _REQUIRED_INT = ("n_layers", "hidden_size", "n_heads", "n_kv_heads", "head_dim", "context")
 
@@ -79,7 +78,7 @@ class ArchTable:
             "add it to a models YAML file (n_params, n_layers, hidden_size, n_heads, n_kv_heads, head_dim, context)"
         )
 
-    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> "ArchTable":
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> ArchTable:
         """A copy with single fields replaced or whole models added (``{"m": {"n_params": 1e9, ...}}``)."""
         models = dict(self.models)
         for name, fields in overrides.items():
@@ -96,7 +95,7 @@ class ArchTable:
     @property
     def _index(self) -> dict[str, str]:
         index: dict[str, str] = {}
-        for name, arch in self.models.items():
+        for name in self.models:
             index[normalise_name(name)] = name
         for name, aliases in self.aliases.items():
             for alias in aliases:
@@ -127,16 +126,13 @@ def load_architectures(name_or_path: str | Path = "models") -> ArchTable:
     """Load the built-in architecture file (``"models"``) or any file of the same shape by path."""
     path = Path(name_or_path)
     if path.exists():
-        text, where = path.read_text(), str(path)
+        text, where = read_text(path, error=DataError), str(path)
     else:
         candidate = resources.files("ttclab.ledger") / "data" / f"{name_or_path}.yaml"
         if not candidate.is_file():
             raise DataError(f"architecture file {name_or_path!r} not found; give a path or the built-in 'models'")
         text, where = candidate.read_text(), f"ttclab:{name_or_path}"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataError(f"{where}: not valid YAML ({exc.__class__.__name__}); fix the file") from None
+    data = parse_yaml(text, where, error=DataError)
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         raise DataError(f"{where}: expected a mapping with a 'models' mapping of model -> architecture fields")
     models: dict[str, ModelArch] = {}

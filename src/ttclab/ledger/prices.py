@@ -21,9 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ttclab.errors import DataError
+from ttclab.io import parse_yaml, read_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +56,7 @@ class PriceTable:
                 "add it to the price file or pass an override"
             ) from None
 
-    def with_overrides(self, overrides: Mapping[str, Mapping[str, float]]) -> "PriceTable":
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, float]]) -> PriceTable:
         prices = dict(self.prices)
         for model, fields in overrides.items():
             base = prices.get(model)
@@ -86,11 +85,8 @@ def load_prices(name_or_path: str | Path) -> PriceTable:
             )
         text, where = candidate.read_text(), f"ttclab:{name_or_path}"
     else:
-        text, where = path.read_text(), str(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataError(f"{where}: not valid YAML ({exc.__class__.__name__}); fix the file") from None
+        text, where = read_text(path, error=DataError), str(path)
+    data = parse_yaml(text, where, error=DataError)
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         raise DataError(f"{where}: expected a mapping with a 'models' mapping of model -> {{input, output}}")
     prices = {str(m): _price(v, f"{where}: models.{m}") for m, v in data["models"].items()}
@@ -100,7 +96,7 @@ def load_prices(name_or_path: str | Path) -> PriceTable:
 def _price(value: Any, where: str) -> Price:
     if not isinstance(value, Mapping) or "output" not in value:
         raise DataError(f"{where}: expected {{input: USD, output: USD}} per 1M tokens")
-    out = {}
+    out: dict[str, float | None] = {}
     for key in ("input", "output", "cached_input"):
         v = value.get(key, 0.0 if key == "input" else None)
         if v is None:
@@ -113,4 +109,7 @@ def _price(value: Any, where: str) -> Price:
         if not v >= 0:
             raise DataError(f"{where}.{key}: price must be >= 0, got {v}")
         out[key] = v
-    return Price(**out)
+    inp, outp = out["input"], out["output"]
+    if inp is None or outp is None:  # input defaults to 0; output is required (checked above)
+        raise DataError(f"{where}: expected {{input: USD, output: USD}} per 1M tokens")
+    return Price(inp, outp, out["cached_input"])

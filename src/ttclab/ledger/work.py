@@ -14,7 +14,6 @@ import numpy as np
 from ttclab.ledger.models import ModelArch
 
 
-
 def context_sum(positions: np.ndarray, window: float | None = None) -> np.ndarray:
     """sum_{t=1}^{S} min(t, window): attended positions over a causal sequence of length S."""
     s = np.asarray(positions, dtype=np.float64)
@@ -30,7 +29,7 @@ def _attended(arch: ModelArch, start: np.ndarray, end: np.ndarray) -> np.ndarray
     if arch.n_local_layers:
         w = arch.sliding_window
         total = total + arch.n_local_layers * (context_sum(end, w) - context_sum(start, w))
-    return total
+    return np.asarray(total)
 
 
 def prefill_flops(arch: ModelArch, prompt_tokens: Any) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""ttclab.market: the test-time compute game (../shared/spec/ttc_games.md) and the reverse auction.
+"""ttclab.market: the test-time compute game (docs/market.md) and the reverse auction.
 
 Pure numpy functions for the maths (:mod:`.economics`, :mod:`.welfare`, :mod:`.equilibrium`,
 :mod:`.auction`), a thin :class:`MarketGame` on top, providers from tables / curves / logs
@@ -7,6 +7,9 @@ Pure numpy functions for the maths (:mod:`.economics`, :mod:`.welfare`, :mod:`.e
 
 from __future__ import annotations
 
+import sys
+
+from ttclab import VerbModule
 from ttclab.market.api import MarketReport, build_game, run_market, run_sweep
 from ttclab.market.auction import AuctionResult, reverse_second_price, run_auction
 from ttclab.market.config import MarketConfig, load_market_config
@@ -22,6 +25,9 @@ from ttclab.market.providers import (
     providers_from_ttc_games_spec,
 )
 from ttclab.market.welfare import optimum, optimum_enumeration
+
+__verb__ = run_market  # ``ttclab.market(config)`` is ``run_market(config)``
+sys.modules[__name__].__class__ = VerbModule
 
 __all__ = [
     "AuctionResult", "MarketConfig", "MarketGame", "MarketParams", "MarketReport", "Provider", "all_equilibria",

@@ -16,7 +16,7 @@ from ttclab.errors import ConfigError
 from ttclab.market.auction import AuctionResult
 from ttclab.market.config import MarketConfig, load_market_config
 from ttclab.market.economics import MarketParams
-from ttclab.market.game import BetaAnalysis, MarketGame
+from ttclab.market.game import SYMBOLS, BetaAnalysis, MarketGame
 from ttclab.market.providers import (
     Provider,
     load_provider_table,
@@ -154,10 +154,10 @@ class MarketReport:
             title=f"the published statistics at the equilibrium reached ({unit}; w = weighted by market share)", digits=4)
         out = [welfare, published]
         for a in self.analyses:
-            rows = [[name, eq, money(v), money(p), s, money(u), opt, s_opt]
-                    for name, eq, v, p, s, u, opt, s_opt in self.provider_rows(a)]
+            prows = [[name, eq, money(v), money(p), s, money(u), opt, s_opt]
+                     for name, eq, v, p, s, u, opt, s_opt in self.provider_rows(a)]
             out.append(Table(["provider", "equilibrium level θ", "net value V = q − p", "price p", "share s", "profit",
-                              "optimal level θ*", "share at optimum"], rows,
+                              "optimal level θ*", "share at optimum"], prows,
                              title=f"β = {_beta(a.beta)}: each provider at the equilibrium reached and at the optimum ({unit})",
                              digits=4, floors={"share s": 1e-6, "share at optimum": 1e-6}))
         ad = self.auction_dict()
@@ -185,19 +185,6 @@ class MarketReport:
         return "\n".join(out)
 
 
-SYMBOLS: dict[str, str] = {
-    "θ": "compute level (samples aggregated, or effort bin)",
-    "β": "user rationality of the logit demand (large β: users pick the best net value)",
-    "q": "quality, the user's dollar value of the answer: α (b + (1 − b) f(accuracy))",
-    "p": "price the user pays per query (output tokens × list price)",
-    "V": "user's net value q − p; wV = Σ s_i V_i (share-weighted), V = mean over providers",
-    "P": "price per query; wP = Σ s_i p_i, P = mean",
-    "U": "provider profit per query p − c; wU = Σ s_i (p_i − c_i), U = mean",
-    "s": "market share (the outside option takes the rest)",
-    "SW": "social welfare Σ s_i (q_i − c_i) at the equilibrium reached; SW* at the welfare optimum",
-    "PoA": "price of anarchy SW* / SW (1 = efficient); inefficiency = (PoA − 1) × 100 %",
-    "PoS": "price of stability: SW* / SW of the best equilibrium (when equilibria are enumerated)",
-}
 
 
 def _beta(b: float) -> str:

@@ -42,7 +42,7 @@ class AuctionResult:
 
     @property
     def bid_w(self) -> np.ndarray:
-        return self.bid_q - self.bid_c
+        return np.asarray(self.bid_q - self.bid_c)
 
     @property
     def winner_name(self) -> str:

@@ -3,7 +3,7 @@
 Example (``configs/market_gsm8k_majority.yaml``)::
 
     name: gsm8k-majority
-    providers: {source: ttc_games_spec, path: ../shared/spec/ttc_games_gsm8k.json, strategy: majority}
+    providers: {source: ttc_games_spec, path: ttc_games_gsm8k, strategy: majority}  # a shipped file, or a path
     prices: ttc_games_gsm8k          # a built-in price file name, or a path
     alpha: 0.008
     value_curve: linear
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ttclab.errors import ConfigError
@@ -50,7 +49,7 @@ class ProvidersSpec(BaseModel):
     levels: list[int] | None = None  # default: powers of two up to N
 
     @model_validator(mode="after")
-    def _needs(self) -> "ProvidersSpec":
+    def _needs(self) -> ProvidersSpec:
         need = {"ttc_games_spec": ("path", "strategy"), "table": ("path",), "curves": ("curves",),
                 "pricing_reversal": ("path", "dataset", "budgets"), "runs": ()}[self.source]
         for key in need:
@@ -67,13 +66,13 @@ class BetaRange(BaseModel):
     points: int = Field(ge=2, le=100_000)
 
     @model_validator(mode="after")
-    def _order(self) -> "BetaRange":
+    def _order(self) -> BetaRange:
         if self.max <= self.min:
             raise ValueError("max must be greater than min")
         return self
 
     def values(self) -> list[float]:
-        return np.logspace(np.log10(self.min), np.log10(self.max), self.points).tolist()
+        return [float(v) for v in np.logspace(np.log10(self.min), np.log10(self.max), self.points)]
 
 
 class SweepSpec(BaseModel):
@@ -138,7 +137,8 @@ class MarketConfig(BaseModel):
 
 def load_market_config(path: str | Path) -> MarketConfig:
     """Read and validate a market config; every problem is one line naming the file and field."""
-    from ttclab.config import format_validation_error, read_yaml_mapping
+    from ttclab.io import read_yaml_mapping
+    from ttclab.tasks.config import format_validation_error
 
     path = Path(path)
     data = read_yaml_mapping(path, "market", "providers, prices, betas")

@@ -1,4 +1,4 @@
-"""Economics of the test-time compute game (``../shared/spec/ttc_games.md``): pure numpy.
+"""Economics of the test-time compute game (``docs/market.md``): pure numpy.
 
 Per provider i and compute level k (arrays of shape ``(n, L)``):
 
@@ -49,7 +49,7 @@ class MarketParams:
         if self.value_curve == "exp" and self.kappa == 0:
             raise ConfigError("kappa: must be non-zero for the exp value curve")
 
-    def with_(self, **changes: object) -> "MarketParams":
+    def with_(self, **changes: object) -> MarketParams:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
@@ -62,7 +62,7 @@ def value_curve(accuracy: np.ndarray, kind: str = "linear", gamma: float = 3.5, 
     if kind == "power":
         return a**gamma
     if kind == "exp":
-        return np.expm1(kappa * a) / np.expm1(kappa)
+        return np.asarray(np.expm1(kappa * a) / np.expm1(kappa))
     raise ConfigError(f"value_curve: {kind!r} is unknown; use one of {', '.join(VALUE_CURVES)}")
 
 
@@ -77,17 +77,17 @@ class Economics:
     @property
     def V(self) -> np.ndarray:  # noqa: N802 - the spec's name
         """User net value q − p."""
-        return self.q - self.p
+        return np.asarray(self.q - self.p)
 
     @property
     def w(self) -> np.ndarray:
         """Welfare created per served query q − c."""
-        return self.q - self.c
+        return np.asarray(self.q - self.c)
 
     @property
     def profit(self) -> np.ndarray:
         """Provider profit per served query p − c."""
-        return self.p - self.c
+        return np.asarray(self.p - self.c)
 
 
 def economics(
@@ -120,18 +120,18 @@ def log_denominator(values: np.ndarray, beta: float, v0: float = 0.0) -> np.ndar
     z = beta * np.asarray(values, dtype=float)
     z0 = beta * v0
     m = np.maximum(z.max(axis=-1), z0)
-    return m + np.log(np.exp(z0 - m) + np.exp(z - m[..., None]).sum(axis=-1))
+    return np.asarray(m + np.log(np.exp(z0 - m) + np.exp(z - m[..., None]).sum(axis=-1)))
 
 
 def log_shares(values: np.ndarray, beta: float, v0: float = 0.0) -> np.ndarray:
     """log s_i for chosen values V (last axis = providers)."""
     z = beta * np.asarray(values, dtype=float)
-    return z - log_denominator(values, beta, v0)[..., None]
+    return np.asarray(z - log_denominator(values, beta, v0)[..., None])
 
 
 def logit_shares(values: np.ndarray, beta: float, v0: float = 0.0) -> np.ndarray:
     """Market shares s_i = e^{βV_i} / (e^{βv₀} + Σ_j e^{βV_j}); they sum to 1 − s₀ < 1."""
-    return np.exp(log_shares(values, beta, v0))
+    return np.asarray(np.exp(log_shares(values, beta, v0)))
 
 
 def outside_share(values: np.ndarray, beta: float, v0: float = 0.0) -> np.ndarray:
@@ -153,20 +153,20 @@ def profile_values(table: np.ndarray, profile: np.ndarray) -> np.ndarray:
 def welfare(eco: Economics, profile: np.ndarray, beta: float, v0: float = 0.0) -> np.ndarray:
     """SW(θ) = Σ_i s_i (q_i − c_i) for a profile or a batch of profiles."""
     V = profile_values(eco.V, profile)
-    return (logit_shares(V, beta, v0) * profile_values(eco.w, profile)).sum(axis=-1)
+    return np.asarray((logit_shares(V, beta, v0) * profile_values(eco.w, profile)).sum(axis=-1))
 
 
 def utilities(eco: Economics, profile: np.ndarray, beta: float, v0: float = 0.0) -> np.ndarray:
     """u_i = s_i (p_i − c_i)."""
     V = profile_values(eco.V, profile)
-    return logit_shares(V, beta, v0) * profile_values(eco.profit, profile)
+    return np.asarray(logit_shares(V, beta, v0) * profile_values(eco.profit, profile))
 
 
 def potential(eco: Economics, profile: np.ndarray, beta: float, v0: float = 0.0) -> np.ndarray:
     """Φ(θ) = Σ log(p_i − c_i) + β Σ V_i − log(e^{βv₀} + Σ e^{βV_j}); −inf if some profit is 0."""
     V = profile_values(eco.V, profile)
     lp = _log_profit(profile_values(eco.profit, profile)).sum(axis=-1)
-    return lp + beta * V.sum(axis=-1) - log_denominator(V, beta, v0)
+    return np.asarray(lp + beta * V.sum(axis=-1) - log_denominator(V, beta, v0))
 
 
 def lse_excluding(z: np.ndarray, z0: float) -> np.ndarray:
@@ -178,7 +178,7 @@ def lse_excluding(z: np.ndarray, z0: float) -> np.ndarray:
     suffix = (
         np.concatenate([np.logaddexp.accumulate(z[..., :0:-1], axis=-1)[..., ::-1], neg], axis=-1) if n > 1 else neg
     )
-    return np.logaddexp(np.logaddexp(prefix, suffix), z0)
+    return np.asarray(np.logaddexp(np.logaddexp(prefix, suffix), z0))
 
 
 def deviation_log_utilities(eco: Economics, profile: np.ndarray, beta: float, v0: float = 0.0) -> np.ndarray:
@@ -186,4 +186,4 @@ def deviation_log_utilities(eco: Economics, profile: np.ndarray, beta: float, v0
     V = profile_values(eco.V, profile)
     others = lse_excluding(beta * V, beta * v0)  # (..., n)
     zk = beta * eco.V  # (n, L)
-    return _log_profit(eco.profit) + zk - np.logaddexp(others[..., None], zk)
+    return np.asarray(_log_profit(eco.profit) + zk - np.logaddexp(others[..., None], zk))

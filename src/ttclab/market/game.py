@@ -101,7 +101,7 @@ class MarketGame:
 
     @classmethod
     def from_economics(cls, q: np.ndarray, p: np.ndarray, c: np.ndarray, names: Sequence[str] | None = None,
-                       v0: float = 0.0) -> "MarketGame":
+                       v0: float = 0.0) -> MarketGame:
         """A game straight from quality / price / cost tables (n, L) — for random games and tests."""
         self = cls.__new__(cls)
         q, p, c = (np.asarray(a, dtype=float) for a in (q, p, c))
@@ -112,7 +112,7 @@ class MarketGame:
         self.eco = Economics(q=q, p=p, c=c)
         return self
 
-    def with_params(self, **changes: Any) -> "MarketGame":
+    def with_params(self, **changes: Any) -> MarketGame:
         """The same providers under changed market parameters (margin, alpha, value_curve, ...)."""
         if not self.providers:
             raise ConfigError("this game was built from economics tables; it has no providers to re-price")
@@ -121,7 +121,7 @@ class MarketGame:
     # -- the pure functions, bound --------------------------------------------------------------
     @property
     def n(self) -> int:
-        return self.eco.V.shape[0]
+        return int(self.eco.V.shape[0])
 
     @property
     def v0(self) -> float:
@@ -198,3 +198,19 @@ class MarketGame:
             poa=poa, inefficiency_pct=(poa - 1.0) * 100.0, equilibria=eqs, equilibria_welfare=sws,
             poa_worst=poa_worst, pos=pos,
         )
+
+
+#: The paper's symbols, as the market text and the HTML page explain them.
+SYMBOLS: dict[str, str] = {
+    "θ": "compute level (samples aggregated, or effort bin)",
+    "β": "user rationality of the logit demand (large β: users pick the best net value)",
+    "q": "quality, the user's dollar value of the answer: α (b + (1 − b) f(accuracy))",
+    "p": "price the user pays per query (output tokens × list price)",
+    "V": "user's net value q − p; wV = Σ s_i V_i (share-weighted), V = mean over providers",
+    "P": "price per query; wP = Σ s_i p_i, P = mean",
+    "U": "provider profit per query p − c; wU = Σ s_i (p_i − c_i), U = mean",
+    "s": "market share (the outside option takes the rest)",
+    "SW": "social welfare Σ s_i (q_i − c_i) at the equilibrium reached; SW* at the welfare optimum",
+    "PoA": "price of anarchy SW* / SW (1 = efficient); inefficiency = (PoA − 1) × 100 %",
+    "PoS": "price of stability: SW* / SW of the best equilibrium (when equilibria are enumerated)",
+}

@@ -20,13 +20,15 @@ import lzma
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ttclab.errors import ConfigError, DataError
+from ttclab.io import parse_json, read_text, read_yaml
 from ttclab.ledger.prices import PriceTable, load_prices
 
 
@@ -179,18 +181,18 @@ def load_provider_table(path: str | Path, prices: PriceTable | str | Path | None
     if not path.is_file():
         raise DataError(f"{path}: provider table not found; give the path of a .yaml, .json or .csv table")
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            with path.open(newline="") as fh:
-                data: Any = list(csv.DictReader(fh))
-        elif suffix == ".json":
-            data = json.loads(path.read_text())
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(path.read_text())
-        else:
-            raise DataError(f"{path}: unknown table format {suffix!r}; use .yaml, .json or .csv")
-    except (json.JSONDecodeError, yaml.YAMLError, csv.Error, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot parse the table ({exc.__class__.__name__}); fix the file") from None
+    data: Any
+    if suffix == ".csv":
+        try:
+            data = list(csv.DictReader(StringIO(read_text(path, error=DataError), newline="")))
+        except csv.Error as exc:
+            raise DataError(f"{path}: cannot parse the CSV table ({exc}); fix the file") from None
+    elif suffix == ".json":
+        data = parse_json(read_text(path, error=DataError), str(path))
+    elif suffix in (".yaml", ".yml"):
+        data = read_yaml(path, error=DataError)
+    else:
+        raise DataError(f"{path}: unknown table format {suffix!r}; use .yaml, .json or .csv")
     if isinstance(data, Mapping) and "providers" in data:
         data = data["providers"]
     if isinstance(data, list):
@@ -211,6 +213,7 @@ def load_provider_table(path: str | Path, prices: PriceTable | str | Path | None
         for key, val in (("levels", cur.get("levels")), ("accuracy", acc), ("tokens", cur.get("tokens"))):
             if val is None:
                 raise DataError(f"{where}: missing {key!r}; give levels, accuracy (fractions) and tokens per level")
+        assert acc is not None  # checked just above
         model = str(cur.get("model") or name)
         price = cur.get("price")
         if price is None or (isinstance(price, str) and not price.strip()):
@@ -265,6 +268,25 @@ def _rows_to_curves(rows: list[Any], where: str) -> dict[str, dict[str, Any]]:
 TTC_STRATEGIES = ("majority", "best-of-n", "relative_efforts")
 
 
+def builtin_specs() -> list[str]:
+    """Names of the provider-curve files shipped in ``ttclab/market/data`` (e.g. ``ttc_games_gsm8k``)."""
+    folder = resources.files("ttclab.market") / "data"
+    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def spec_text(path: str | Path) -> tuple[str, str]:
+    """The text of a ``ttc_games_*.json`` file and how to name it: a path, or a shipped file by name."""
+    p = Path(path)
+    if p.is_file() or len(p.parts) != 1:
+        return read_text(p, error=DataError, missing="give the path of a ttc_games_*.json file or the name of a "
+                         f"shipped one ({', '.join(builtin_specs())})"), str(p)
+    name = p.name.removesuffix(".json")
+    if name not in builtin_specs():
+        raise DataError(f"{p}: no such file and no shipped provider curves of that name; "
+                        f"use one of: {', '.join(builtin_specs())}")
+    return (resources.files("ttclab.market") / "data" / f"{name}.json").read_text(encoding="utf-8"), f"ttclab:{name}"
+
+
 def providers_from_ttc_games_spec(
     path: str | Path,
     strategy: str,
@@ -279,13 +301,8 @@ def providers_from_ttc_games_spec(
     or ``per_sample`` (θ × ``mean_output_tokens_per_sample``); both reproduce the published numbers.
     Output prices come from the price file (``ttc_games_gsm8k`` ships the published ones).
     """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found; give the path of ttc_games_gsm8k.json (../shared/spec/)") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (line {exc.lineno}); fix the file") from None
+    text, where = spec_text(path)
+    data = parse_json(text, where)
     if strategy not in TTC_STRATEGIES:
         raise ConfigError(f"providers.strategy: {strategy!r} is unknown; use one of {', '.join(TTC_STRATEGIES)}")
     if tokens not in ("tokens_at_theta", "per_sample"):
@@ -348,7 +365,8 @@ def providers_from_pricing_reversal(
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: traj_pricing_reversal folder not found; set providers.path to ../shared/data/traj_pricing_reversal")
+        raise DataError(f"{root}: traj_pricing_reversal folder not found; "
+                        "set providers.path to ../shared/data/traj_pricing_reversal")
     if dataset not in PRICING_REVERSAL_PREFIX:
         raise ConfigError(f"providers.dataset: {dataset!r} is unknown; use one of {', '.join(PRICING_REVERSAL_PREFIX)}")
     caps = _array(budgets, "providers.budgets")
@@ -357,19 +375,23 @@ def providers_from_pricing_reversal(
     table = _price_table(prices)
     prefix = PRICING_REVERSAL_PREFIX[dataset]
     files = sorted((root / "consolidated").glob(f"{prefix}-*.json.xz"))
-    available = {f.name[len(prefix) + 1: -len(".json.xz")]: f for f in files}
+    available = {f.name[len(prefix) + 1 : -len(".json.xz")]: f for f in files}
     if not available:
         raise DataError(f"{root / 'consolidated'}: no {prefix}-*.json.xz files; check providers.path")
     names = list(models) if models else sorted(available)
     out = []
     for name in names:
         if name not in available:
-            raise ConfigError(f"providers.models: {name!r} has no {dataset} file; available: {', '.join(sorted(available))}")
+            raise ConfigError(
+                f"providers.models: {name!r} has no {dataset} file; available: {', '.join(sorted(available))}"
+            )
         try:
             with lzma.open(available[name], "rt") as fh:
                 records = json.load(fh)["records"]
         except (OSError, lzma.LZMAError, json.JSONDecodeError, KeyError) as exc:
-            raise DataError(f"{available[name]}: cannot read records ({exc.__class__.__name__}); the file is corrupt") from None
+            raise DataError(
+                f"{available[name]}: cannot read records ({exc.__class__.__name__}); the file is corrupt"
+            ) from None
         score = np.array([_record_number(r, "score", available[name]) for r in records])
         comp = np.array([_record_number(r, "completion_tokens", available[name]) for r in records])
         prompt = np.array([_record_number(r, "prompt_tokens", available[name]) for r in records])
@@ -378,10 +400,16 @@ def providers_from_pricing_reversal(
         tok = np.minimum(comp[None, :], caps[:, None]).mean(axis=1)
         price = table.get(name)
         fixed = float(prompt.mean() * price.input / 1e6) if include_input else 0.0
-        meta = {"questions": int(score.size), "logged_accuracy": float(score.mean()),
-                "logged_completion_tokens": float(comp.mean())}
-        out.append(make_provider(name, caps, acc, tok, price.output, input_usd=fixed, model=name,
-                                 where=str(available[name]), meta=meta))
+        meta = {
+            "questions": int(score.size),
+            "logged_accuracy": float(score.mean()),
+            "logged_completion_tokens": float(comp.mean()),
+        }
+        out.append(
+            make_provider(
+                name, caps, acc, tok, price.output, input_usd=fixed, model=name, where=str(available[name]), meta=meta
+            )
+        )
     check_providers(out, str(root))
     return out
 

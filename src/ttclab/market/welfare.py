@@ -48,7 +48,7 @@ def _log_gaps(z: np.ndarray, w: np.ndarray, prof: np.ndarray, z0: float) -> tupl
         top = x.max(axis=2)
         safe = np.where(np.isfinite(top), top, 0.0)
         with np.errstate(divide="ignore"):
-            return safe + np.log(np.exp(x - safe[:, :, None]).sum(axis=2))
+            return np.asarray(safe + np.log(np.exp(x - safe[:, :, None]).sum(axis=2)))
 
     pos, neg = lse(signs > 0), lse(signs < 0)
     sign = np.where(pos > neg, 1.0, np.where(neg > pos, -1.0, 0.0))
@@ -99,7 +99,7 @@ def _argmax_levels(z: np.ndarray, sign: np.ndarray, mag: np.ndarray) -> np.ndarr
     key_neg = np.where(sign < 0, -(z + mag), np.where(sign == 0, np.inf, -np.inf))
     best_pos = np.argmax(key_pos, axis=-1)
     best_neg = np.argmax(key_neg, axis=-1)
-    return np.where(pos.any(axis=-1), best_pos, best_neg)
+    return np.asarray(np.where(pos.any(axis=-1), best_pos, best_neg))
 
 
 def optimum(eco: Economics, beta: float, v0: float = 0.0, max_iter: int = 100) -> Optimum:

@@ -31,7 +31,7 @@ class Spend:
     total_tokens: float = 0
     usd: float = 0.0
 
-    def add(self, other: "Spend", sign: int = 1) -> None:
+    def add(self, other: Spend, sign: int = 1) -> None:
         self.calls += sign * other.calls
         self.completion_tokens += sign * other.completion_tokens
         self.total_tokens += sign * other.total_tokens

@@ -20,14 +20,13 @@ original.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,14 +35,21 @@ import numpy as np
 from ttclab.backends.base import Backend, Completion, Request, SamplingParams
 from ttclab.errors import BackendError
 from ttclab.online.budget import Budget, Spend
-from ttclab.online.journal import TableLog, read_table
+from ttclab.online.journal import read_table
 from ttclab.online.templates import Prompt, Template
-from ttclab.sampling import _consecutive, derive_seed
+from ttclab.sampling import _consecutive
+from ttclab.seeds import derive_seed
 
 #: Errors that no retry fixes (bad key, forbidden, unknown model or route): the run stops.
 _PERMANENT = re.compile(r"^HTTP (401|403|404)\b")
 _CACHE_COLUMNS = ["run_id", "call_id", "text", "finish_reason", "prompt_tokens", "completion_tokens", "latency_s",
                   "token_logprobs", "value", "error"]
+
+
+class RowLog(Protocol):
+    """Where call rows go: a run's :class:`~ttclab.online.journal.TableLog`, or any sink with ``add``."""
+
+    def add(self, row: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -67,13 +73,18 @@ class CallResult:
 
 
 class QuestionLike(Protocol):
-    index: int
-    question_id: str
-    budget: Budget
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def question_id(self) -> str: ...
+
+    @property
+    def budget(self) -> Budget: ...
 
     def next_occurrence(self, content: str, n: int) -> int: ...
 
-    def account(self, result: "CallResult") -> None: ...
+    def account(self, result: CallResult) -> None: ...
 
 
 @dataclass
@@ -98,7 +109,7 @@ class CallCache:
         self._rows: dict[str, tuple[str, CallResult]] = {}
 
     @classmethod
-    def load(cls, root: Path, model: str | None = None) -> "CallCache":
+    def load(cls, root: Path, model: str | None = None) -> CallCache:
         """Finished calls of every pipeline run under ``root`` (only ``model``'s when given)."""
         import pyarrow.compute as pc
 
@@ -168,7 +179,7 @@ def _f32(values: Sequence[float] | None) -> tuple[float, ...] | None:
 class Caller:
     """Sends a run's model calls (budgeted, seeded, cached, stored). One per pipeline run."""
 
-    def __init__(self, backend: Backend, *, model: str, run_id: str, log: TableLog, cache: CallCache,
+    def __init__(self, backend: Backend, *, model: str, run_id: str, log: RowLog, cache: CallCache,
                  seed: int, stats: CallStats | None = None, own: set[str] | None = None) -> None:
         self.backend = backend
         self.model = model
@@ -329,7 +340,7 @@ class Caller:
         prompt_tokens = sum(r.prompt_tokens for r in results if r.ok)
         completion_tokens = sum(r.completion_tokens for r in results if r.ok)
         q.budget.settle(call.reserve, prompt_tokens, completion_tokens, len(results))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for r, source, seed in zip(results, sources, call.seeds):
             q.account(r)
             self.stats.calls += 1
@@ -368,7 +379,7 @@ class Caller:
     def cancel(self, call: PreparedCall, reason: str) -> None:
         """A prepared call that was started and then cancelled (first-finish): released, stored as error rows."""
         call.question.budget.settle(call.reserve, 0, 0, 0)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for cid, seed in zip(call.call_ids, call.seeds):
             self.log.add({
                 "run_id": self.run_id, "call_id": cid, "question_index": call.question.index,

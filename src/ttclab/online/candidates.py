@@ -8,7 +8,7 @@ a ``score`` and ``feedback``; every candidate of a question is stored when the q
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -41,7 +41,7 @@ class Candidate:
             "step_id": self.step_id, "kind": self.kind, "parent_ids": list(self.parents),
             "call_ids": list(self.call_ids), "text": self.text, "answer": self.answer, "verdict": self.verdict,
             "correct": self.correct if self.verdict is not None else None, "score": self.score,
-            "complete": self.complete, "feedback": self.feedback, "created_at": datetime.now(timezone.utc),
+            "complete": self.complete, "feedback": self.feedback, "created_at": datetime.now(UTC),
         }
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ def _decode(line: str) -> dict[str, Any] | None:
         return None
     ts = row.get(_TS)
     if isinstance(ts, (int, float)):
-        row[_TS] = datetime.fromtimestamp(ts, tz=timezone.utc)
+        row[_TS] = datetime.fromtimestamp(ts, tz=UTC)
     return row
 
 

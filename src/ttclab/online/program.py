@@ -7,7 +7,6 @@ execution (got 'slef')``.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -29,15 +28,19 @@ from ttclab.online.steps.reflect import CritiqueSpec, ReviseSpec
 from ttclab.online.steps.score import ScoreSpec
 from ttclab.online.steps.search import BeamSearchSpec, DVTSSpec
 from ttclab.online.steps.select import FuseSpec, SelectSpec
+from ttclab.registry import Registry
 from ttclab.tasks.config import TaskConfig, format_validation_error
 
 #: op name -> step spec class: the primitives and the compositions built on them.
-OPS: dict[str, type[StepSpec]] = {
+OPS: Registry[type[StepSpec]] = Registry("op")
+_BUILTIN_OPS: dict[str, type[StepSpec]] = {
     "generate": GenerateSpec, "extend": ExtendSpec, "inject": InjectSpec, "copy": CopySpec,
     "critique": CritiqueSpec, "revise": ReviseSpec, "score": ScoreSpec, "select": SelectSpec, "fuse": FuseSpec,
     "repeat": RepeatSpec, "beam_search": BeamSearchSpec, "dvts": DVTSSpec, "budget_force": BudgetForcingSpec,
     "deepconf": DeepConfSpec,
 }
+for _op, _spec in _BUILTIN_OPS.items():
+    OPS.register(_op, _spec)
 
 
 class PipelineSpec(BaseModel):
@@ -132,9 +135,7 @@ def parse_step(data: Any, index_path: str, source: str) -> StepSpec:
     if op is None:
         raise ConfigError(f"{where}: op: required; choose one of: {', '.join(OPS)}")
     if op not in OPS:
-        close = difflib.get_close_matches(str(op), list(OPS), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise ConfigError(f"{where}: op: unknown op {op!r}; {hint}choose one of: {', '.join(OPS)}")
+        raise OPS.unknown(op, f"{where}: op")
     body = dict(data)
     children = body.pop("steps", None) if op == "repeat" else None
     if op == "repeat":
@@ -142,7 +143,7 @@ def parse_step(data: Any, index_path: str, source: str) -> StepSpec:
             raise ConfigError(f"{where}: steps: a repeat needs a non-empty list of steps")
         body["steps"] = [parse_step(c, f"{index_path}.steps[{i}]", source) for i, c in enumerate(children)]
     try:
-        return OPS[op].model_validate(body)
+        return OPS.get(op).model_validate(body)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, where).replace(": (top level): ", ": ", 1)) from None
 

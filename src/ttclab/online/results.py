@@ -125,8 +125,15 @@ def pipeline_ledgers(run: Run, spec: Any = None) -> list[Any]:
     memory and USD are NaN with a note when the model's data is not at hand.
     """
     from ttclab.errors import DataError
-    from ttclab.ledger.costs import (COST_FIELDS, CostSpec, StrategyLedger, decode_flops, decode_kv_read_bytes,
-                                     kv_bytes_per_token, prefill_flops)
+    from ttclab.ledger.costs import (
+        COST_FIELDS,
+        CostSpec,
+        StrategyLedger,
+        decode_flops,
+        decode_kv_read_bytes,
+        kv_bytes_per_token,
+        prefill_flops,
+    )
 
     spec = spec or CostSpec()
     out = pipeline_outcome(run)

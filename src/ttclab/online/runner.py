@@ -25,18 +25,17 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ttclab import __version__
 from ttclab.backends import create_backend
 from ttclab.config import OPERATIONAL_OPTIONS, ModelSpec, read_yaml_mapping
 from ttclab.errors import ConfigError, StoreError
 from ttclab.online.budget import Budget, BudgetExhausted
-from ttclab.online.calls import Caller, CallCache, CallStats
+from ttclab.online.calls import CallCache, Caller, CallStats
 from ttclab.online.candidates import Candidate
 from ttclab.online.journal import TableLog, compact_table, read_table
 from ttclab.online.program import Pipeline, load_pipeline, run_steps
@@ -46,7 +45,8 @@ from ttclab.online.steps.select import vote_winners
 from ttclab.online.templates import builtin_template, chat_format, default_format
 from ttclab.sampling import prepare_run
 from ttclab.store.reader import Run, store_root
-from ttclab.store.schema import PIPELINE_TABLES, SCHEMA_VERSION
+from ttclab.store.rows import run_meta, sample_row
+from ttclab.store.schema import PIPELINE_TABLES
 from ttclab.store.writer import META_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json
 from ttclab.tasks.base import Question
 
@@ -199,19 +199,17 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     spec = pipe.spec
     oracle = pipe.uses_oracle()
     label = f"{pipe.name} ({spec.model.display})"
-    meta = {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "kind": "pipeline",
-        "created_at": datetime.now(timezone.utc).isoformat(), "ttclab_version": __version__,
-        "name": pipe.name, "identity": identity,
-        "pipeline": {"name": pipe.name, "file": pipe.source, "description": spec.description, "oracle": oracle,
-                     "steps": pipe.describe_steps(), "seed": spec.seed, "final": spec.final,
-                     "budget": spec.budget.model_dump(mode="json") if spec.budget else None},
-        "model": {"name": spec.model.name, "label": label, "backend": spec.model.backend, "llm": spec.model.display},
-        "task": task.describe() | {"name": task.name}, "verifier": getattr(verifier, "name", ""),
-        "samples": 1, "n_questions": len(questions), "prices": spec.prices,
-        "samples_semantics": "one row per question: the pipeline's final answer; prompt/completion tokens and "
-                             "latency are the question's totals over all its calls",
-    }
+    meta = run_meta(
+        run_id, kind="pipeline", name=pipe.name, identity=identity,
+        pipeline={"name": pipe.name, "file": pipe.source, "description": spec.description, "oracle": oracle,
+                  "steps": pipe.describe_steps(), "seed": spec.seed, "final": spec.final,
+                  "budget": spec.budget.model_dump(mode="json") if spec.budget else None},
+        model={"name": spec.model.name, "label": label, "backend": spec.model.backend, "llm": spec.model.display},
+        task=task.describe() | {"name": task.name}, verifier=getattr(verifier, "name", ""),
+        samples=1, n_questions=len(questions), prices=spec.prices,
+        samples_semantics="one row per question: the pipeline's final answer; prompt/completion tokens and "
+                          "latency are the question's totals over all its calls",
+    )
     solve = builtin_template("solve")
     prepare_run(run_dir, meta, questions, lambda q: solve.messages(question=q.question))
     finished = _finished_questions(run_dir)
@@ -268,7 +266,7 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     finished_now = _finished_questions(run_dir)
     final = {**Run(run_dir).meta, "status": "complete" if len(finished_now) == len(questions) else "incomplete",
              "model": meta["model"] | {"info": dataclasses.asdict(backend.info())},
-             "finished_at": datetime.now(timezone.utc).isoformat()}
+             "finished_at": datetime.now(UTC).isoformat()}
     atomic_write_json(run_dir / META_FILE, final)
     return PipelineRunResult(Run(run_dir), pipe.name, stats, len(questions), len(todo), len(finished),
                              counts["failed"], accuracy, time.perf_counter() - started)
@@ -300,14 +298,15 @@ async def run_question(pipe: Pipeline, ctx: RunContext, question: Question, inde
     if final is None and error is None:  # e.g. a budget too small for a single candidate: the pipeline abstains
         q.note("no candidate: the program ended without one (abstains; graded as unparseable)")
     ok = final is not None and error is None
+    final = final if ok else None
     row = {
         "run_id": ctx.caller.run_id, "question_index": index, "question_id": question.id,
-        "candidate_id": final.id if ok else None, "text": final.text if ok else None,
-        "answer": final.answer if ok else None,
-        "verdict": "error" if error else (final.verdict or "unparseable") if ok else "unparseable",
-        "correct": bool(ok and final.correct), "n_calls": q.calls, "prompt_tokens": q.prompt_tokens,
+        "candidate_id": final.id if final is not None else None, "text": final.text if final is not None else None,
+        "answer": final.answer if final is not None else None,
+        "verdict": "error" if error else (final.verdict or "unparseable") if final is not None else "unparseable",
+        "correct": bool(final is not None and final.correct), "n_calls": q.calls, "prompt_tokens": q.prompt_tokens,
         "completion_tokens": q.completion_tokens, "latency_s": q.latency_s, "wall_s": time.perf_counter() - t0,
-        "notes": "; ".join(q.notes) or None, "error": error, "created_at": datetime.now(timezone.utc),
+        "notes": "; ".join(q.notes) or None, "error": error, "created_at": datetime.now(UTC),
     }
     logs["results"].add(row)
     return row
@@ -336,17 +335,15 @@ def write_samples(run_dir: Path, run_id: str, label: str, questions: list[Questi
     rows = []
     for qi, q in enumerate(questions):
         r = by_index.get(qi)
-        if r is None:
+        if r is None or r["verdict"] == "unlabelled":  # served traffic without a reference: not a graded sample
             continue
-        rows.append({
-            "run_id": run_id, "model": label, "question_id": q.id, "question_index": qi, "sample_index": 0,
-            "text": r["text"], "finish_reason": "error" if r["verdict"] == "error" else "stop",
-            "prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"],
-            "latency_s": r["latency_s"], "token_logprobs": None, "mean_logprob": None, "error": r["error"],
-            "answer": r["answer"], "verdict": r["verdict"], "correct": bool(r["correct"]),
-            "verify_reason": r["notes"] or r["error"], "reward": None, "seed": None,
-            "created_at": datetime.now(timezone.utc),
-        })
+        rows.append(sample_row(
+            run_id=run_id, model=label, question_id=q.id, question_index=qi, sample_index=0,
+            text=r["text"], finish_reason="error" if r["verdict"] == "error" else "stop",
+            prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"],
+            latency_s=r["latency_s"], error=r["error"], answer=r["answer"], verdict=r["verdict"],
+            correct=bool(r["correct"]), verify_reason=r["notes"] or r["error"],
+        ))
     old = sorted((run_dir / SAMPLES_DIR).glob("part-*.parquet")) if (run_dir / SAMPLES_DIR).is_dir() else []
     writer = SampleWriter(run_dir, flush_rows=10**9, flush_seconds=1e9)
     writer.add(rows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ from ttclab.online.budget import Budget
 from ttclab.online.calls import Caller, CallResult
 from ttclab.online.candidates import Candidate
 from ttclab.online.templates import ChatFormat, Prompt, Template
-from ttclab.sampling import derive_seed
+from ttclab.seeds import derive_seed
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict, Verifier
 
@@ -80,7 +80,7 @@ class QuestionState:
     completion_tokens: int = 0
     latency_s: float = 0.0
     _occurrences: dict[str, int] = field(default_factory=dict)
-    _verdicts: dict[str, Any] = field(default_factory=dict)
+    _verdicts: dict[str, Verdict] = field(default_factory=dict)
     _seq: int = 0
 
     def __post_init__(self) -> None:
@@ -155,5 +155,5 @@ class QuestionState:
             "run_id": self.caller.run_id, "judgment_id": f"q{self.index}-j{len(self.judgments)}",
             "question_index": self.index, "step_id": step_id, "kind": kind, "method": method,
             "candidate_ids": list(candidate_ids), "value": value, "chosen": chosen, "position": position,
-            "parsed": parsed, "call_ids": [r.call_id for r in calls], "created_at": datetime.now(timezone.utc),
+            "parsed": parsed, "call_ids": [r.call_id for r in calls], "created_at": datetime.now(UTC),
         })

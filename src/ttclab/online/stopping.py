@@ -41,7 +41,7 @@ def window_consensus(answers: Sequence[str | None], size: int) -> bool:
     return len(tail) == size and tail[0] is not None and all(a == tail[0] for a in tail)
 
 
-def sliding_means(logprobs: Sequence[float], window: int) -> np.ndarray:
+def sliding_means(logprobs: Sequence[float] | np.ndarray, window: int) -> np.ndarray:
     """Mean log-prob of every window of ``window`` consecutive tokens (one value when shorter)."""
     x = np.asarray(logprobs, dtype=np.float64)
     if x.size == 0:

@@ -21,9 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ttclab.errors import ConfigError
+from ttclab.io import parse_yaml, read_yaml
 
 ChatMessage = dict[str, str]
 Prompt = str | tuple[ChatMessage, ...]
@@ -115,7 +114,7 @@ def builtin_template(name: str) -> Template:
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ConfigError(f"unknown prompt template {name!r}; {hint}built-in: {', '.join(names)}")
-    return _from_mapping(yaml.safe_load(file.read_text()), f"template {name}", name)
+    return _from_mapping(parse_yaml(file.read_text(), f"ttclab:{name}"), f"template {name}", name)
 
 
 def resolve_template(spec: Any, default: str, where: str, base_dir: Path | None = None) -> Template:
@@ -129,12 +128,9 @@ def resolve_template(spec: Any, default: str, where: str, base_dir: Path | None 
     if isinstance(spec, str):
         if spec.endswith((".yaml", ".yml")):
             path = Path(spec) if base_dir is None or Path(spec).is_absolute() else base_dir / spec
-            try:
-                data = yaml.safe_load(path.read_text())
-            except FileNotFoundError:
-                raise ConfigError(f"{where}: template file {path} not found") from None
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"{where}: template file {path} is not valid YAML ({exc.__class__.__name__})") from None
+            if not path.is_file():
+                raise ConfigError(f"{where}: template file {path} not found")
+            data = read_yaml(path)
             if not isinstance(data, dict):
                 raise ConfigError(f"{where}: template file {path} must be a mapping with a 'user' string")
             return _from_mapping(data, f"{where} ({path.name})", path.stem)
@@ -185,7 +181,7 @@ class ChatFormat:
 
 @cache
 def _formats() -> dict[str, Any]:
-    return yaml.safe_load((resources.files("ttclab.online") / "prompts" / "formats.yaml").read_text())
+    return parse_yaml((resources.files("ttclab.online") / "prompts" / "formats.yaml").read_text(), "ttclab:formats")
 
 
 def chat_format(name: str) -> ChatFormat:

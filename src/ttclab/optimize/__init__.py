@@ -6,3 +6,11 @@
 - ``difficulty``: difficulty bins (oracle or held-out) and the per-bin optimal policy;
 - ``saturation``: saturating-curve fits and the budget beyond which doubling compute stops paying.
 """
+
+import sys
+
+from ttclab import VerbModule
+
+# ``ttclab.optimize(ev)`` is the optimize verb (a higher layer: named here, imported on first call)
+__verb__ = "ttclab.analysis.optimize:optimize"
+sys.modules[__name__].__class__ = VerbModule

@@ -27,12 +27,16 @@ class Curves:
     accuracy: np.ndarray
     cost: np.ndarray
     unit: str = ""
-    se: np.ndarray | None = None  # standard error of each accuracy (0 when unknown)
-    mc_se: np.ndarray | None = None  # its Monte-Carlo part (resampled estimators; 0 for exact ones)
-    exact: np.ndarray | None = None  # each accuracy is an exact expectation (True when unknown)
-    same_as: np.ndarray | None = None  # the exact strategy a point equals ("" when none)
-    ci_low: np.ndarray | None = None
-    ci_high: np.ndarray | None = None
+    # Optional on construction (None: the default below), always arrays afterwards (__post_init__ fills them):
+    # se: standard error of each accuracy (0 when unknown); mc_se: its Monte-Carlo part (resampled estimators,
+    # 0 for exact ones); exact: each accuracy is an exact expectation (True when unknown); same_as: the exact
+    # strategy a point equals ("" when none); ci_low / ci_high: the confidence interval (NaN when unknown).
+    se: np.ndarray = None  # type: ignore[assignment]
+    mc_se: np.ndarray = None  # type: ignore[assignment]
+    exact: np.ndarray = None  # type: ignore[assignment]
+    same_as: np.ndarray = None  # type: ignore[assignment]
+    ci_low: np.ndarray = None  # type: ignore[assignment]
+    ci_high: np.ndarray = None  # type: ignore[assignment]
 
     _OPTIONAL = ("se", "mc_se", "exact", "same_as", "ci_low", "ci_high")
 
@@ -57,7 +61,7 @@ class Curves:
         model: Any = "",
         k: Any = None,
         unit: str = "",
-    ) -> "Curves":
+    ) -> Curves:
         """Build from plain arrays; scalar ``strategy``/``model`` apply to every point, ``k`` defaults to 1..n."""
         acc = np.asarray(accuracy, dtype=np.float64).ravel()
         n = acc.size
@@ -71,7 +75,7 @@ class Curves:
         return cls(col(model, object), col(strategy, object), kk, acc, cst, unit)
 
     @classmethod
-    def from_summary(cls, summary: Any, unit: str) -> "Curves":
+    def from_summary(cls, summary: Any, unit: str) -> Curves:
         """From :func:`ttclab.ledger.costs.summarize` output, a pyarrow Table or a pandas DataFrame."""
         column = unit_column(unit)
 
@@ -87,7 +91,7 @@ class Curves:
                     return np.asarray(values.to_numpy())
             return np.asarray(values)
 
-        def optional(name: str, dtype: Any) -> np.ndarray | None:
+        def optional(name: str, dtype: Any) -> Any:  # None: the default fill
             try:
                 return get(name).astype(dtype)
             except DataError:
@@ -102,7 +106,7 @@ class Curves:
         )
 
     @classmethod
-    def from_ledgers(cls, ledgers: Iterable[StrategyLedger], unit: str, mask: np.ndarray | None = None) -> "Curves":
+    def from_ledgers(cls, ledgers: Iterable[StrategyLedger], unit: str, mask: np.ndarray | None = None) -> Curves:
         """Average the ledgers over the questions in ``mask`` (all if None) and keep one unit."""
         return cls.from_summary(summarize(list(ledgers), mask=mask), unit)
 
@@ -114,13 +118,13 @@ class Curves:
         """(n,) points with a finite accuracy and a finite, non-negative cost."""
         return np.isfinite(self.accuracy) & np.isfinite(self.cost) & (self.cost >= 0)
 
-    def select(self, mask: np.ndarray) -> "Curves":
+    def select(self, mask: np.ndarray) -> Curves:
         mask = np.asarray(mask)
         extra = {name: getattr(self, name)[mask] for name in self._OPTIONAL}
         return Curves(self.model[mask], self.strategy[mask], self.k[mask], self.accuracy[mask], self.cost[mask],
                       self.unit, **extra)
 
-    def where(self, *, model: str | None = None, strategy: str | None = None) -> "Curves":
+    def where(self, *, model: str | None = None, strategy: str | None = None) -> Curves:
         """The points of one model and/or one strategy."""
         keep = np.ones(len(self), dtype=bool)
         if model is not None:

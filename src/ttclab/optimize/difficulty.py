@@ -256,9 +256,9 @@ def optimal_by_bin(
             cost_total += n * cost
         s_acc, s_cost = measured(-1, s_model, s_strategy, s_k) if s_model else (np.nan, np.nan)
         p_acc = acc_total / n_all if n_all else np.nan
-        values = (float(budget), n_all, p_acc, cost_total / n_all if n_all else np.nan, s_model, s_strategy, s_k,
+        totals = (float(budget), n_all, p_acc, cost_total / n_all if n_all else np.nan, s_model, s_strategy, s_k,
                   s_acc, s_cost, p_acc - s_acc, "; ".join(reasons))
-        for col, v in zip(pol_cols, values):
+        for col, v in zip(pol_cols, totals):
             policy[col].append(v)
     text = {"difficulty", "model", "strategy", "ties", "single_model", "single_strategy", "reason"}
     as_arrays = lambda cols: {c: np.asarray(v, dtype=object if c in text else None) for c, v in cols.items()}  # noqa: E731

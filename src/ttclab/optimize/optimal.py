@@ -194,7 +194,8 @@ def efficiency_ratio(
     base = pool.where(strategy=baseline)
     if len(base) == 0:
         known = ", ".join(sorted({str(s) for s in pool.strategy})) or "none"
-        raise ConfigError(f"baseline strategy {baseline!r} has no points{f' for model {model!r}' if model else ''}; known: {known}")
+        for_model = f" for model {model!r}" if model else ""
+        raise ConfigError(f"baseline strategy {baseline!r} has no points{for_model}; known: {known}")
     if not base.valid.any():
         raise DataError(f"baseline strategy {baseline!r} has no point with a finite accuracy and cost")
     if targets is None:
@@ -203,8 +204,19 @@ def efficiency_ratio(
     base_cost = cost_to_reach(base.cost, base.accuracy, targets)
     opt_cost = cost_to_reach(pool.cost, pool.accuracy, targets)
     front = pareto_frontier(pool)
-    cols: dict[str, list[Any]] = {c: [] for c in (
-        "target_accuracy", "baseline_cost", "optimal_cost", "ratio", "optimal_model", "optimal_strategy", "optimal_k", "reason")}
+    cols: dict[str, list[Any]] = {
+        c: []
+        for c in (
+            "target_accuracy",
+            "baseline_cost",
+            "optimal_cost",
+            "ratio",
+            "optimal_model",
+            "optimal_strategy",
+            "optimal_k",
+            "reason",
+        )
+    }
     best_base = np.nanmax(base.accuracy[base.valid])
     best_all = np.nanmax(pool.accuracy[pool.valid])
     for t, target in enumerate(targets):
@@ -228,4 +240,7 @@ def efficiency_ratio(
         cols["optimal_strategy"].append(str(front.strategy[i]) if i is not None else "")
         cols["optimal_k"].append(int(front.k[i]) if i is not None else -1)
         cols["reason"].append(reason)
-    return {c: np.asarray(v, dtype=object if c in ("optimal_model", "optimal_strategy", "reason") else None) for c, v in cols.items()}
+    return {
+        c: np.asarray(v, dtype=object if c in ("optimal_model", "optimal_strategy", "reason") else None)
+        for c, v in cols.items()
+    }

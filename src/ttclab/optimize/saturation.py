@@ -114,7 +114,10 @@ def fit_saturation(
         return SaturationFit(model, strategy, "flat", params, {"a": 0.0, "b": 0.0}, 0.0, int(cost.size), epsilon,
                              float(cost[0]), False, cost_range, "", (*notes, "flat curve: accuracy does not change with compute"))
     if np.unique(cost).size < MIN_POINTS:
-        return failed(f"need at least {MIN_POINTS} points with distinct positive costs and finite accuracy to fit 3 parameters, got {np.unique(cost).size}")
+        return failed(
+            f"need at least {MIN_POINTS} points with distinct positive costs and finite accuracy "
+            f"to fit 3 parameters, got {np.unique(cost).size}"
+        )
 
     c0 = float(cost[0])
     with warnings.catch_warnings(record=True) as caught:
@@ -123,11 +126,15 @@ def fit_saturation(
             if form == "power":
                 x = cost / c0
                 p0 = (min(float(acc.max()) + 0.01, 1.0), max(float(acc.max() - acc[0]), 1e-3), 0.5)
-                popt, pcov = curve_fit(_power, x, acc, p0=p0, bounds=([0.0, -np.inf, 1e-6], [1.0, np.inf, 10.0]), maxfev=20000)
+                popt, pcov = curve_fit(
+                    _power, x, acc, p0=p0, bounds=([0.0, -np.inf, 1e-6], [1.0, np.inf, 10.0]), maxfev=20000
+                )
             else:
                 lc = np.log(cost)
                 p0 = (min(float(acc.max()) + 0.01, 1.0), 1.0, float(np.median(lc)))
-                popt, pcov = curve_fit(_logistic, lc, acc, p0=p0, bounds=([0.0, 1e-6, -np.inf], [1.0, 100.0, np.inf]), maxfev=20000)
+                popt, pcov = curve_fit(
+                    _logistic, lc, acc, p0=p0, bounds=([0.0, 1e-6, -np.inf], [1.0, 100.0, np.inf]), maxfev=20000
+                )
         except (RuntimeError, ValueError) as exc:
             return failed(f"curve_fit did not converge ({exc.__class__.__name__}: {str(exc).splitlines()[0][:80]})")
     params = dict(zip(names, map(float, popt)))
@@ -142,8 +149,21 @@ def fit_saturation(
     c_star, why = _saturation_cost(form, params, epsilon, float(cost[0]))
     if why:
         notes.append(why)
-    return SaturationFit(model, strategy, form, params, param_se, rmse, int(cost.size), epsilon, c_star,
-                         bool(c_star > cost[-1]), cost_range, "", tuple(notes))
+    return SaturationFit(
+        model,
+        strategy,
+        form,
+        params,
+        param_se,
+        rmse,
+        int(cost.size),
+        epsilon,
+        c_star,
+        bool(c_star > cost[-1]),
+        cost_range,
+        "",
+        tuple(notes),
+    )
 
 
 def _saturation_cost(form: str, params: dict[str, float], epsilon: float, lowest: float) -> tuple[float, str]:
@@ -182,15 +202,45 @@ def saturation_points(curves: Curves, *, form: str = "power", epsilon: float = 0
 
 def saturation_table(fits: list[SaturationFit]) -> dict[str, np.ndarray]:
     """One row per fit: model, strategy, form, parameters and their standard errors, rmse, C*, reason."""
-    names = ("model", "strategy", "form", "a", "b_or_s", "c_or_m", "a_se", "b_or_s_se", "c_or_m_se", "c0",
-             "rmse", "n_points", "epsilon", "saturation_cost", "extrapolated", "reason")
+    names = (
+        "model",
+        "strategy",
+        "form",
+        "a",
+        "b_or_s",
+        "c_or_m",
+        "a_se",
+        "b_or_s_se",
+        "c_or_m_se",
+        "c0",
+        "rmse",
+        "n_points",
+        "epsilon",
+        "saturation_cost",
+        "extrapolated",
+        "reason",
+    )
     cols: dict[str, list[Any]] = {n: [] for n in names}
     for f in fits:
         second, third = ("b", "c") if f.form in ("power", "flat") else ("s", "m")
-        values = (f.model, f.strategy, f.form, f.params.get("a", math.nan), f.params.get(second, math.nan),
-                  f.params.get(third, math.nan), f.param_se.get("a", math.nan), f.param_se.get(second, math.nan),
-                  f.param_se.get(third, math.nan), f.params.get("c0", math.nan), f.rmse, f.n_points, f.epsilon,
-                  f.saturation_cost, f.extrapolated, "; ".join(filter(None, (f.reason, *f.notes))))
+        values = (
+            f.model,
+            f.strategy,
+            f.form,
+            f.params.get("a", math.nan),
+            f.params.get(second, math.nan),
+            f.params.get(third, math.nan),
+            f.param_se.get("a", math.nan),
+            f.param_se.get(second, math.nan),
+            f.param_se.get(third, math.nan),
+            f.params.get("c0", math.nan),
+            f.rmse,
+            f.n_points,
+            f.epsilon,
+            f.saturation_cost,
+            f.extrapolated,
+            "; ".join(filter(None, (f.reason, *f.notes))),
+        )
         for n, v in zip(names, values):
             cols[n].append(v)
     text = {"model", "strategy", "form", "reason"}
@@ -217,14 +267,25 @@ def saturation_findings(fits: list[SaturationFit]) -> tuple[list[dict[str, Any]]
             finding = "extrapolated: the fitted curve never saturates"
         elif f.extrapolated:
             ratio = f.saturation_cost / hi
-            finding = (f"extrapolated: the fit would saturate {ratio:,.0f}x beyond the largest budget measured "
-                       f"({_num(hi)}); not a finding")
+            finding = (
+                f"extrapolated: the fit would saturate {ratio:,.0f}x beyond the largest budget measured "
+                f"({_num(hi)}); not a finding"
+            )
         else:
             finding = f"saturates at {_num(f.saturation_cost)} (measured {_num(lo)}–{_num(hi)})"
-        rows.append({"model": f.model, "strategy": f.strategy, "form": f.form,
-                     "asymptote": f.params.get("a", math.nan), "rmse": f.rmse, "n_points": f.n_points,
-                     "saturation_cost": f.saturation_cost if not f.extrapolated else math.nan,
-                     "within_data": bool(np.isfinite(f.saturation_cost) and not f.extrapolated), "finding": finding})
+        rows.append(
+            {
+                "model": f.model,
+                "strategy": f.strategy,
+                "form": f.form,
+                "asymptote": f.params.get("a", math.nan),
+                "rmse": f.rmse,
+                "n_points": f.n_points,
+                "saturation_cost": f.saturation_cost if not f.extrapolated else math.nan,
+                "within_data": bool(np.isfinite(f.saturation_cost) and not f.extrapolated),
+                "finding": finding,
+            }
+        )
     notes = []
     for model, items in failed.items():
         reasons = list(dict.fromkeys(r for _, r in items))

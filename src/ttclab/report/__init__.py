@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+
+from ttclab import VerbModule
 
 
 def write_report(*args: Any, **kwargs: Any) -> Any:
@@ -11,5 +14,8 @@ def write_report(*args: Any, **kwargs: Any) -> Any:
 
     return _write(*args, **kwargs)
 
+
+__verb__ = write_report  # ``ttclab.report(...)`` is ``write_report(...)``
+sys.modules[__name__].__class__ = VerbModule
 
 __all__ = ["write_report"]

@@ -198,10 +198,13 @@ def _runs_html(runs: Table, links: dict[str, str]) -> str:
     shown = Table(runs.headers[:-1], [r[:-1] for r in runs.rows], decimals=dict(runs.decimals))
     block = shown.html(caption="runs (truncated %: samples that hit max_tokens)")
     for run_id, href in links.items():
-        block = re.sub(f"(<td[^>]*>){re.escape(html.escape(run_id))}</td>",
-                       lambda m: f'{m.group(1)}<a href="{html.escape(href)}">{html.escape(run_id)}</a></td>', block, count=1)
-    return block
+        anchor = f'<a href="{html.escape(href)}">{html.escape(run_id)}</a></td>'
 
+        def link(m: re.Match[str], anchor: str = anchor) -> str:
+            return m.group(1) + anchor
+
+        block = re.sub(f"(<td[^>]*>){re.escape(html.escape(run_id))}</td>", link, block, count=1)
+    return block
 
 
 __all__ = ["write_report"]

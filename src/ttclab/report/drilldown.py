@@ -22,8 +22,10 @@ PAGE_CSS = """
 .filters input{border:1px solid var(--line);border-radius:14px;padding:.2rem .7rem;font:inherit;min-width:14rem}
 article.q{border:1px solid var(--line);border-radius:8px;padding:.6rem .9rem;margin:.9rem 0}
 article.q h3{margin:.1rem 0 .4rem;font-size:1rem}
-.qtext{white-space:pre-wrap;background:var(--soft);padding:.5rem .7rem;border-radius:6px;font-size:.9rem;max-height:16rem;overflow:auto}
-.hist{display:grid;grid-template-columns:minmax(4rem,max-content) 1fr max-content;gap:.15rem .6rem;font-size:.82rem;margin:.5rem 0;max-width:44rem}
+.qtext{white-space:pre-wrap;background:var(--soft);padding:.5rem
+.7rem;border-radius:6px;font-size:.9rem;max-height:16rem;overflow:auto}
+.hist{display:grid;grid-template-columns:minmax(4rem,max-content) 1fr max-content;gap:.15rem
+.6rem;font-size:.82rem;margin:.5rem 0;max-width:44rem}
 .hist .bar{height:.9rem;border-radius:3px;background:#c9cfdb;align-self:center}
 .hist .bar.ok{background:#4caf70}.hist .ans{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:16rem}
 details.s{border:none;border-left:3px solid #c9cfdb;border-radius:0;margin:.25rem 0;padding:.05rem .6rem}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,21 +63,21 @@ class Section:
     def anchor(self) -> str:
         return "".join(c if c.isalnum() else "-" for c in self.title.lower()).strip("-")
 
-    def text(self, paragraph: str, note: bool = False, warn: bool = False) -> "Section":
+    def text(self, paragraph: str, note: bool = False, warn: bool = False) -> Section:
         cls = ' class="warn"' if warn else (' class="note"' if note else "")
         self.blocks.append(f"<p{cls}>{html.escape(paragraph)}</p>")
         return self
 
-    def notes(self, items: list[str]) -> "Section":
+    def notes(self, items: list[str]) -> Section:
         if items:
             self.blocks.append('<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in items) + "</ul>")
         return self
 
-    def raw(self, fragment: str) -> "Section":
+    def raw(self, fragment: str) -> Section:
         self.blocks.append(fragment)
         return self
 
-    def table(self, table: Table, summary: str | None = None, caption: str = "", open_: bool = False) -> "Section":
+    def table(self, table: Table, summary: str | None = None, caption: str = "", open_: bool = False) -> Section:
         """A table; with ``summary`` it is collapsed in a ``<details>`` (open when ``open_``)."""
         block = table.html(caption=caption, collapsed=summary)
         if summary is not None and open_:
@@ -85,7 +85,7 @@ class Section:
         self.blocks.append(block)
         return self
 
-    def figure(self, fig: Any, name: str, caption: str = "") -> "Section":
+    def figure(self, fig: Any, name: str, caption: str = "") -> Section:
         """Inline a matplotlib figure as SVG; also save ``name``.png and ``name``.svg in the figure folder."""
         self.blocks.append(figure_html(fig, name, caption, self.figure_dir))
         return self
@@ -134,7 +134,7 @@ class Report:
 
     def render(self) -> str:
         nav = "".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in self.sections)
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         meta = " · ".join([f"ttclab {__version__}", stamp, *map(html.escape, self.meta)])
         body = "".join(f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>{"".join(s.blocks)}</section>'
                        for s in self.sections)

@@ -23,7 +23,7 @@ FIGURE_CAPTIONS = {
 
 
 def _legend(report: Any) -> str:
-    from ttclab.market.api import SYMBOLS
+    from ttclab.market.game import SYMBOLS
 
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in SYMBOLS.items())
     return f"<details><summary>symbols (the paper's terms)</summary><dl class='legend'>{items}</dl></details>"

@@ -26,7 +26,7 @@ UNIT_LABELS = {
 
 MODEL_COLORS = ("#1f5fa8", "#d2581e", "#2e8b3a", "#8e44ad", "#b8860b", "#c0392b", "#16a085", "#555555")
 
-STRATEGY_STYLES: dict[str, tuple[str, str]] = {  # marker, line style
+STRATEGY_STYLES: dict[str, tuple[str, Any]] = {  # marker, line style (a name or a dash pattern)
     "majority": ("o", "-"), "esc": ("s", "--"), "adaptive_consistency": ("D", "-."),
     "weighted_confidence": ("^", ":"), "weighted_reward": ("v", (0, (5, 1.5, 1, 1.5))),
     "best_of_n": ("P", (0, (3, 1, 1, 1, 1, 1))), "shortest_of_k": ("X", (0, (1, 1))),

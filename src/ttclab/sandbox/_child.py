@@ -14,6 +14,7 @@ the status pipe (JSON lines): first how it isolated, last the worker's wait stat
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -324,8 +325,9 @@ def _worker(cfg: dict, info: dict, status_fd: int, harness=None) -> None:
         if info["notes"]:
             _report(status_fd, {"notes": info["notes"]})
         os.close(status_fd)
-        sys.stdout.reconfigure(encoding="utf-8", errors="backslashreplace")
-        sys.stderr.reconfigure(encoding="utf-8", errors="backslashreplace")
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(encoding="utf-8", errors="backslashreplace")
         if cfg["mode"] == "tests":
             code = harness.run_harness(files["program.py"], json.loads(files["tests.json"]), int(cfg["result_fd"]))
         else:

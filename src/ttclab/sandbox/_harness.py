@@ -104,7 +104,10 @@ def run_harness(program: str, tests: list[dict], result_fd: int) -> int:
     import builtins
 
     out = os.fdopen(result_fd, "w", buffering=1, encoding="utf-8")
-    send = lambda obj: (out.write(json.dumps(obj) + "\n"), out.flush())  # noqa: E731
+    def send(obj: object) -> None:
+        out.write(json.dumps(obj) + "\n")
+        out.flush()
+
     signal.signal(signal.SIGALRM, _alarm)
     ns: dict = {"__name__": "__candidate__", "__builtins__": builtins}
     sources = {"program.py": program}
@@ -144,6 +147,8 @@ def run_harness(program: str, tests: list[dict], result_fd: int) -> int:
                 scope["candidate"] = candidate
                 actual = eval(compile(test["input_source"], "input", "eval"), scope)
                 if isinstance(actual, tuple) and test.get("input_is_args"):
+                    if not callable(candidate):
+                        raise NameError("the test calls the entry point but the case names none")
                     actual = candidate(*actual)
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 expected = eval(compile(test["expected_source"], "expected", "eval"), scope)

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from ttclab.errors import ConfigError
 from ttclab.sandbox import _child
-from ttclab.sandbox.types import ExecResult, SandboxLimits, TestCase, TestReport, TestResult
+from ttclab.sandbox.types import ExecResult, Reason, SandboxLimits, TestCase, TestReport, TestResult
 
 IsolationMode = Literal["auto", "netns", "audit-hook"]
 _CHILD = Path(_child.__file__).resolve()
@@ -279,7 +279,7 @@ def _exited(pid: int) -> bool:
 
 def _group_members(pgid: int) -> list[int]:
     """Processes of the process group ``pgid`` (from /proc; empty where there is none)."""
-    out = []
+    out: list[int] = []
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -390,14 +390,27 @@ def _last_exception(stderr: str) -> tuple[str, str]:
     """The type and message of the last line of a Python traceback in ``stderr``."""
     for line in reversed(stderr.strip().splitlines()[-5:]):
         m = _LAST_LINE.match(line.strip())
-        if m and (m.group("type").endswith(("Error", "error", "Exception", "Exit", "Interrupt")) or m.group("type") == "MemoryError"):
+        kind = m.group("type") if m else ""
+        if m and (kind.endswith(("Error", "error", "Exception", "Exit", "Interrupt")) or kind == "MemoryError"):
             return m.group("type").rsplit(".", 1)[-1], (m.group("msg") or "")
     return "", ""
 
 
-def _classify(returncode: int, messages: dict[str, Any], timed_out: bool, flooded: list[str], stdout: str,
-              stderr: str, limits: SandboxLimits, wall: float, cpu: float, stdout_trunc: bool, stderr_trunc: bool,
-              workdir: str, pid: int) -> ExecResult:
+def _classify(
+    returncode: int,
+    messages: dict[str, Any],
+    timed_out: bool,
+    flooded: list[str],
+    stdout: str,
+    stderr: str,
+    limits: SandboxLimits,
+    wall: float,
+    cpu: float,
+    stdout_trunc: bool,
+    stderr_trunc: bool,
+    workdir: str,
+    pid: int,
+) -> ExecResult:
     info = messages.get("info") or {}
     notes = tuple(str(n) for n in [info.get("note"), *(messages.get("notes") or [])] if n)
     exit_code: int | None = None
@@ -410,6 +423,7 @@ def _classify(returncode: int, messages: dict[str, Any], timed_out: bool, floode
     else:
         exit_code = returncode
     detail = ""
+    reason: Reason
     if "setup_error" in messages:
         reason, detail = "sandbox_error", str(messages["setup_error"])
     elif flooded:
@@ -427,7 +441,10 @@ def _classify(returncode: int, messages: dict[str, Any], timed_out: bool, floode
         elif sig == signal.SIGXFSZ:
             reason, detail = "file_size", f"a file reached the {limits.max_file_mb} MB limit"
         else:
-            reason, detail = "killed", f"killed by signal {signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig}"
+            reason, detail = (
+                "killed",
+                f"killed by signal {signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig}",
+            )
     elif exit_code == 0:
         reason = "ok"
     elif exit_code == _child.EXIT_MEMORY:
@@ -436,13 +453,28 @@ def _classify(returncode: int, messages: dict[str, Any], timed_out: bool, floode
         reason, detail = _error_reason(stderr, limits)
         detail = detail or f"exit code {exit_code}"
     return ExecResult(
-        ok=reason == "ok", exit_code=exit_code, signal=sig, stdout=stdout, stderr=stderr, timed_out=timed_out,
-        reason=reason, isolation=info.get("isolation", "audit-hook"), wall_s=wall, detail=detail,
-        filesystem=info.get("filesystem", "audit-hook"), cpu_s=cpu, stdout_truncated=stdout_trunc,
-        stderr_truncated=stderr_trunc, uid=info.get("uid"), pid=pid, workdir=workdir, notes=notes)
+        ok=reason == "ok",
+        exit_code=exit_code,
+        signal=sig,
+        stdout=stdout,
+        stderr=stderr,
+        timed_out=timed_out,
+        reason=reason,
+        isolation=info.get("isolation", "audit-hook"),
+        wall_s=wall,
+        detail=detail,
+        filesystem=info.get("filesystem", "audit-hook"),
+        cpu_s=cpu,
+        stdout_truncated=stdout_trunc,
+        stderr_truncated=stderr_trunc,
+        uid=info.get("uid"),
+        pid=pid,
+        workdir=workdir,
+        notes=notes,
+    )
 
 
-def _error_reason(stderr: str, limits: SandboxLimits) -> tuple[str, str]:
+def _error_reason(stderr: str, limits: SandboxLimits) -> tuple[Reason, str]:
     kind, msg = _last_exception(stderr)
     text = f"{kind}: {msg}".strip(": ") if kind else ""
     if kind == "MemoryError":
@@ -456,5 +488,8 @@ def _error_reason(stderr: str, limits: SandboxLimits) -> tuple[str, str]:
     # fork() failed at the process limit; with many processes writing at once the tracebacks
     # interleave, so look for the signature anywhere, not only in the last line.
     if (kind == "BlockingIOError" and "[Errno 11]" in msg) or "BlockingIOError: [Errno 11]" in stderr:
-        return "processes", f"BlockingIOError: [Errno 11] Resource temporarily unavailable (limit {limits.max_processes} processes)"
+        return (
+            "processes",
+            f"BlockingIOError: [Errno 11] Resource temporarily unavailable (limit {limits.max_processes} processes)",
+        )
     return "error", text

@@ -198,7 +198,8 @@ class TestReport:
             what = f"{failure.input} was not run: {failure.message}"
         elif kind == "AssertionError":
             line = failure.expected or failure.input
-            what = f"assertion failed: {line}" + (f" ({failure.message})" if failure.message not in ("", "AssertionError") else "")
+            message = f" ({failure.message})" if failure.message not in ("", "AssertionError") else ""
+            what = f"assertion failed: {line}{message}"
         else:
             what = f"{failure.input} raised {failure.message or kind}"
             if failure.expected:

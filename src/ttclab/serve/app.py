@@ -30,8 +30,16 @@ from typing import Any
 from ttclab.errors import ConfigError
 from ttclab.serve.config import ServeConfig
 from ttclab.serve.gateway import ChoiceOutcome, Gateway, Job, usage_of
-from ttclab.serve.protocol import APIError, ChatRequest, CompletionRequest, chat_response, chunk, \
-    completion_response, parse_request, usage_chunk
+from ttclab.serve.protocol import (
+    APIError,
+    ChatRequest,
+    CompletionRequest,
+    chat_response,
+    chunk,
+    completion_response,
+    parse_request,
+    usage_chunk,
+)
 
 log = logging.getLogger("ttclab.serve")
 _JSON = [(b"content-type", b"application/json")]
@@ -184,7 +192,11 @@ class ServeApp:
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
-            message = await receive()
+            try:
+                message = await receive()
+            except asyncio.CancelledError:  # Ctrl-C while uvicorn shuts down: a quiet exit, no traceback
+                await self.shutdown()
+                return
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
@@ -302,7 +314,7 @@ class ServeApp:
             return
         try:
             outcomes = work.result()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise APIError(504, f"the request took longer than {self.config.limits.timeout_s:g} s "
                                 "(limits.timeout_s)", type="server_error", code="timeout") from None
         _raise_failed(outcomes)
@@ -380,7 +392,7 @@ class ServeApp:
                     return
                 try:
                     kind, i, value = await asyncio.wait_for(queue.get(), min(self.config.limits.keepalive_s, left))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
                 if kind == "delta":

@@ -30,16 +30,16 @@ from ttclab.backends.base import Backend, SamplingParams
 from ttclab.config import ModelSpec
 from ttclab.errors import BackendError, ConfigError, DataError
 from ttclab.online.budget import Budget, BudgetExhausted, Limit
-from ttclab.online.calls import Caller, CallCache
+from ttclab.online.calls import CallCache, Caller
 from ttclab.online.program import run_steps
 from ttclab.online.runner import choose_final, model_identity
 from ttclab.online.state import QuestionState, RunContext
 from ttclab.online.steps.base import QuestionFailed, StepSpec
 from ttclab.online.templates import Prompt, Template, chat_format, default_format
+from ttclab.seeds import SEED_MODULUS
 from ttclab.serve.config import ServeConfig
 from ttclab.serve.protocol import APIError
-from ttclab.serve.strategies import PipelineSource, Plan, compile_steps, parse_alias, plan_from_ttc, plan_samples, \
-    strategy_steps
+from ttclab.serve.strategies import PipelineSource, Plan, compile_steps, parse_alias, plan_from_ttc, plan_samples, strategy_steps
 from ttclab.tasks.base import Question
 
 #: Sampling fields a request may set (OpenAI names) and their SamplingParams names.
@@ -317,7 +317,7 @@ class Gateway:
             SamplingParams.model_validate(sampling)
         except Exception as exc:  # a config default out of range
             raise APIError(400, f"sampling: {exc.errors()[0]['msg']}") from None  # type: ignore[attr-defined]
-        seed = req.seed if req.seed is not None else int(self.rng.integers(0, 2**31 - 1))
+        seed = req.seed if req.seed is not None else int(self.rng.integers(0, SEED_MODULUS))
         job = Job(rid, served, plan, chat, prompts, n, sampling, seed, req.ttc.reference if req.ttc else None, endpoint)
         job.fmt = served.completion_format()
         job.final = self.pipelines[plan.pipeline or ""].check.spec.final if plan.strategy == "pipeline" else plan.final
@@ -354,7 +354,7 @@ class Gateway:
         q.budget.push(Limit(calls=limits.max_calls, total_tokens=limits.max_total_tokens))
         return q
 
-    def _bare(self) -> "BareQuestion":
+    def _bare(self) -> BareQuestion:
         limits = self.config.limits
         q = BareQuestion(Budget(None))
         q.budget.push(Limit(calls=limits.max_calls, total_tokens=limits.max_total_tokens))
@@ -530,7 +530,7 @@ def usage_of(gw: Gateway, job: Job, outcomes: list[ChoiceOutcome], wall_s: float
         flops = float(prefill_flops(arch, cp).sum() + decode_flops(arch, cp, cd).sum())
     price = gw.price(job.served)
     usd = float(price.cost(p, d)) if price is not None else None
-    choices = []
+    choices: list[dict[str, Any]] = []
     for o in outcomes:
         answers = Counter(c.answer for c in o.candidates if c.answer is not None and c.kind not in ("copied", "injected"))
         choices.append({"index": o.index, "answer": o.answer, "candidates": sum(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ class RecordedRun:
         questions = [Question(q["question_id"], q["question"] or "", q["gold"] or "") for q in self.questions]
         write_samples(self.dir, self.run_id, self.meta["model"]["label"], questions)
         meta = {**self.meta, "n_questions": len(self.questions), "status": "running",
-                "updated_at": datetime.now(timezone.utc).isoformat()}
+                "updated_at": datetime.now(UTC).isoformat()}
         atomic_write_json(self.dir / META_FILE, meta)
         self.dirty = False
 
@@ -90,7 +90,7 @@ class RecordedRun:
         for name in PIPELINE_TABLES:
             compact_table(self.dir, name)
         atomic_write_json(self.dir / META_FILE, {**self.meta, "n_questions": len(self.questions), "status": "complete",
-                                                  "finished_at": datetime.now(timezone.utc).isoformat()})
+                                                  "finished_at": datetime.now(UTC).isoformat()})
         fcntl.flock(self._lock, fcntl.LOCK_UN)
         self._lock.close()
 
@@ -132,7 +132,7 @@ class Recording:
             "prompt_tokens": sum(int(r["prompt_tokens"] or 0) for r in rows),
             "completion_tokens": sum(int(r["completion_tokens"] or 0) for r in rows),
             "latency_s": sum(float(r["latency_s"] or 0.0) for r in rows), "wall_s": None,
-            "notes": "; ".join(q.notes) or None, "error": outcome.error, "created_at": datetime.now(timezone.utc),
+            "notes": "; ".join(q.notes) or None, "error": outcome.error, "created_at": datetime.now(UTC),
         })
         self.run.dirty = True
 
@@ -160,7 +160,7 @@ class Recorder:
             model_label = f"{served.name} ({label})"
             meta = {
                 "schema_version": SCHEMA_VERSION, "run_id": run_id, "kind": "pipeline", "name": f"serve {label}",
-                "created_at": datetime.now(timezone.utc).isoformat(), "ttclab_version": __version__,
+                "created_at": datetime.now(UTC).isoformat(), "ttclab_version": __version__,
                 "identity": identity, "source": "ttclab serve",
                 "pipeline": {"name": label, "file": None, "description": f"ttclab serve traffic ({label})",
                              "oracle": False, "steps": [], "seed": None, "final": job.final, "budget": None},

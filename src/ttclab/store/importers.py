@@ -33,22 +33,22 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
-import json
 import lzma
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from ttclab import __version__
 from ttclab.errors import DataError, TTCLabError
-from ttclab.store.reader import Run, store_root
-from ttclab.store.schema import SAMPLES_SCHEMA, SCHEMA_VERSION
+from ttclab.io import iter_jsonl
 from ttclab.store.integrity import MANIFEST_FILE, run_lock
+from ttclab.store.reader import Run, store_root
+from ttclab.store.rows import QuestionRow, run_meta, sample_row
+from ttclab.store.schema import SAMPLES_SCHEMA
 from ttclab.store.writer import META_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json, write_questions
 from ttclab.tasks.base import Question
 
@@ -123,15 +123,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); not a strategic-ttc JSONL file") from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg}); fix or remove the line") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}:{lineno}: expected a JSON object per line")
+    for lineno, obj in iter_jsonl(text.splitlines(), str(path)):
         for key in ("qid", "answers", "correct"):
             if key not in obj:
                 raise DataError(f"{path}:{lineno}: no field {key!r}; not a strategic-ttc run file")
@@ -148,7 +140,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def canonical_answer(raw: str | None) -> str | None:
     """The voting form of an answer: a plain number canonically (``2/4`` -> ``0.5``), otherwise the
     answer without presentation (``$``, ``\\text{}``, ``**``, a final period), case-folded."""
-    from ttclab.verify.extract import clean_answer
+    from ttclab.extract import clean_answer
     from ttclab.verify.math import plain_value
     from ttclab.verify.numeric import canonical_number
 
@@ -162,7 +154,7 @@ def canonical_answer(raw: str | None) -> str | None:
 
 def _answer_of(text: str | None, explanation: str | None) -> str | None:
     """The sample's prediction: from the explanation (``boxed='18'``), else extracted from its text."""
-    from ttclab.verify.extract import final_answer, last_line, last_number
+    from ttclab.extract import final_answer, last_line, last_number
 
     match = _EXPLANATION_PRED.match(explanation or "")
     if match and match.group(1).strip():
@@ -203,15 +195,15 @@ def import_strategic_ttc(
         from ttclab.verify.registry import get_verifier
 
         check = get_verifier(verifier)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     questions, rows, not_reverified = [], [], []
     for qi, (lineno, rec) in enumerate(records):
         truths = rec.get("ground_truths") or []
         gold = str(truths[0]) if truths else ""
         q = Question(id=str(rec["qid"]), question=str(rec.get("prompt") or ""), gold=gold,
                      metadata={"source": "strategic-ttc", "line": lineno, "meta": rec.get("question_meta")})
-        questions.append({"question_index": qi, "question_id": q.id, "question": q.question, "prompt": q.question,
-                          "gold": gold, "difficulty": None, "metadata": json.dumps(q.metadata, default=str)})
+        questions.append(QuestionRow(question_index=qi, question_id=q.id, question=q.question, prompt=q.question,
+                                     gold=gold, metadata=q.metadata).as_dict())
         n = len(rec["answers"])
         explanations = rec.get("explanations") or [None] * n
         tokens = rec.get("num_tokens") or [None] * n
@@ -237,14 +229,13 @@ def import_strategic_ttc(
                 reason = str(expl) if expl else "correctness from the file"
                 if check is not None:
                     reason = f"not re-verified ({not_reverified[-1]['reason']}); {reason}"
-            rows.append({
-                "run_id": run_id, "model": model_name, "question_id": q.id, "question_index": qi, "sample_index": si,
-                "text": None if text is None else str(text), "finish_reason": None, "prompt_tokens": None,
-                "completion_tokens": _total(tok) if tok is not None else None, "latency_s": None,
-                "token_logprobs": None, "mean_logprob": None, "error": None, "answer": answer, "verdict": status,
-                "correct": bool(correct), "verify_reason": reason, "reward": None if reward is None else float(reward),
-                "seed": None, "created_at": now,
-            })
+            rows.append(sample_row(
+                run_id=run_id, model=model_name, question_id=q.id, question_index=qi, sample_index=si,
+                text=None if text is None else str(text),
+                completion_tokens=_total(tok) if tok is not None else None, answer=answer, verdict=status,
+                correct=bool(correct), verify_reason=reason, reward=None if reward is None else float(reward),
+                created_at=now,
+            ))
     meta = _meta(run_id, now, model_name, task_name, path, digest, "strategic-ttc",
                  samples=max(len(r["answers"]) for _, r in records), n_questions=len(records))
     meta["source"]["verdicts"] = verifier or "file"
@@ -314,9 +305,9 @@ def import_counts(
         raise DataError(f"{path}: line {problems.index('') + 2}: column 'problem' is empty")
     n = _whole_numbers(path, table, "n")
     correct = _whole_numbers(path, table, "correct")
-    for i in np.flatnonzero((correct > n) | (n == 0)):
-        what = "n must be >= 1" if n[i] == 0 else f"correct {correct[i]} is more than n {n[i]}"
-        raise DataError(f"{path}: line {i + 2}: {what} (problem {problems[i]!r})")
+    for bad in np.flatnonzero((correct > n) | (n == 0)):
+        what = "n must be >= 1" if n[bad] == 0 else f"correct {correct[bad]} is more than n {n[bad]}"
+        raise DataError(f"{path}: line {bad + 2}: {what} (problem {problems[bad]!r})")
     difficulty = np.full(len(problems), np.nan)
     if "difficulty" in table.column_names:
         try:
@@ -341,7 +332,7 @@ def import_counts(
             seen[problems[i]] = i
     task_name = task or _stem(path)
     runs = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for m, idx in groups.items():
         run_id = f"counts-{_slug(task_name)}-{_slug(m)}-{digest}"
         run_dir = store_root(store) / run_id
@@ -349,9 +340,9 @@ def import_counts(
             runs.append(Run(run_dir))
             continue
         rng = np.random.default_rng([seed, int(digest or "0", 16)])
-        questions = [{"question_index": qi, "question_id": problems[i], "question": None, "prompt": None, "gold": None,
-                      "difficulty": None if np.isnan(difficulty[i]) else float(difficulty[i]),
-                      "metadata": json.dumps({"source": "counts", "line": i + 2})} for qi, i in enumerate(idx)]
+        questions = [QuestionRow(question_index=qi, question_id=problems[i],
+                                 difficulty=None if np.isnan(difficulty[i]) else float(difficulty[i]),
+                                 metadata={"source": "counts", "line": i + 2}).as_dict() for qi, i in enumerate(idx)]
         table_rows = _counts_table(run_id, m, [problems[i] for i in idx], n[idx], correct[idx], rng, now)
         meta = _meta(run_id, now, m, task_name, path, digest, "counts", samples=int(n[idx].max()),
                      n_questions=len(idx))
@@ -368,7 +359,7 @@ def _counts_table(run_id: str, model: str, problems: list[str], n: np.ndarray, c
     starts = np.concatenate([[0], np.cumsum(n)[:-1]])
     sidx = (np.arange(total) - np.repeat(starts, n)).astype(np.int32)
     ok = np.zeros(total, dtype=bool)
-    for q, (start, size, c) in enumerate(zip(starts, n, correct)):
+    for start, size, c in zip(starts, n, correct):
         if c:
             ok[start + rng.permutation(int(size))[: int(c)]] = True
     verdict = np.where(ok, "correct", "incorrect")
@@ -392,12 +383,9 @@ def _counts_table(run_id: str, model: str, problems: list[str], n: np.ndarray, c
 # -- shared ------------------------------------------------------------------------------------------
 def _meta(run_id: str, now: datetime, model: str, task: str, path: Path, digest: str, fmt: str, *,
           samples: int, n_questions: int) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "created_at": now.isoformat(), "ttclab_version": __version__,
-        "source": {"format": fmt, "path": str(path), "sha256_12": digest},
-        "model": {"name": model, "label": model, "backend": "imported"},
-        "task": {"name": task}, "samples": samples, "n_questions": n_questions, "status": "running",
-    }
+    return run_meta(run_id, created_at=now, source={"format": fmt, "path": str(path), "sha256_12": digest},
+                    model={"name": model, "label": model, "backend": "imported"}, task={"name": task},
+                    samples=samples, n_questions=n_questions, status="running")
 
 
 def _write_run(run_dir: Path, meta: dict[str, Any], questions: list[dict[str, Any]], *,

@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,8 @@ def read_manifest(samples_dir: Path) -> dict[str, Any] | None:
     if not ok:
         raise StoreError(f"{file}: damaged (its own checksum does not match); `ttclab repair "
                          f"{samples_dir.parent.name}` checks every part and rebuilds it")
-    return data
+    manifest: dict[str, Any] = data
+    return manifest
 
 
 def write_manifest(samples_dir: Path, parts: dict[str, Any], intent: Any = None) -> None:
@@ -310,7 +311,7 @@ def run_lock(run_dir: Path, what: str = "writing") -> Iterator[None]:
                          "command again") from None
     handle.seek(0)
     handle.truncate()
-    handle.write(f"ttclab pid {os.getpid()} ({what}, since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC)")
+    handle.write(f"ttclab pid {os.getpid()} ({what}, since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC)")
     handle.flush()
     with _HELD_LOCK:
         _HELD[path] = [handle, 1, me]
@@ -407,7 +408,7 @@ def move_aside(part: Path) -> Path:
     """Move a part out of ``samples/`` into ``<run>/damaged/`` (kept for inspection)."""
     target_dir = part.parent.parent / DAMAGED_DIR
     target_dir.mkdir(exist_ok=True)
-    target = target_dir / f"{part.name}.{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    target = target_dir / f"{part.name}.{datetime.now(UTC):%Y%m%dT%H%M%S}"
     shutil.move(str(part), target)
     return target
 
@@ -425,7 +426,7 @@ def quarantine_damaged(samples_dir: Path, ctx: RunContext) -> list[tuple[Path, s
     except StoreError as exc:  # keep the damaged manifest for inspection; check the parts by their rows
         aside = samples_dir.parent / DAMAGED_DIR
         aside.mkdir(exist_ok=True)
-        target = aside / f"{MANIFEST_FILE}.{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+        target = aside / f"{MANIFEST_FILE}.{datetime.now(UTC):%Y%m%dT%H%M%S}"
         os.replace(samples_dir / MANIFEST_FILE, target)
         return [*moved, (target, str(exc)), *adopt_legacy(samples_dir, ctx)]
     drop = []
@@ -483,7 +484,7 @@ def repair_run(run_dir: Path) -> RepairReport:
             if old.exists():
                 aside = run_dir / DAMAGED_DIR
                 aside.mkdir(exist_ok=True)
-                os.replace(old, aside / f"run.json.{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
+                os.replace(old, aside / f"run.json.{datetime.now(UTC):%Y%m%dT%H%M%S}")
             atomic_write_json(old, meta)
         elif report.moved and meta.get("status") == "complete":
             atomic_write_json(run_dir / "run.json", {**meta, "status": "incomplete"})
@@ -505,7 +506,7 @@ def _rebuilt_meta(run_dir: Path, tables: list[pa.Table]) -> dict[str, Any]:
     n_q = pq.read_metadata(questions).num_rows if questions.exists() else None
     model = models.most_common(1)[0][0] if models else ""
     return {"schema_version": SCHEMA_VERSION, "run_id": run_dir.name, "status": "incomplete",
-            "created_at": datetime.now(timezone.utc).isoformat(), "model": {"name": model, "label": model},
+            "created_at": datetime.now(UTC).isoformat(), "model": {"name": model, "label": model},
             "samples": samples or None, "n_questions": n_q,
             "rebuilt": "run.json was rebuilt by `ttclab repair` from the stored samples; the sampling config is lost"}
 

@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ttclab.errors import StoreError
-from ttclab.store.schema import QUESTIONS_SCHEMA, SAMPLES_SCHEMA, validate_table
 from ttclab.store.integrity import RunContext, compact_parts, read_parts, recover, run_lock
+from ttclab.store.schema import QUESTIONS_SCHEMA, SAMPLES_SCHEMA, validate_table
 from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR
 
 DEFAULT_STORE = "runs"
@@ -159,7 +159,7 @@ def latest_rows(table: pa.Table) -> np.ndarray:
     order = np.lexsort((np.arange(len(q)), t, ok, s, q))  # last of each key group wins
     key = q[order] * (int(s.max()) + 1) + s[order]
     last = np.append(key[1:] != key[:-1], True)
-    return order[last]
+    return np.asarray(order[last])
 
 
 def _read(file: Path) -> pa.Table:

@@ -12,6 +12,8 @@ samples drawn so far (ties split, unparseable samples never vote).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.special import betainc
 
@@ -20,8 +22,11 @@ from ttclab.strategies.base import StrategyResult
 from ttclab.strategies.common import code_tallies, finish
 from ttclab.strategies.resample import mean_se, plurality_credit, question_chunks, random_orders
 
+StopFn = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
-def _simulate(arrays: SampleArrays, ks: np.ndarray, rng: np.random.Generator, draws: int, stop_fn):
+
+def _simulate(arrays: SampleArrays, ks: np.ndarray, rng: np.random.Generator, draws: int,
+              stop_fn: StopFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shared driver: stop_fn(codes, cum_counts, k) -> (q, D) number of samples drawn (1..k)."""
     _, frac = code_tallies(arrays)
     q, n = arrays.answers.shape

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class SampleArrays:
     difficulty: np.ndarray  # (Q,) float64, NaN when unknown
     model: str = ""
     run_id: str = ""
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         shape = self.answers.shape
@@ -57,7 +58,7 @@ class SampleArrays:
     @property
     def n_per_question(self) -> np.ndarray:
         """(Q,) number of real samples of each question."""
-        return self.present.sum(axis=1)
+        return np.asarray(self.present.sum(axis=1))
 
     @property
     def has_rewards(self) -> bool:

@@ -34,8 +34,8 @@ class StrategyResult:
     def exact_at(self) -> np.ndarray:
         """(K,) whether each budget's column is exact (the strategy is, or equals an exact one there)."""
         same = np.array([bool(s) for s in self.same_as] or [False] * len(self.k), dtype=bool)
-        return np.full(len(self.k), bool(self.exact)) | same[: len(self.k)]
+        return np.asarray(np.full(len(self.k), bool(self.exact)) | same[: len(self.k)])
 
     def mean_accuracy(self) -> np.ndarray:
         """(K,) accuracy averaged over the questions where it is defined."""
-        return np.nanmean(self.accuracy, axis=0)
+        return np.asarray(np.nanmean(self.accuracy, axis=0))

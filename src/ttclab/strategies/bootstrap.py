@@ -44,7 +44,7 @@ class QuestionBootstrap:
     level: float = 0.95
 
     @classmethod
-    def draw(cls, n_questions: int, n_boot: int, seed: int, level: float = 0.95) -> "QuestionBootstrap":
+    def draw(cls, n_questions: int, n_boot: int, seed: int, level: float = 0.95) -> QuestionBootstrap:
         """The resamples for ``n_questions`` questions; the same (seed, Q, B) always give the same ones."""
         if not 0.0 < level < 1.0:
             raise ConfigError(f"confidence level must be in (0, 1), got {level}")
@@ -56,7 +56,7 @@ class QuestionBootstrap:
 
     @classmethod
     def from_rng(cls, n_questions: int, n_boot: int, rng: np.random.Generator,
-                 level: float = 0.95) -> "QuestionBootstrap":
+                 level: float = 0.95) -> QuestionBootstrap:
         """Resamples from an injected generator (one draw of it fixes the seed)."""
         return cls.draw(n_questions, n_boot, int(rng.integers(2**63)), level)
 
@@ -80,7 +80,7 @@ class QuestionBootstrap:
         self._check(values.shape[0])
         defined = np.isfinite(values)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (self.weights @ np.where(defined, values, 0.0)) / (self.weights @ defined.astype(np.float64))
+            return np.asarray((self.weights @ np.where(defined, values, 0.0)) / (self.weights @ defined.astype(np.float64)))
 
     def interval(self, values: np.ndarray, mc_se: np.ndarray | None = None) -> Interval:
         """Mean over questions of ``values`` (Q, K) with its bootstrap SE and percentile interval.
@@ -133,7 +133,7 @@ def mc_standard_error(accuracy_se: np.ndarray, accuracy: np.ndarray) -> np.ndarr
     defined = np.isfinite(np.asarray(accuracy, dtype=np.float64))
     n = defined.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sqrt(np.where(defined, np.nan_to_num(se) ** 2, 0.0).sum(axis=0)) / np.where(n > 0, n, np.nan)
+        return np.asarray(np.sqrt(np.where(defined, np.nan_to_num(se) ** 2, 0.0).sum(axis=0)) / np.where(n > 0, n, np.nan))
 
 
 def bootstrap_means(accuracy: np.ndarray, rng: np.random.Generator, n_boot: int = 2000) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from ttclab.errors import DataError
@@ -19,7 +21,7 @@ def default_ks(n_max: int) -> np.ndarray:
     return np.array(ks, dtype=np.int64)
 
 
-def check_ks(ks, arrays: SampleArrays) -> np.ndarray:
+def check_ks(ks: Iterable[int] | np.ndarray | None, arrays: SampleArrays) -> np.ndarray:
     """Budgets as a sorted-as-given int array; DataError for non-positive or non-integer k."""
     if ks is None:
         return default_ks(arrays.n_samples)

@@ -1,12 +1,11 @@
 """Exact expectations over uniformly random k-subsets (without replacement) of a question's samples.
 
-Pure, vectorised maths over (rows × samples) arrays; see ``../shared/spec/estimators.md``.
+Pure, vectorised maths over (rows × samples) arrays; the derivations are in ``docs/estimators.md``.
 
 * :func:`pass_at_k` — 1 − C(n − c, k) / C(n, k) as a product of min(c, k) factors in log space.
-* :func:`order_stat_weights` / :func:`expected_best` — the best of a random k-subset under a ranking
-  is the sample of rank i with probability C(n − i, k − 1) / C(n, k); all k at once as one matrix
-  product per distinct n. Ties in the ranking key: every tied sample gets the average value of its
-  tie group, which is exactly the expectation under a uniformly random tie-break.
+* :func:`order_stat_weights` / :func:`expected_best` — re-exported from :mod:`ttclab.strategies.orderstats`
+  (the one module for order statistics): the best of a random k-subset under a ranking is the sample of
+  rank i with probability C(n − i, k − 1) / C(n, k); ties share their group's mean value.
 * :func:`majority_win_prob` — plurality vote with ties split (a tie among t leaders counts 1/t),
   via the multivariate hypergeometric generating function. Per k and row only the target's vote
   counts x that matter are visited: P(X = x) > TOL, not surely beaten (the other answers' counts
@@ -28,42 +27,21 @@ k > n_q gives NaN (the caller states the reason).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
 from scipy.fft import next_fast_len
-from scipy.special import gammaln
+
+from ttclab.strategies.orderstats import as_ks, expected_best, log_comb, log_factorials, order_stat_weights, tie_group_means
 
 #: Probability below which a term is treated as zero (see module docstring).
 TOL = 1e-18
 _LOG_TOL = float(np.log(TOL))
 
 
-def log_factorials(n_max: int) -> np.ndarray:
-    """Table ``lf[i] = log(i!)`` for i = 0..n_max."""
-    return gammaln(np.arange(int(n_max) + 1, dtype=np.float64) + 1.0)
-
-
-def log_comb(n: np.ndarray, k: np.ndarray, lf: np.ndarray | None = None) -> np.ndarray:
-    """log C(n, k) elementwise; -inf where k < 0 or k > n."""
-    n = np.asarray(n, dtype=np.int64)
-    k = np.asarray(k, dtype=np.int64)
-    n, k = np.broadcast_arrays(n, k)
-    bad = (k < 0) | (k > n) | (n < 0)
-    nn = np.where(bad, 0, n)
-    kk = np.where(bad, 0, k)
-    if lf is None:
-        out = gammaln(nn + 1.0) - gammaln(kk + 1.0) - gammaln(nn - kk + 1.0)
-    else:
-        out = lf[nn] - lf[kk] - lf[nn - kk]
-    return np.where(bad, -np.inf, out)
-
-
 def _check_ks(ks: np.ndarray) -> np.ndarray:
-    ks = np.asarray(ks)
-    if ks.ndim != 1:
-        ks = ks.reshape(-1)
-    return ks.astype(np.int64)
+    return as_ks(ks)
 
 
 def pass_at_k(n_correct: np.ndarray, n: np.ndarray, ks: np.ndarray, *, max_cells: int = 1 << 22) -> np.ndarray:
@@ -119,79 +97,6 @@ def _log_fail(c: np.ndarray, n: np.ndarray, k: int, max_cells: int) -> np.ndarra
         valid = t < terms[rows][:, None]
         out[rows] = np.log1p(-np.where(valid, numer, 0.0) / np.where(valid, denom, 1.0)).sum(axis=1)
         start = stop
-    return out
-
-
-def order_stat_weights(n: int, ks: np.ndarray, lf: np.ndarray | None = None) -> np.ndarray:
-    """(n, K) matrix: P(best of a random k-subset has rank i), i = 1..n; NaN columns where k > n."""
-    ks = _check_ks(ks)
-    if lf is None:
-        lf = log_factorials(max(n, int(ks.max(initial=0)), 1))
-    i = np.arange(1, n + 1, dtype=np.int64)[:, None]
-    k = ks[None, :]
-    with np.errstate(invalid="ignore"):
-        w = np.exp(log_comb(n - i, k - 1, lf) - log_comb(np.full_like(k, n), k, lf))
-    w[:, (ks > n) | (ks < 1)] = np.nan
-    return w
-
-
-def tie_group_means(sorted_keys: np.ndarray, sorted_values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Replace each value by the mean of its run of equal keys (rows sorted by key; invalid at the end)."""
-    rows, n = sorted_keys.shape
-    if n == 0:
-        return sorted_values.astype(np.float64)
-    new = np.ones((rows, n), dtype=bool)
-    new[:, 1:] = sorted_keys[:, 1:] != sorted_keys[:, :-1]
-    new |= ~valid
-    gid = np.cumsum(new, axis=1) - 1 + (np.arange(rows) * n)[:, None]
-    flat = gid.ravel()
-    sums = np.bincount(flat, weights=np.where(valid, sorted_values, 0.0).ravel(), minlength=rows * n)
-    cnts = np.bincount(flat, minlength=rows * n)
-    means = sums / np.maximum(cnts, 1)
-    return np.where(valid, means[gid], 0.0)
-
-
-def expected_best(
-    key: np.ndarray,
-    value: np.ndarray,
-    present: np.ndarray,
-    ks: np.ndarray,
-    *,
-    descending: bool = True,
-) -> np.ndarray:
-    """(R, K) E[value of the best-ranked sample of a random k-subset of the present samples].
-
-    Ranking is by ``key`` (largest first when ``descending``); NaN keys rank last; ties in the key
-    are broken uniformly at random (exactly: tied samples share their group's mean value).
-    NaN where k > n_q.
-    """
-    key = np.asarray(key, dtype=np.float64)
-    value = np.asarray(value, dtype=np.float64)
-    present = np.asarray(present, dtype=bool)
-    ks = _check_ks(ks)
-    rows, n_max = key.shape
-    out = np.full((rows, ks.size), np.nan)
-    if rows == 0 or n_max == 0:
-        return out
-    k2 = -key if descending else key.copy()
-    k2 = np.where(np.isnan(k2), np.inf, k2)
-    # present first, then by key ascending (best first)
-    order = np.lexsort((k2, ~present), axis=1)
-    sk = np.take_along_axis(k2, order, axis=1)
-    sv = np.take_along_axis(value, order, axis=1)
-    sp = np.take_along_axis(present, order, axis=1)
-    vals = tie_group_means(sk, sv, sp)
-    n_q = present.sum(axis=1)
-    lf = log_factorials(max(n_max, int(ks.max(initial=0)), 1))
-    for n in np.unique(n_q):
-        n = int(n)
-        idx = np.flatnonzero(n_q == n)
-        if n == 0:
-            continue
-        w = order_stat_weights(n, ks, lf)
-        res = vals[idx, :n] @ np.nan_to_num(w)
-        res[:, ks > n] = np.nan
-        out[idx] = res
     return out
 
 
@@ -253,7 +158,7 @@ def majority_win_prob(
     return out
 
 
-def _bisect_last(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _bisect_last(pred: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Largest x in [lo, hi] with pred(x) True, for a predicate True on a prefix; lo - 1 when none."""
     lo = lo.astype(np.int64).copy()
     hi = hi.astype(np.int64).copy()
@@ -269,12 +174,12 @@ def _bisect_last(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         hi = np.where(live & ~ok, mid - 1, hi)
 
 
-def _bisect_first(pred, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _bisect_first(pred: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Smallest x in [lo, hi] with pred(x) True, for a predicate True on a suffix; hi + 1 when none."""
     lo = lo.astype(np.int64)
     hi = hi.astype(np.int64)
     last = _bisect_last(lambda z: pred(hi - (z - lo)), lo, hi)  # z = lo + (hi - x): a prefix in z
-    return hi - (last - lo)
+    return np.asarray(hi - (last - lo))
 
 
 def _kl_exponent(x: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -288,7 +193,8 @@ def _kl_exponent(x: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.where(r > 0, rr * kl, 0.0)
 
 
-def _majority_k(c, comp, n, k, lf, max_batch_cells) -> np.ndarray:
+def _majority_k(c: np.ndarray, comp: np.ndarray, n: np.ndarray, k: int, lf: np.ndarray,
+               max_batch_cells: int) -> np.ndarray:
     rows = c.size
     n_other = n - c
     lognk = log_comb(n, np.full(rows, k), lf)
@@ -298,7 +204,7 @@ def _majority_k(c, comp, n, k, lf, max_batch_cells) -> np.ndarray:
         cc, no, base = c[at], n_other[at], lognk[at]
         if x.ndim == 2:
             cc, no, base = cc[:, None], no[:, None], base[:, None]
-        return log_comb(cc, x, lf) + log_comb(no, k - x, lf) - base
+        return np.asarray(log_comb(cc, x, lf) + log_comb(no, k - x, lf) - base)
 
     # support of X and where P(X = x) > TOL (an interval around the mode)
     x_min = np.maximum(1, k - n_other)
@@ -311,7 +217,7 @@ def _majority_k(c, comp, n, k, lf, max_batch_cells) -> np.ndarray:
 
     def surely_beaten(x: np.ndarray) -> np.ndarray:
         r = k - x
-        return (x < q0 * r) & (-_kl_exponent(x, r, q0) < _LOG_TOL) & (big > x)
+        return np.asarray((x < q0 * r) & (-_kl_exponent(x, r, q0) < _LOG_TOL) & (big > x))
 
     lo = np.maximum(lo, _bisect_last(surely_beaten, np.ones(rows, np.int64), hi) + 1)
     total = np.zeros(rows)
@@ -325,7 +231,8 @@ def _majority_k(c, comp, n, k, lf, max_batch_cells) -> np.ndarray:
 
     def reaches(x: np.ndarray) -> np.ndarray:  # competitor (live_r, live_j) can plausibly get x votes
         r = k - x
-        return (c_live >= x) & (x <= r) & ((x <= q_live * np.maximum(r, 0)) | (-_kl_exponent(x, r, q_live) > _LOG_TOL))
+        plausible = (x <= q_live * np.maximum(r, 0)) | (-_kl_exponent(x, r, q_live) > _LOG_TOL)
+        return np.asarray((c_live >= x) & (x <= r) & plausible)
 
     reach = np.zeros(comp.shape, dtype=np.int64)
     reach[live_r, live_j] = _bisect_last(reaches, np.ones(c_live.size, np.int64), np.minimum(hi[live_r], c_live))
@@ -402,7 +309,8 @@ def _poisson_tail_end(mu: float) -> int:
     return int(m[hit[0]]) if hit.size else int(m[-1])
 
 
-def _x1_product(u_counts, mult, r, lp, l1p, lf) -> np.ndarray:
+def _x1_product(u_counts: np.ndarray, mult: np.ndarray, r: int, lp: np.ndarray, l1p: np.ndarray,
+                lf: np.ndarray) -> np.ndarray:
     """x = 1: the tie-weighted product of the competitors' (pmf(0) + s pmf(1) t), degrees 0..r.
 
     Every tie is one vote, so the product is a polynomial in u = s t and the weight 1/(1+T) is
@@ -457,7 +365,7 @@ def _tie_weighted_inner(slots: np.ndarray, n_other: np.ndarray, x: int, r: int, 
         y = np.arange(min(x, r + 1))[None, :]
         below = np.exp(_log_binom_pmf(cj[:, None], y, lp_, l1p_, lf) + _log_binom_pmf(pool[:, None], r - y, lp_, l1p_, lf))
         tie = np.exp(_log_binom_pmf(cj, np.full(b, x), lp, l1p, lf) + _log_binom_pmf(pool, np.full(b, r - x), lp, l1p, lf))
-        return np.clip((below.sum(axis=1) + 0.5 * tie) / denom, 0.0, 1.0)
+        return np.asarray(np.clip((below.sum(axis=1) + 0.5 * tie) / denom, 0.0, 1.0))
     # distinct counts per row and how many competitors have each (0 = empty)
     srt = -np.sort(-slots, axis=1)
     first = np.ones_like(srt, dtype=bool)
@@ -484,8 +392,8 @@ def _tie_weighted_inner(slots: np.ndarray, n_other: np.ndarray, x: int, r: int, 
         dist = _x1_product(u_counts, mult, r, lp, l1p, lf)
         d = np.arange(r + 1)[None, :]
         coef = (dist * np.exp(_log_binom_pmf(pool[:, None], r - d, lp_, l1p_, lf))).sum(axis=1)
-        return np.clip(coef / denom, 0.0, 1.0)
-    factors = []
+        return np.asarray(np.clip(coef / denom, 0.0, 1.0))
+    factors: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
     for g in range(n_groups):
         cg = u_counts[:, g]
         pmf = np.exp(_log_binom_pmf(cg[:, None], y, lp_, l1p_, lf))  # y < x: the competitor stays below x
@@ -495,14 +403,14 @@ def _tie_weighted_inner(slots: np.ndarray, n_other: np.ndarray, x: int, r: int, 
     spec = np.zeros((b, freqs.size), dtype=np.complex128)
     for sv, wv in zip(s_nodes, s_weights):
         prod = np.full((b, freqs.size), wv, dtype=np.complex128)
-        for a, tie, mg in factors:
+        for a, tie, power in factors:
             z = a + sv * tie
-            prod *= z if mg is None else np.power(z, mg)
+            prod *= z if power is None else np.power(z, power)
         spec += prod
     dist = np.fft.irfft(spec, n=length, axis=1)[:, : r + 1]
     d = np.arange(r + 1)[None, :]
     coef = (dist * np.exp(_log_binom_pmf(pool[:, None], r - d, lp_, l1p_, lf))).sum(axis=1)
-    return np.clip(coef / denom, 0.0, 1.0)
+    return np.asarray(np.clip(coef / denom, 0.0, 1.0))
 
 
 __all__ = [

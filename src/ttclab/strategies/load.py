@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,7 +17,7 @@ _NEEDED = ("question_id", "question_index", "sample_index", "answer", "verdict",
 def _floats(table: pa.Table, name: str) -> np.ndarray:
     if name not in table.column_names:
         return np.full(table.num_rows, np.nan)
-    return pc.cast(table[name], pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    return np.asarray(pc.cast(table[name], pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64))
 
 
 def arrays_from_samples(samples: pa.Table, questions: pa.Table | None = None) -> SampleArrays:
@@ -61,7 +63,7 @@ def arrays_from_samples(samples: pa.Table, questions: pa.Table | None = None) ->
     col_s = np.arange(len(order)) - starts[row_s]
     shape = (n_q, n_max)
 
-    def dense(values: np.ndarray, fill, dtype) -> np.ndarray:
+    def dense(values: np.ndarray, fill: Any, dtype: Any) -> np.ndarray:
         out = np.full(shape, fill, dtype=dtype)
         out[row_s, col_s] = values[order]
         return out

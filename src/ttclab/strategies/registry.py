@@ -10,10 +10,12 @@ import math
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ttclab.errors import ConfigError
+from ttclab.registry import Registry
 from ttclab.strategies.adaptive import adaptive_consistency, early_stopping_sc
 from ttclab.strategies.arrays import SampleArrays
 from ttclab.strategies.base import StrategyResult
@@ -47,14 +49,15 @@ class Strategy:
     coincides: Coincides | None = None
     oracle: bool = False  # needs the gold answer at inference time: reported, never chosen
 
-    def same_as(self, k: int, options: dict | None = None) -> str:
+    def same_as(self, k: int, options: dict[str, Any] | None = None) -> str:
         """The exact strategy this one equals at budget k ("" when it does not)."""
         if self.coincides is None:
             return ""
         return self.coincides(int(k), **(options or {})) or ""
 
 
-REGISTRY: dict[str, Strategy] = {}
+#: name -> :class:`Strategy` (add with :func:`register`).
+REGISTRY: Registry[Strategy] = Registry("strategy")
 
 
 def register(name: str, fn: StrategyFn, *, exact: bool, needs: tuple[str, ...] = (), description: str = "",
@@ -63,8 +66,9 @@ def register(name: str, fn: StrategyFn, *, exact: bool, needs: tuple[str, ...] =
     unknown = set(needs) - set(DATA_KINDS)
     if unknown:
         raise ConfigError(f"strategy {name!r}: unknown data kind(s) {sorted(unknown)}; use {', '.join(DATA_KINDS)}")
-    REGISTRY[name] = Strategy(name, fn, exact, tuple(needs), description, coincides, oracle)
-    return REGISTRY[name]
+    strategy = Strategy(name, fn, exact, tuple(needs), description, coincides, oracle)
+    REGISTRY.register(name, strategy)
+    return strategy
 
 
 def _one_sample(k: int, **_: object) -> str | None:
@@ -109,10 +113,7 @@ def list_strategies() -> list[str]:
 
 def get_strategy(name: str) -> Strategy:
     """The registered strategy ``name``; ConfigError naming the choices otherwise."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown strategy {name!r}; choose from: {', '.join(REGISTRY)}") from None
+    return REGISTRY.get(name)
 
 
 def data_present(arrays: SampleArrays) -> dict[str, bool]:
@@ -154,7 +155,7 @@ def evaluate(
     strategies: Iterable[str] | None = None,
     ks: Iterable[int] | np.ndarray | None = None,
     rng: np.random.Generator | int | None = None,
-    **options,
+    **options: Any,
 ) -> list[StrategyResult]:
     """Evaluate strategies at budgets ``ks`` (default: powers of two up to N, and N).
 
@@ -163,7 +164,8 @@ def evaluate(
     ``rng`` (Generator or int seed; default seed 0) drives the resampled strategies, each from its own
     derived stream. Where a strategy provably equals an exact one at a budget (``Strategy.coincides``:
     ESC within its first window, any selection at k = 1, ...) that column is the exact strategy's
-    (``StrategyResult.same_as`` says so), never a resampled estimate. ``options`` maps a strategy name to keyword options, e.g. ``esc={"window": 8}``.
+    (``StrategyResult.same_as`` says so), never a resampled estimate. ``options`` maps a strategy name to keyword
+    options, e.g. ``esc={"window": 8}``.
     k > n_q gives NaN with a reason; a run without samples raises DataError.
     """
     check_arrays(arrays)
@@ -199,7 +201,7 @@ def _merge(name: str, spec: Strategy, ks: np.ndarray, same: list[str], parts: di
     acc, se, used = (np.full((q, ks.size), np.nan) for _ in range(3))
     own_col = 0
     reasons = []
-    for i, (k, target) in enumerate(zip(ks, same)):
+    for i, target in enumerate(same):
         src, j = (parts[target], i) if target else (mine, own_col)
         if not target:
             own_col += 1

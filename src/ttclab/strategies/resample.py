@@ -42,7 +42,7 @@ def plurality_credit(scores: np.ndarray, voted: np.ndarray, code_correct: np.nda
     lead = voted & (s == best)
     n_lead = lead.sum(axis=-1)
     good = (lead * code_correct).sum(axis=-1)
-    return np.divide(good, n_lead, out=np.zeros(good.shape), where=n_lead > 0)
+    return np.asarray(np.divide(good, n_lead, out=np.zeros(good.shape), where=n_lead > 0))
 
 
 def mean_se(values: np.ndarray, axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +105,11 @@ def resample_vote(
                 lead = voted & (s == s.max(axis=-1, keepdims=True))
                 fi = np.where(lead, first_idx[:, :, k - 1, :], big)
                 win = fi.argmin(axis=-1)
-                credit = np.where(lead.any(axis=-1), np.take_along_axis(np.broadcast_to(cc, lead.shape), win[..., None], -1)[..., 0], 0.0)
+                credit = np.where(
+                    lead.any(axis=-1),
+                    np.take_along_axis(np.broadcast_to(cc, lead.shape), win[..., None], -1)[..., 0],
+                    0.0,
+                )
             m, s_ = mean_se(credit)
             mean[sl, ki], se[sl, ki] = m, s_
     too_big = ks[None, :] > n_q[:, None]

@@ -21,7 +21,7 @@ Examples::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -139,7 +139,7 @@ def _infer_source(value: Any) -> Any:
 
 
 TaskConfig = Annotated[
-    Union[GymTaskConfig, FileTaskConfig, HubTaskConfig, HumanEvalTaskConfig],
+    GymTaskConfig | FileTaskConfig | HubTaskConfig | HumanEvalTaskConfig,
     Field(discriminator="source"),
     BeforeValidator(_infer_source),
 ]
@@ -198,7 +198,7 @@ class PromptConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "PromptConfig":
+    def _consistent(self) -> PromptConfig:
         if self.template is not None and self.style != "auto" and template_style(self.template) != self.style:
             raise ValueError(f"template {self.template!r} is a {template_style(self.template)} template "
                              f"but style is {self.style}; change one of them")
@@ -292,9 +292,12 @@ def _examples_loader(cfg: PromptConfig, task: Any, shots: int) -> tuple[Any, dic
     return (lambda: task.questions()), {"task": getattr(task, "name", "task")}
 
 
-def build_prompt_template(cfg: PromptConfig | Mapping[str, Any] | str | None = None,
-                          task: GymTaskConfig | FileTaskConfig | HubTaskConfig | HumanEvalTaskConfig | Task | Mapping[str, Any] | None = None,
-                          *, chat: bool = True) -> PromptTemplate:
+def build_prompt_template(
+    cfg: PromptConfig | Mapping[str, Any] | str | None = None,
+    task: GymTaskConfig | FileTaskConfig | HubTaskConfig | HumanEvalTaskConfig | Task | Mapping[str, Any] | None = None,
+    *,
+    chat: bool = True,
+) -> PromptTemplate:
     """The prompt template of a ``prompt:`` section for ``task`` (a task config or a Task).
 
     ``chat`` says whether the model takes chat messages; it picks the style when ``style`` is
@@ -326,8 +329,9 @@ def build_prompt_template(cfg: PromptConfig | Mapping[str, Any] | str | None = N
         unused = [k for k in ("system", "user", "assistant") if overrides[k] is not None]
     if unused:
         raise ConfigError(f"prompt.{unused[0]}: not used by {style} templates; remove it or change prompt.style")
-    template = builtin_template(name, shots=shots, examples=examples, seed=cfg.seed,
-                                **{k: v for k, v in overrides.items() if v is not None})
+    template = builtin_template(
+        name, shots=shots, examples=examples, seed=cfg.seed, **{k: v for k, v in overrides.items() if v is not None}
+    )
     if cfg.stop is not None:
         template.stop = tuple(cfg.stop)
     template.examples_source = source

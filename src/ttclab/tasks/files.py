@@ -31,8 +31,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ttclab.verify.extract import last_boxed
 from ttclab.errors import ConfigError, DataError
+from ttclab.extract import last_boxed
+from ttclab.io import iter_jsonl
 from ttclab.tasks.base import Question
 from ttclab.tasks.gym import to_jsonable
 
@@ -58,7 +59,7 @@ class FieldMap:
     # Fields the user named explicitly: absent → error (a preset's optional fields are skipped).
     required: frozenset[str] = frozenset()
 
-    def override(self, fields: Mapping[str, Any] | None) -> "FieldMap":
+    def override(self, fields: Mapping[str, Any] | None) -> FieldMap:
         """A copy with the user's ``task.fields`` applied (these become required)."""
         if not fields:
             return self
@@ -317,21 +318,8 @@ def _decode_error(path: Path, exc: UnicodeDecodeError, line: int | None = None) 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, Record]]:
     with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise _decode_error(path, exc, lineno) from None
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: invalid JSON ({exc.msg}); fix or remove the line") from None
-            if not isinstance(rec, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}; one object per line")
-            yield where, rec
+        for lineno, rec in iter_jsonl(fh, str(path)):
+            yield f"{path}:{lineno}", rec
 
 
 def _read_json(path: Path) -> Iterator[tuple[str, Record]]:

@@ -57,8 +57,8 @@ def gym_parameters(name: str) -> dict[str, Any]:
             continue
         if f.default is not dataclasses.MISSING:
             out[f.name] = to_jsonable(f.default)
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            out[f.name] = to_jsonable(f.default_factory())  # type: ignore[misc]
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = to_jsonable(f.default_factory())
         else:
             out[f.name] = None
     return out

@@ -16,7 +16,8 @@ expected line below; an empty expected line means ``None``), and one-line exampl
 An example counts only when its call uses literal arguments (a doctest may wrap it in ``round``,
 ``sorted``, ``len``...) and its expected value is a Python literal (``true``/``false`` read as
 booleans; ``f(x) == 1 + 9 = 10`` keeps what follows the last ``=``; trailing prose, comments and a
-final period are dropped; ``f(1) = 3`` lines are skipped when the docstring defines a recurrence such as ``f(n) = f(n - 1) + 1``). This gives 414 examples for
+final period are dropped; ``f(1) = 3`` lines are skipped when the docstring defines a recurrence such as ``f(n) = f(n
+- 1) + 1``). This gives 414 examples for
 143 of the 164 problems. The other 21 (e.g. HumanEval/38, /50, /160: no examples, or examples
 with unquoted strings such as ``is_happy(a) => False``) get no sample tests: execution feedback
 then only says whether the program loads and defines the function. The examples are the
@@ -28,8 +29,6 @@ from __future__ import annotations
 
 import ast
 import doctest
-import gzip
-import json
 import re
 from collections.abc import Sequence
 from functools import cached_property
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ttclab.errors import ConfigError, DataError
+from ttclab.io import read_jsonl
 from ttclab.tasks.base import Question
 
 MAX_SAMPLE_TESTS = 10
@@ -61,25 +61,14 @@ def default_path() -> Path:
 def read_problems(path: str | Path) -> list[dict[str, Any]]:
     """The problems of a HumanEval-format JSONL file (``.gz`` or plain), in file order."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
+    if not path.exists():
+        raise ConfigError(f"task.path: {path}: no such file; give a HumanEval-format JSONL(.gz) file")
     problems = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError as exc:
-                    raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg}); fix or remove the line") from None
-                missing = [k for k in ("task_id", "prompt", "entry_point", "test") if not isinstance(rec.get(k), str)]
-                if missing:
-                    raise DataError(f"{path}:{lineno}: a HumanEval problem needs the field {missing[0]} (a string)")
-                problems.append(rec)
-    except FileNotFoundError:
-        raise ConfigError(f"task.path: {path}: no such file; give a HumanEval-format JSONL(.gz) file") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read ({exc}); is it a HumanEval JSONL(.gz) file?") from None
+    for lineno, rec in read_jsonl(path):
+        missing = [k for k in ("task_id", "prompt", "entry_point", "test") if not isinstance(rec.get(k), str)]
+        if missing:
+            raise DataError(f"{path}:{lineno}: a HumanEval problem needs the field {missing[0]} (a string)")
+        problems.append(rec)
     return problems
 
 

@@ -14,9 +14,9 @@ import re
 import string
 
 from ttclab.errors import DataError
+from ttclab.extract import clean_answer, final_answer
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict
-from ttclab.verify.extract import clean_answer, final_answer
 
 _LEAD = re.compile(r"^(?:options?|choices?|letter)?\s*[(\[]?\s*([A-Za-z])\s*[)\].:]?(?=\s|$|[.,:;!)])", re.I)
 

@@ -213,7 +213,9 @@ def _feedback(program: str | None, how: str, report: TestReport | None) -> tuple
     return report.feedback_text(), report
 
 
-def execution_feedback(completion: str, question: Question, *, limits: SandboxLimits | None = None) -> tuple[str, TestReport | None]:
+def execution_feedback(
+    completion: str, question: Question, *, limits: SandboxLimits | None = None
+) -> tuple[str, TestReport | None]:
     """Execution feedback on the question's sample tests (the ``execution`` critique): the text for
     a critique prompt (``passed 1/2; first failure: ...``) and the report (None when the completion
     has no code). Problems without sample tests report only whether the program loads."""
@@ -224,8 +226,9 @@ def execution_feedback(completion: str, question: Question, *, limits: SandboxLi
     return _feedback(program, how, run_tests(program, sample_tests(question), entry_point=entry, limits=limits))
 
 
-async def aexecution_feedback(completion: str, question: Question, *,
-                              limits: SandboxLimits | None = None) -> tuple[str, TestReport | None]:
+async def aexecution_feedback(
+    completion: str, question: Question, *, limits: SandboxLimits | None = None
+) -> tuple[str, TestReport | None]:
     """:func:`execution_feedback` without blocking the event loop (bounded parallelism, see
     :mod:`ttclab.sandbox.aio`)."""
     from ttclab.sandbox import arun_tests

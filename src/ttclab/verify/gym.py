@@ -8,7 +8,8 @@ Extraction: the last ``<answer>...</answer>``, else ``\\boxed{}``, else "Answer:
 else the last non-empty line. Normalisation: ``$``/``**``/``\\text{}`` wrappers and a trailing period
 removed, whitespace collapsed; a leading Yes/No/True/False of a longer answer taken alone. Scored
 candidates: the normalised answer, plus the gold's spelling when the two differ only in what
-normalisation removes (case unless ``case_sensitive``, a trailing period, spaces), plus the canonical number when the answer is a plain number. The best score
+normalisation removes (case unless ``case_sensitive``, a trailing period, spaces), plus the canonical number when the
+answer is a plain number. The best score
 counts; ``correct`` only at full score (>= 1.0), partial credit stays in the reason.
 Canonical answer for voting: the normalised answer (case-folded unless ``case_sensitive``; a plain
 number in the numeric verifier's canonical form).
@@ -19,12 +20,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-from typing import Any
+from typing import Any, Literal
 
 from ttclab.errors import DataError
+from ttclab.extract import answer_tag, clean_answer, last_boxed, last_line, stated_answer
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict
-from ttclab.verify.extract import answer_tag, clean_answer, last_boxed, last_line, stated_answer
 from ttclab.verify.numeric import canonical_number, parse_number
 
 _BOOL_WORD = re.compile(r"^\W*(yes|no|true|false)\b", re.I)
@@ -115,5 +116,5 @@ class GymVerifier:
                 how = f"{how} (scorer failed on {candidate[:30]!r}: {exc.__class__.__name__})"
                 scores.append(0.0)
         score = max(scores)
-        status = "correct" if score >= 1.0 else "incorrect"
+        status: Literal["correct", "incorrect"] = "correct" if score >= 1.0 else "incorrect"
         return Verdict(canonical, status, f"{how}: score {score:g}" + (" (partial credit)" if 0 < score < 1 else ""))

@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ttclab.errors import ConfigError
+from ttclab.extract import final_answer, hashes, inline_math, last_boxed, last_number
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict
-from ttclab.verify.extract import final_answer, hashes, inline_math, last_boxed, last_number
 from ttclab.verify.numeric import canonical_number, values_match
 
 Isolation = Literal["process", "thread"]

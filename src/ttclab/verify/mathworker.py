@@ -67,10 +67,10 @@ def _parse(raw: str, soft: int | None) -> list[Any]:
 
     text = to_latex_input(raw)
     try:
-        found = parse(text, extraction_config=[LatexExtractionConfig()], parsing_timeout=soft)  # type: ignore[arg-type]
+        found = parse(text, extraction_config=[LatexExtractionConfig()], parsing_timeout=soft)
         if found and isinstance(found[0], (sympy.Basic, sympy.MatrixBase)):
             return list(found)
-        expr = parse(text, extraction_config=[ExprExtractionConfig()], parsing_timeout=soft)  # type: ignore[arg-type]
+        expr = parse(text, extraction_config=[ExprExtractionConfig()], parsing_timeout=soft)
     except Exception:  # noqa: BLE001 - any parser failure means "not parseable"
         return []
     whole = re.sub(r"\s+", "", text.strip("$"))
@@ -192,7 +192,7 @@ def check(pred: str, gold: str, soft: int | None = None, rel_tol: float = 1e-9) 
         from math_verify import verify
 
         try:
-            equal = bool(verify(gold_parsed, pred_parsed, timeout_seconds=soft))  # type: ignore[arg-type]
+            equal = bool(verify(gold_parsed, pred_parsed, timeout_seconds=soft))
         except Exception:  # noqa: BLE001
             equal = False
     return {"pred": pred_canon, "gold": gold_canon, "pred_kind": pred_kind, "gold_kind": gold_kind,

@@ -21,9 +21,9 @@ import re
 from fractions import Fraction
 
 from ttclab.errors import DataError
+from ttclab.extract import NUMBER, final_answer, hashes, last_boxed
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict
-from ttclab.verify.extract import NUMBER, final_answer, hashes, last_boxed
 
 _MAX_EXPONENT = 1000  # 1e1000000000 would take forever to expand into an exact integer
 _FRAC = re.compile(r"\\[dt]?frac\s*\{\s*(-?[\d.,]+)\s*\}\s*\{\s*(-?[\d.,]+)\s*\}")

@@ -1,13 +1,13 @@
 """Verifiers by name: ``get_verifier(name, **options)``.
 
-| name | options | checks |
-|---|---|---|
-| ``numeric`` | ``rel_tol=1e-6`` | GSM8K-style numbers (:mod:`ttclab.verify.numeric`) |
-| ``math`` | ``timeout_s=10``, ``isolation="process"`` / ``"thread"``, ``workers=2``, ``max_chars=500`` | math-verify equivalence (:mod:`ttclab.verify.math`) |
-| ``choice`` | ``letters="ABCDEFGHIJ"`` | option letters (:mod:`ttclab.verify.choice`) |
-| ``gym`` | ``case_sensitive=False`` | reasoning-gym's scorer (:mod:`ttclab.verify.gym`) |
-| ``exact`` | ``case_sensitive=False`` | normalised exact string match |
-| ``code`` | ``timeout_s=5``, ``wall_s=20``, ``cpu_s=10``, ``memory_mb=512``, ``isolation="auto"`` | hidden tests run in the sandbox (:mod:`ttclab.verify.code`) |
+- ``numeric`` (``rel_tol=1e-6``): GSM8K-style numbers (:mod:`ttclab.verify.numeric`)
+- ``math`` (``timeout_s=10``, ``isolation="process"`` / ``"thread"``, ``workers=2``, ``max_chars=500``):
+  math-verify equivalence (:mod:`ttclab.verify.math`)
+- ``choice`` (``letters="ABCDEFGHIJ"``): option letters (:mod:`ttclab.verify.choice`)
+- ``gym`` (``case_sensitive=False``): reasoning-gym's scorer (:mod:`ttclab.verify.gym`)
+- ``exact`` (``case_sensitive=False``): normalised exact string match
+- ``code`` (``timeout_s=5``, ``wall_s=20``, ``cpu_s=10``, ``memory_mb=512``, ``isolation="auto"``): hidden tests
+  run in the sandbox (:mod:`ttclab.verify.code`)
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ttclab.errors import ConfigError
+from ttclab.extract import clean_answer, final_answer, last_line
+from ttclab.registry import Registry
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict, Verifier
-from ttclab.verify.extract import clean_answer, final_answer, last_line
 
 
 class ExactVerifier:
@@ -46,30 +47,30 @@ class ExactVerifier:
             return Verdict(None, "unparseable", "empty completion")
         gold = self.normalise(question.gold or "") or ""
         ok = answer == gold
-        return Verdict(answer, "correct" if ok else "incorrect",
-                       f"{how if raw is not None else 'last line'}: {'equal to' if ok else 'differs from'} gold {gold[:40]!r}")
+        return Verdict(
+            answer,
+            "correct" if ok else "incorrect",
+            f"{how if raw is not None else 'last line'}: {'equal to' if ok else 'differs from'} gold {gold[:40]!r}",
+        )
 
 
-VERIFIERS = ("numeric", "math", "choice", "gym", "exact", "code")
-
-
-def _factories() -> dict[str, Callable[..., Verifier]]:
-    from ttclab.verify.choice import ChoiceVerifier
-    from ttclab.verify.code import CodeVerifier
-    from ttclab.verify.gym import GymVerifier
-    from ttclab.verify.math import MathVerifier
-    from ttclab.verify.numeric import NumericVerifier
-
-    return {"numeric": NumericVerifier, "math": MathVerifier, "choice": ChoiceVerifier, "gym": GymVerifier,
-            "exact": ExactVerifier, "code": CodeVerifier}
+#: name -> verifier class (``cls(**options)``), the built-in ones imported on first use.
+VERIFIERS: Registry[Callable[..., Verifier]] = Registry("verifier", where="verifier.name")
+for _name, _target in (
+    ("numeric", "ttclab.verify.numeric:NumericVerifier"),
+    ("math", "ttclab.verify.math:MathVerifier"),
+    ("choice", "ttclab.verify.choice:ChoiceVerifier"),
+    ("gym", "ttclab.verify.gym:GymVerifier"),
+    ("exact", ExactVerifier),
+    ("code", "ttclab.verify.code:CodeVerifier"),
+):
+    VERIFIERS.register(_name, _target)
 
 
 def get_verifier(name: str, **options: Any) -> Verifier:
     """A verifier by name (see the module docstring for names and options)."""
-    factories = _factories()
-    if name not in factories:
-        raise ConfigError(f"verifier.name: unknown verifier {name!r}; choose one of: {', '.join(VERIFIERS)}")
+    factory = VERIFIERS.get(name)
     try:
-        return factories[name](**options)
+        return factory(**options)
     except TypeError as exc:
         raise ConfigError(f"verifier.options: invalid option for verifier {name}: {exc}") from None

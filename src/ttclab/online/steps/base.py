@@ -102,7 +102,7 @@ class StepSpec(BaseModel):
                 msg = "required (set it under the pipeline's sampling or the step's)"
             raise ConfigError(f"{ctx.where}: sampling.{field}: {msg}") from None
 
-    def children(self) -> Sequence["StepSpec"]:
+    def children(self) -> Sequence[StepSpec]:
         return ()
 
     def uses_oracle(self) -> bool:

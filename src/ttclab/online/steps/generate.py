@@ -17,11 +17,11 @@ from typing import Literal
 
 from pydantic import Field
 
+from ttclab.extract import final_answer
 from ttclab.online.calls import CallResult
 from ttclab.online.candidates import Candidate
 from ttclab.online.state import QuestionState
 from ttclab.online.steps.base import QuestionFailed, StepSpec, call_each, call_item, prepare_all
-from ttclab.verify.extract import final_answer
 
 
 class GenerateSpec(StepSpec):

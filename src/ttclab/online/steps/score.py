@@ -23,6 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ttclab.online.calls import CallResult
 from ttclab.online.candidates import Candidate
 from ttclab.online.state import QuestionState
 from ttclab.online.steps.base import QuestionFailed, StepSpec, call_each, call_item, truncate
@@ -102,7 +103,7 @@ class ScoreSpec(StepSpec):
         return self.by == "oracle"
 
     @model_validator(mode="after")
-    def _reward_given(self) -> "ScoreSpec":
+    def _reward_given(self) -> ScoreSpec:
         if self.by == "reward_model" and self.reward is None:
             raise ValueError("by: reward_model needs reward: {url: ..., model: ...}")
         return self
@@ -116,15 +117,15 @@ class ScoreSpec(StepSpec):
         """Score each candidate, store one judgment per candidate, return the scores (None: unparsed)."""
         method = self.by
         values: list[float | None] = []
-        calls: list[tuple] = [()] * len(cands)
+        calls: list[tuple[CallResult, ...]] = [()] * len(cands)
         if method in ("llm_rubric", "self_eval"):
             items = [call_item(self, q.ctx.prompt(self.tpl, question=q.question.question,
                                                   solution=truncate(c.text, self.max_chars)),
                                role="scorer", parents=(c.id,)) for c in cands]
             results = await call_each(q, items)
-            for i, [r] in enumerate(results):
-                calls[i] = (r,)
-                values.append(parse_grade(r.text) if method == "llm_rubric" else p_yes(r.text, r.token_logprobs))
+            for i, [res] in enumerate(results):
+                calls[i] = (res,)
+                values.append(parse_grade(res.text) if method == "llm_rubric" else p_yes(res.text, res.token_logprobs))
         elif method == "confidence":
             for c in cands:
                 v = trace_confidence(c.token_logprobs, self.window)
@@ -139,13 +140,13 @@ class ScoreSpec(StepSpec):
             prepared = [q.caller.prepare_reward(q, endpoint=self.reward.url, model=self.reward.model,
                                                 body=self.reward.body(q.question.question, c.text), step_id=self.sid,
                                                 parents=(c.id,)) for c in cands]
-            results = await asyncio.gather(*(q.caller.run_reward(p, self.reward.field, self.reward.reduce)
+            rewards = await asyncio.gather(*(q.caller.run_reward(p, self.reward.field, self.reward.reduce)
                                              for p in prepared))
-            for i, r in enumerate(results):
-                if not r.ok:
-                    raise QuestionFailed(r.error or "reward model call failed")
-                calls[i] = (r,)
-                values.append(r.value)
-        for c, v, cs in zip(cands, values, calls):
-            q.judge(self.sid, "score", method, [c.id], value=v, chosen=c.id, parsed=v is not None, calls=cs)
+            for i, reward in enumerate(rewards):
+                if not reward.ok:
+                    raise QuestionFailed(reward.error or "reward model call failed")
+                calls[i] = (reward,)
+                values.append(reward.value)
+        for c, value, cs in zip(cands, values, calls):
+            q.judge(self.sid, "score", method, [c.id], value=value, chosen=c.id, parsed=value is not None, calls=cs)
         return values

@@ -117,7 +117,7 @@ class DVTSSpec(_SearchSpec):
     n: int = Field(default=4, ge=1, le=4096, description="paths expanded per depth (subtrees x beam_width)")
 
     @model_validator(mode="after")
-    def _divisible(self) -> "DVTSSpec":
+    def _divisible(self) -> DVTSSpec:
         if self.n % self.beam_width:
             raise ValueError(f"n ({self.n}) must be a multiple of beam_width ({self.beam_width})")
         return self

@@ -84,7 +84,7 @@ class SelectSpec(StepSpec):
     default_sampling = {"temperature": 0.0, "max_tokens": 16}
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SelectSpec":
+    def _consistent(self) -> SelectSpec:
         if self.by == "llm_pick" and self.k != 1:
             raise ValueError("by: llm_pick keeps one candidate; remove k or use by: score / pairwise")
         if any(s < 2 for s in self.subsets):
