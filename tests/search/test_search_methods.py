@@ -30,7 +30,8 @@ def first_hit(trials):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_reinforce_finds_the_known_optimum_within_300_evaluations(seed):
     # 4^6 = 4096 candidates, one optimum: random search needs ~2048 evaluations on average
-    trials = run_search(Reinforce(SPACE, seed=seed, batch=8, lr=1.0), synthetic, evaluations=300)
+    trials = run_search(Reinforce(SPACE, seed=seed, batch=8, lr=1.0), synthetic, evaluations=300,
+                        stop=lambda t: t.score == 1.0)
     assert first_hit(trials) is not None and first_hit(trials) <= 300
 
 

@@ -36,6 +36,12 @@ def _main(args: argparse.Namespace) -> int:
     from ttclab.tables import Table
 
     progress = not args.no_progress and sys.stderr.isatty()  # a piped bar would print every update
+    from ttclab.errors import ConfigError
+
+    if args.probe_every is not None and args.probe_every < 1:
+        raise ConfigError(f"--probe-every must be at least 1 token (got {args.probe_every})")
+    if args.probe_tokens < 1:
+        raise ConfigError(f"--probe-tokens must be at least 1 (got {args.probe_tokens})")
     probe = None if args.probe_every is None else {"every": args.probe_every, "max_tokens": args.probe_tokens,
                                                     "cue": args.probe_cue.encode().decode("unicode_escape")}
     results = sample(args.config, progress=progress, store=args.store, probe=probe, limit=args.limit, samples=args.samples,

@@ -331,6 +331,9 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
                "curves": curves, "heldout_points": saved, "front": front, "trials": trials, "headline": headline,
                "rejected": getattr(method, "rejected", [])}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    from ttclab.report.search import write_search_report
+
+    write_search_report(out_dir)  # report.html: fronts, trajectory (and the chosen graph)
     return ControllerSearchResult(out_dir, saved, front, trials, headline)
 
 

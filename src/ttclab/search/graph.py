@@ -300,7 +300,8 @@ def node_steps(n: Node, main: str) -> list[dict[str, Any]]:
 
 
 def to_pipeline(graph: Graph, *, name: str, task: Any, verifier: Any = None, sampling: dict[str, Any] | None = None,
-                seed: int = 0, limit: int | None = None, description: str | None = None) -> dict[str, Any]:
+                seed: int = 0, limit: int | None = None, description: str | None = None,
+                concurrency: int | None = None) -> dict[str, Any]:
     """The pipeline mapping of a graph (``ttclab run`` accepts it written as YAML)."""
     main = main_model(graph)
     steps = [s for n in graph.nodes for s in node_steps(n, main)]
@@ -320,6 +321,8 @@ def to_pipeline(graph: Graph, *, name: str, task: Any, verifier: Any = None, sam
         data["sampling"] = dict(sampling)
     if limit is not None:
         data["limit"] = limit
+    if concurrency is not None:
+        data["concurrency"] = concurrency
     return data
 
 

@@ -86,6 +86,7 @@ class GraphSearchConfig(BaseModel):
     token_counter: dict[str, Literal["llama", "whitespace", "chars"]] = Field(default_factory=dict)
     out: str | None = None
     front_heldout: int = Field(default=6, ge=1, description="front members evaluated on the held-out split")
+    concurrency: int | None = Field(default=None, ge=1, description="questions in flight per graph run")
 
     @model_validator(mode="after")
     def _check(self) -> "GraphSearchConfig":
@@ -177,7 +178,8 @@ class _Evaluator:
         task = self.cfg.task.model_dump(mode="json", exclude_none=True)
         return compile_graph(graph, name=f"{self.cfg.name}-{graph.key()}", task=task,
                              verifier=self.cfg.verifier.model_dump(mode="json") if self.cfg.verifier else None,
-                             sampling=self.cfg.sampling, seed=self.cfg.seed, limit=limit)
+                             sampling=self.cfg.sampling, seed=self.cfg.seed, limit=limit,
+                             concurrency=self.cfg.concurrency)
 
     def run(self, graph: Any, limit: int) -> Any:
         from ttclab.online.runner import run_pipeline
@@ -365,6 +367,9 @@ def search_graphs(config: str | Path | GraphSearchConfig, *, store: str | Path |
                    "agent_rejected": agent_rejected,
                    "agent_rejections": getattr(method, "rejected", [])}
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=_json))
+        from ttclab.report.search import write_search_report
+
+        write_search_report(out_dir)  # report.html: fronts, trajectory (and the chosen graph)
     finally:
         if bar is not None:
             bar.close()

@@ -239,9 +239,11 @@ class Trial:
 
 def run_search(method: Method, evaluate: Callable[[Candidate], tuple[float | None, dict[str, Any]]], *,
                evaluations: int, max_rounds: int | None = None,
-               on_trial: Callable[[Trial], None] | None = None) -> list[Trial]:
+               on_trial: Callable[[Trial], None] | None = None,
+               stop: Callable[[Trial], bool] | None = None) -> list[Trial]:
     """Ask, evaluate, tell until ``evaluations`` distinct candidates were evaluated (repeats of an
-    evaluated candidate reuse its score and do not count; rejected ones do not count either)."""
+    evaluated candidate reuse its score and do not count; rejected ones do not count either), or
+    until ``stop(trial)`` holds for a new trial."""
     seen: dict[str, tuple[float | None, dict[str, Any]]] = {}
     trials: list[Trial] = []
     rounds = 0
@@ -265,6 +267,8 @@ def run_search(method: Method, evaluate: Callable[[Candidate], tuple[float | Non
                 trials.append(trial)
                 if on_trial is not None:
                     on_trial(trial)
+                if stop is not None and stop(trial):
+                    return trials
             scores.append(seen[key][0])
         method.tell(cands[: len(scores)], scores)
     return trials
