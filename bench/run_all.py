@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["strategies.py", "market.py", "sampling.py", "sandbox.py", "pipelines.py"]
+BENCHES = ["strategies.py", "market.py", "sampling.py", "sandbox.py", "pipelines.py", "search.py"]
 
 
 def main() -> int:
