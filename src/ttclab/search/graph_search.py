@@ -298,12 +298,13 @@ def search_graphs(config: str | Path | GraphSearchConfig, *, store: str | Path |
         def evaluate(cand: dict[str, Any], source: str = cfg.method.name) -> tuple[float | None, dict[str, Any]]:
             graph = decode(cand, cfg.models)
             fresh = graph.key() not in ev.done
+            duplicate = graph.key() in ev.session  # another candidate of a graph this search already reached
             rec = ev.evaluate(cand, graph, source)
             if bar is not None and fresh and not rec.get("rejected"):
                 bar.update(1)
                 best = max((r["accuracy"] for r in ev.done.values() if r.get("accuracy") is not None), default=float("nan"))
                 bar.set_postfix_str(f"best acc {best:.2f}", refresh=False)
-            return rec.get("score"), {"rejected": rec.get("rejected")}
+            return rec.get("score"), {"rejected": rec.get("rejected"), "duplicate": duplicate}
 
         model_acc: dict[str, float] = {}
         if "model_prior" in cfg.heuristics:

@@ -242,8 +242,9 @@ def run_search(method: Method, evaluate: Callable[[Candidate], tuple[float | Non
                on_trial: Callable[[Trial], None] | None = None,
                stop: Callable[[Trial], bool] | None = None) -> list[Trial]:
     """Ask, evaluate, tell until ``evaluations`` distinct candidates were evaluated (repeats of an
-    evaluated candidate reuse its score and do not count; rejected ones do not count either), or
-    until ``stop(trial)`` holds for a new trial."""
+    evaluated candidate reuse its score and do not count; nor do those ``evaluate`` marks
+    ``rejected`` or ``duplicate`` in its info, e.g. another candidate of the same graph), or until
+    ``stop(trial)`` holds for a new trial."""
     seen: dict[str, tuple[float | None, dict[str, Any]]] = {}
     trials: list[Trial] = []
     rounds = 0
@@ -261,7 +262,8 @@ def run_search(method: Method, evaluate: Callable[[Candidate], tuple[float | Non
                 if evaluated >= evaluations:
                     break
                 seen[key] = evaluate(cand)
-                if seen[key][0] is not None or not seen[key][1].get("rejected"):
+                info = seen[key][1]
+                if not info.get("rejected") and not info.get("duplicate"):  # a new evaluation
                     evaluated += 1
                 trial = Trial(len(trials), cand, seen[key][0], seen[key][1])
                 trials.append(trial)
