@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["strategies.py", "market.py", "sampling.py", "sandbox.py", "pipelines.py", "serve.py"]
+BENCHES = ["strategies.py", "market.py", "sampling.py", "sandbox.py", "pipelines.py", "serve.py", "search.py"]
 
 
 def main() -> int:

@@ -27,22 +27,24 @@ class RunResult:
 
 
 def sample(config: SampleConfig | str | Path, *, progress: bool = True, store: str | Path | None = None,
-           **overrides: Any) -> list[RunResult]:
+           probe: dict[str, Any] | None = None, **overrides: Any) -> list[RunResult]:
     """Sample every model of ``config`` on its task; resume runs that were interrupted.
 
     ``overrides`` (``limit``, ``samples``, ``model``, ``max_tokens``, ``temperature``, ``seed``) change
     the config for a quick study (see :func:`ttclab.config.override_config`); they are part of the run
-    identity like any edit of the YAML.
+    identity like any edit of the YAML. ``probe`` (``{"every": D, "cue": ..., "max_tokens": ...}``)
+    also stores each sample's probe answers after every D tokens (:mod:`ttclab.probes`).
     """
     cfg = config if isinstance(config, SampleConfig) else load_config(config)
     if any(v is not None for v in overrides.values()):
         cfg = override_config(cfg, **overrides)
     for warning in config_warnings(cfg):
         logging.getLogger("ttclab").warning("ttclab: warning: %s", warning)
-    return [asyncio.run(_sample_model(cfg, m, progress=progress, store=store)) for m in cfg.models]
+    return [asyncio.run(_sample_model(cfg, m, progress=progress, store=store, probe=probe)) for m in cfg.models]
 
 
-async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, store: str | Path | None) -> RunResult:
+async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, store: str | Path | None,
+                        probe: dict[str, Any] | None = None) -> RunResult:
     from ttclab.store.summary import run_summary
     from ttclab.tasks.config import build_prompt_template, load_task
     from ttclab.verify.registry import get_verifier
@@ -87,6 +89,10 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
             _mark(run_dir, "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed",
                   str(exc) or exc.__class__.__name__)
             raise
+        if probe is not None:  # the same loaded model probes the stored traces
+            from ttclab.probes import collect_probes
+
+            await collect_probes(backend, run_dir, questions, template.render, verifier, progress=progress, **probe)
         info = dataclasses.asdict(backend.info())
     finally:
         await backend.aclose()

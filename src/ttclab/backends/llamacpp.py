@@ -224,6 +224,22 @@ class LlamaCppBackend:
         self._decoder.serve()
         return self._completions(job, box[0])
 
+    async def probe(self, prompt: Any, texts: list[str], *, every: int, cue: str, max_tokens: int) -> list[Any]:
+        """Probes of each completion text of ``prompt`` (:mod:`ttclab.backends.llama_probe`): for each
+        text, (probes, trace tokens). Runs on the llama.cpp thread with a context of its own."""
+        from ttclab.backends.llama_probe import Prober, prompt_tokens_of
+
+        def work() -> list[Any]:
+            llama = self._load()
+            if getattr(self, "_prober", None) is None:
+                self._prober = Prober(str(resolve_model_path(self.model)), n_ctx=self.n_ctx, n_batch=self.n_batch,
+                                      n_threads=self.n_threads or max(1, os.cpu_count() or 1))
+            tokens = prompt_tokens_of(llama, prompt)
+            assert self._prober is not None
+            return [self._prober.probe(tokens, t, every=every, cue=cue, max_tokens=max_tokens) for t in texts]
+
+        return await asyncio.get_running_loop().run_in_executor(llama_executor(), work)
+
     def _prepare(self, request: Request, params: SamplingParams) -> Any:
         """Error completions now, or a function making the decode job (render, validate, seeds)."""
         from ttclab.backends.llama_batch import DecodeJob, SamplerSettings
@@ -274,9 +290,13 @@ class LlamaCppBackend:
 
     async def aclose(self) -> None:
         llama, decoder = self._llama, self._decoder
+        prober = getattr(self, "_prober", None)
+        self._prober = None  # type: ignore[assignment]  # (Prober is imported where it is built)
         self._llama = self._decoder = None
 
         def close() -> None:
+            if prober is not None:
+                prober.close()
             if decoder is not None:
                 decoder.close()
             if llama is not None:

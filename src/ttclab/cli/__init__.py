@@ -17,7 +17,7 @@ from ttclab.errors import TTCLabError
 
 # Verb modules, in the order they appear in ``ttclab --help``.
 VERB_MODULES = ("sample", "run", "runs", "show", "rm", "repair", "importer", "evaluate", "optimize", "report", "market",
-                "strategies", "prices", "serve")
+                "strategies", "prices", "serve", "search")
 
 
 def build_parser() -> argparse.ArgumentParser:

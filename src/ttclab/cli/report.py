@@ -13,6 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_analysis_args(p)
     add_out(p, "out/report", "report.html, figures/, questions/ and CSV tables")
     p.add_argument("--market", help="also include a market (a `ttclab market` config)")
+    p.add_argument("--search", action="append", metavar="DIR",
+                   help="also include a `ttclab search` output folder (Pareto fronts, trajectory, chosen graph); repeatable")
     p.add_argument("--title", default="ttclab report")
     p.add_argument("--max-questions", type=int, default=200, help="questions per run on the drill-down page (default 200)")
     p.set_defaults(func=_main)
@@ -28,7 +30,8 @@ def _main(args: argparse.Namespace) -> int:
         from ttclab.market.api import run_market
 
         market = run_market(args.market)
-    path = write_report(ev, args.out, unit=args.unit, market=market, title=args.title, max_questions=args.max_questions)
+    path = write_report(ev, args.out, unit=args.unit, market=market, title=args.title, max_questions=args.max_questions,
+                        search=args.search)
     print(f"wrote {path} (figures in {path.parent / 'figures'}, per-question pages in {path.parent / 'questions'})")
     for n in ev.notes:
         print(f"note: {n}")

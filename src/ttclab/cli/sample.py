@@ -20,6 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     quick.add_argument("--max-tokens", type=int, help="sampling.max_tokens")
     quick.add_argument("--temperature", type=float, help="sampling.temperature")
     quick.add_argument("--seed", type=int, help="sampling.seed")
+    probes = p.add_argument_group("probes (an extra table of the run; the samples are unchanged)")
+    probes.add_argument("--probe-every", type=int, metavar="D",
+                        help="also store each trace's forced answer after every D tokens (embedded engine)")
+    probes.add_argument("--probe-tokens", type=int, default=8, help="tokens decoded per probe (default 8)")
+    probes.add_argument("--probe-cue", default="\nAnswer:", help="text appended to the prefix (default '\\nAnswer:')")
     p.set_defaults(func=_main)
 
 
@@ -31,7 +36,15 @@ def _main(args: argparse.Namespace) -> int:
     from ttclab.tables import Table
 
     progress = not args.no_progress and sys.stderr.isatty()  # a piped bar would print every update
-    results = sample(args.config, progress=progress, store=args.store, limit=args.limit, samples=args.samples,
+    from ttclab.errors import ConfigError
+
+    if args.probe_every is not None and args.probe_every < 1:
+        raise ConfigError(f"--probe-every must be at least 1 token (got {args.probe_every})")
+    if args.probe_tokens < 1:
+        raise ConfigError(f"--probe-tokens must be at least 1 (got {args.probe_tokens})")
+    probe = None if args.probe_every is None else {"every": args.probe_every, "max_tokens": args.probe_tokens,
+                                                    "cue": args.probe_cue.encode().decode("unicode_escape")}
+    results = sample(args.config, progress=progress, store=args.store, probe=probe, limit=args.limit, samples=args.samples,
                      model=args.model, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     rows, notes = [], []
     for r in results:

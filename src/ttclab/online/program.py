@@ -51,6 +51,7 @@ class PipelineSpec(BaseModel):
     name: str = Field(min_length=1)
     description: str | None = None
     model: ModelSpec
+    models: dict[str, ModelSpec] = Field(default_factory=dict, description="more models, by name, for steps' model:")
     task: TaskConfig
     verifier: VerifierSpec | None = None
     sampling: dict[str, Any] = Field(default_factory=lambda: {"max_tokens": 128})
@@ -175,6 +176,7 @@ def compile_pipeline(data: dict[str, Any], source: str = "pipeline", base_dir: P
     assert isinstance(raw_steps, list)
     steps = [parse_step(s, f"steps[{i}]", source) for i, s in enumerate(raw_steps)]
     bind_steps(steps, spec, base_dir, source)
+    check_routing(steps, spec, source)
     if spec.budget is not None and spec.budget.usd is not None and spec.prices is None:
         raise ConfigError(f"{source}: budget.usd: a dollar budget needs prices (a price file name or path)")
     return Pipeline(spec, steps, source)
@@ -188,9 +190,43 @@ def load_pipeline(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     return compile_pipeline(data, str(path), path.parent)
 
 
+def check_routing(steps: Sequence[StepSpec], spec: PipelineSpec, source: str) -> None:
+    """``inputs`` name earlier top-level steps; ``model`` names one of the pipeline's ``models``."""
+    earlier: set[str] = set()
+
+    def walk(items: Sequence[StepSpec], index_path: str, top: bool) -> None:
+        for i, step in enumerate(items):
+            where = f"{source}: {index_path}[{i}] ({step.op} {step.sid!r})"
+            if step.model is not None and step.model not in spec.models:
+                known = ", ".join(spec.models) or "none defined"
+                raise ConfigError(f"{where}: model: {step.model!r} is not in the pipeline's models ({known}); "
+                                  "add it under models: or remove the step's model")
+            if step.inputs is not None:
+                if not top:
+                    raise ConfigError(f"{where}: inputs: only top-level steps can name their inputs")
+                missing = [s for s in step.inputs if s not in earlier]
+                if missing or not step.inputs:
+                    raise ConfigError(f"{where}: inputs: {missing or step.inputs!r} must name earlier steps' ids")
+            if isinstance(step, RepeatSpec):
+                walk(step.steps, f"{index_path}[{i}].steps", False)
+            if top:
+                earlier.add(step.sid)
+
+    walk(steps, "steps", True)
+
+
 async def run_steps(steps: Sequence[StepSpec], q: QuestionState, pop: list[Candidate]) -> list[Candidate]:
-    """Run steps in order on one question's population."""
+    """Run steps in order on one question's population (a step with ``inputs`` takes those steps'
+    outputs; a step with ``model`` makes its calls through that model)."""
     for step in steps:
-        pop = await step.run(q, pop)
+        source = pop if step.inputs is None else [c for sid in step.inputs for c in q.outputs.get(sid, [])]
+        ctx = q.ctx
+        if step.model is not None:
+            q.ctx = ctx.models[step.model]
+        try:
+            pop = await step.run(q, source)
+        finally:
+            q.ctx = ctx
+        q.outputs[step.sid] = pop
         q.population = pop
     return pop

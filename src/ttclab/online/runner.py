@@ -132,11 +132,11 @@ def _formats(pipe: Pipeline) -> tuple[bool, Any]:
 def run_pipeline(pipeline: str | Path | Pipeline, *, task: Any = None, model: Any = None, limit: int | None = None,
                  store: str | Path | None = None, concurrency: int | None = None, seed: int | None = None,
                  progress: bool = True, overrides: dict[str, Any] | None = None,
-                 backend: Any = None) -> PipelineRunResult:
+                 backend: Any = None, backends: dict[str, Any] | None = None) -> PipelineRunResult:
     """Run (or resume) a pipeline file; ``task`` / ``model`` / ``limit`` / ``seed`` override the file's,
     ``overrides`` any other top-level setting (``{"sampling": {...}, "continuation_format": "chatml"}``).
     ``backend``: an already created backend for the file's model (kept open; e.g. one loaded model
-    shared by several runs)."""
+    shared by several runs); ``backends``: the same for the file's named ``models``, by name."""
     if isinstance(pipeline, Pipeline):
         pipe = pipeline
     else:
@@ -144,11 +144,12 @@ def run_pipeline(pipeline: str | Path | Pipeline, *, task: Any = None, model: An
         overrides = {"task": task, "model": model_override(model, current if isinstance(current, dict) else None),
                      "limit": limit, "seed": seed, **(overrides or {})}
         pipe = load_pipeline(pipeline, overrides)
-    return asyncio.run(_run(pipe, store=store, concurrency=concurrency, progress=progress, backend=backend))
+    return asyncio.run(_run(pipe, store=store, concurrency=concurrency, progress=progress, backend=backend,
+                            backends=backends))
 
 
 async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | None, progress: bool,
-               backend: Any = None) -> PipelineRunResult:
+               backend: Any = None, backends: dict[str, Any] | None = None) -> PipelineRunResult:
     from ttclab.tasks.config import load_task
     from ttclab.verify.registry import get_verifier
 
@@ -168,6 +169,8 @@ async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | N
         "limit": spec.limit, "verifier": vspec.model_dump(mode="json") if vspec else task.default_verifier(),
         "chat": chat, "format": fmt.name if fmt else None,
     }
+    if spec.models:  # graph pipelines: every named model is part of the identity (absent otherwise: ids unchanged)
+        identity["models"] = {name: model_identity(m) for name, m in sorted(spec.models.items())}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     run_id = f"{_slug(pipe.name)}-{_slug(spec.model.display)}-{digest}"
     root = store_root(store)
@@ -175,7 +178,8 @@ async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | N
     run_dir.mkdir(parents=True, exist_ok=True)
     with _locked(run_dir):
         return await _run_locked(pipe, run_id, run_dir, root, questions, task, verifier, chat, fmt, identity,
-                                 concurrency=concurrency, progress=progress, started=started, backend=backend)
+                                 concurrency=concurrency, progress=progress, started=started, backend=backend,
+                                 backends=backends)
 
 
 @contextlib.contextmanager
@@ -195,10 +199,13 @@ def _locked(run_dir: Path) -> Any:
 
 async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, questions: list[Question], task: Any,
                       verifier: Any, chat: bool, fmt: Any, identity: dict[str, Any], *, concurrency: int | None,
-                      progress: bool, started: float, backend: Any = None) -> PipelineRunResult:
+                      progress: bool, started: float, backend: Any = None,
+                      backends: dict[str, Any] | None = None) -> PipelineRunResult:
     spec = pipe.spec
     oracle = pipe.uses_oracle()
     label = f"{pipe.name} ({spec.model.display})"
+    models_meta: dict[str, Any] = ({"models": {k: {"name": m.name, "backend": m.backend, "llm": m.display}
+                                                for k, m in spec.models.items()}} if spec.models else {})
     meta = run_meta(
         run_id, kind="pipeline", name=pipe.name, identity=identity,
         pipeline={"name": pipe.name, "file": pipe.source, "description": spec.description, "oracle": oracle,
@@ -207,6 +214,7 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
         model={"name": spec.model.name, "label": label, "backend": spec.model.backend, "llm": spec.model.display},
         task=task.describe() | {"name": task.name}, verifier=getattr(verifier, "name", ""),
         samples=1, n_questions=len(questions), prices=spec.prices,
+        **models_meta,
         samples_semantics="one row per question: the pipeline's final answer; prompt/completion tokens and "
                           "latency are the question's totals over all its calls",
     )
@@ -225,9 +233,12 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     caller = Caller(backend, model=model_identity(spec.model), run_id=run_id, log=logs["calls"], cache=cache,
                     seed=spec.seed, stats=stats, own=own)
     ctx = RunContext(caller, verifier, spec.seed, chat, fmt, spec.model.backend, price, oracle)
+    extra = await _model_contexts(pipe, ctx, root, backends or {}, logs["calls"], stats, own)
     limit = concurrency or spec.concurrency or (1 if spec.model.backend == "llamacpp" else 8)
     bar = _bar(len(todo), label, progress)
     caller.on_call = (lambda: bar.set_postfix_str(stats.describe(), refresh=False)) if bar is not None else None
+    for other, _ in extra:
+        other.caller.on_call = caller.on_call
     gate = asyncio.Semaphore(limit)
     counts = {"failed": 0, "done": 0}
 
@@ -258,6 +269,10 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
         await caller.aclose()
         if own_backend:
             await backend.aclose()
+        for other, owned in extra:
+            await other.caller.aclose()
+            if owned:
+                await other.caller.backend.aclose()
         if bar is not None:
             bar.close()
     for name in PIPELINE_TABLES:
@@ -270,6 +285,26 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     atomic_write_json(run_dir / META_FILE, final)
     return PipelineRunResult(Run(run_dir), pipe.name, stats, len(questions), len(todo), len(finished),
                              counts["failed"], accuracy, time.perf_counter() - started)
+
+
+async def _model_contexts(pipe: Pipeline, ctx: RunContext, root: Path, given: dict[str, Any], log: TableLog,
+                          stats: CallStats, own: set[str]) -> list[tuple[RunContext, bool]]:
+    """A caller and context per named model of a graph pipeline (``ctx.models``); [(context, owns backend)]."""
+    out = []
+    for name, model in pipe.spec.models.items():
+        sub = Pipeline(pipe.spec.model_copy(update={"model": model, "models": {}}), pipe.steps, pipe.source)
+        chat, fmt = _formats(sub)
+        backend = given.get(name)
+        owned = backend is None
+        if backend is None:
+            backend = create_backend(model.backend, model=model.name, **model.options)
+        caller = Caller(backend, model=model_identity(model), run_id=ctx.caller.run_id, log=log,
+                        cache=CallCache.load(root, model_identity(model)), seed=ctx.seed, stats=stats, own=own)
+        sub_ctx = dataclasses.replace(ctx, caller=caller, chat=chat, fmt=fmt, backend_kind=model.backend,
+                                      price=_price(sub.spec), models=ctx.models)
+        ctx.models[name] = sub_ctx
+        out.append((sub_ctx, owned))
+    return out
 
 
 async def run_question(pipe: Pipeline, ctx: RunContext, question: Question, index: int, price: Any,

@@ -40,6 +40,8 @@ class RunContext:
     backend_kind: str  # "llamacpp" or "openai" (first-finish picks its rule from it)
     price: Any = None  # ledger Price of the model, for dollar budgets
     oracle_used: bool = False
+    #: The contexts of the pipeline's named ``models`` (shared by all of them; steps with ``model:`` use one).
+    models: dict[str, RunContext] = field(default_factory=dict)
 
     def prompt(self, template: Template, **values: Any) -> Prompt:
         """The prompt of a template: chat messages, or one string in the run's format."""
@@ -75,6 +77,7 @@ class QuestionState:
     judgments: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # why loops stopped (consensus, budget, ...)
     population: list[Candidate] = field(default_factory=list)  # after the last finished step
+    outputs: dict[str, list[Candidate]] = field(default_factory=dict)  # each top-level step's output, by step id
     calls: int = 0  # answered calls of this question (fresh or replayed)
     prompt_tokens: int = 0
     completion_tokens: int = 0

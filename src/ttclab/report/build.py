@@ -97,6 +97,7 @@ def write_report(
     title: str = "ttclab report",
     drilldown: bool = True,
     max_questions: int = 200,
+    search: list[str | Path] | None = None,
 ) -> Path:
     """A self-contained HTML report (figures inlined as SVG, also saved as PNG/SVG), one per-question
     page per run, and CSV tables, in ``out_dir``."""
@@ -186,6 +187,11 @@ def write_report(
         from ttclab.report.market import market_section
 
         market_section(rep.section("Market"), market)
+
+    for folder in search or []:  # `ttclab search` output folders: fronts, trajectory, the chosen graph
+        from ttclab.report.search import search_section
+
+        search_section(rep, folder)
 
     write_csv(ev.rows(), out / "evaluation.csv")
     write_csv(opt.best, out / "compute_optimal.csv")

@@ -46,6 +46,11 @@ class StepSpec(BaseModel):
     op: str
     id: str | None = None
     sampling: dict[str, Any] | None = None
+    #: Graph pipelines: the step works on the outputs of these earlier (top-level) steps instead of
+    #: the previous step's population (None: the previous step's).
+    inputs: list[str] | None = None
+    #: Graph pipelines: a name from the pipeline's ``models`` that makes this step's calls (None: ``model``).
+    model: str | None = None
 
     #: The template a step uses unless the file names another (None: the step makes no LLM call).
     default_template: ClassVar[str | None] = None

@@ -1,0 +1,347 @@
+"""``ttclab search controller CONFIG``: controllers over stored traces, searched and validated.
+
+Data: a stored run with probes (``data: {run: RUN_ID}``), or collected first by the config
+(``data: {collect: {config: SAMPLE_CONFIG, every: D, ...}}``: ``ttclab sample --probe-every D``,
+resumable), or ``data: {synthetic: {...}}`` (no model; for checks). The questions are split into
+a search split and a disjoint held-out split. Every controller is evaluated over ``orders`` seeded
+trace orders per question; accuracy CIs are percentile bootstraps over questions (the per-question
+accuracy averaged over the orders; injected seed).
+
+Output: every reference controller's beta sweep (accuracy vs tokens) on both splits, the searched
+family's candidates (``trials.jsonl``, resumable; random / REINFORCE / LLM-proposed parameters), the
+Pareto front on the held-out split, and "tokens saved at matched accuracy vs SC@k": for every
+controller point, the tokens SC@k needs to reach its accuracy (linear interpolation on the SC
+curve) — the headline is the cheapest held-out point matching SC@k_max's held-out accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ttclab.config import ModelSpec, read_yaml_mapping
+from ttclab.errors import ConfigError
+from ttclab.search.replay import ReplayData, ReplayEnv
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+@dataclass
+class ControllerEval:
+    """Per-question means over the seeded orders."""
+
+    accuracy: np.ndarray  # (Q,)
+    tokens: np.ndarray  # (Q,) decode + probe tokens
+    decode_tokens: np.ndarray
+    probe_tokens: np.ndarray
+    sequential_tokens: np.ndarray
+    decisions: int  # actions taken in total
+
+    def summary(self, rng: np.random.Generator, draws: int = 1000) -> dict[str, Any]:
+        q = len(self.accuracy)
+        idx = rng.integers(q, size=(draws, q))
+        boot = self.accuracy[idx].mean(axis=1)
+        lo, hi = np.quantile(boot, [0.025, 0.975]) if q else (np.nan, np.nan)
+        return {"accuracy": float(self.accuracy.mean()), "ci": [float(lo), float(hi)],
+                "tokens": float(self.tokens.mean()), "decode_tokens": float(self.decode_tokens.mean()),
+                "probe_tokens": float(self.probe_tokens.mean()),
+                "sequential_tokens": float(self.sequential_tokens.mean()), "questions": q}
+
+
+def evaluate_controller(data: ReplayData, act: Callable[[ReplayEnv, np.random.Generator], None], *,
+                        orders: int = 16, seed: int = 0) -> ControllerEval:
+    """Run a controller on every question of ``data`` over ``orders`` seeded trace orders."""
+    n_q = data.n_questions
+    acc = np.zeros(n_q)
+    tok = np.zeros(n_q)
+    dec = np.zeros(n_q)
+    prb = np.zeros(n_q)
+    seq = np.zeros(n_q)
+    decisions = 0
+    for q in range(n_q):
+        for r in range(orders):
+            rng = np.random.default_rng([seed, q, r])
+            env = ReplayEnv(data, q, rng)
+            act(env, rng)
+            if env.answered is None:
+                raise ConfigError("a controller ended without env.answer(...)")
+            acc[q] += env.correct
+            tok[q] += env.tokens
+            dec[q] += env.decode_tokens
+            prb[q] += env.probe_tokens
+            seq[q] += env.sequential_tokens
+            decisions += env.n_started + sum(env._seg) + env.probes_used + 1
+    return ControllerEval(acc / orders, tok / orders, dec / orders, prb / orders, seq / orders, decisions)
+
+
+def reference_curves(data: ReplayData, *, orders: int, seed: int, names: Sequence[str] | None = None,
+                     betas: Mapping[str, Sequence[float]] | None = None) -> list[dict[str, Any]]:
+    """The beta sweep of each reference controller: one point per beta."""
+    from ttclab.search.controllers import REFERENCE
+
+    out = []
+    for name in names or REFERENCE:
+        fn, grid = REFERENCE[name]
+        for beta in (betas or {}).get(name, grid):
+            if name == "sc" and beta > int(data.present.sum(axis=1).max()):
+                continue
+            ev = evaluate_controller(data, lambda env, rng, f=fn, b=beta: f(env, b, rng), orders=orders, seed=seed)
+            out.append({"controller": name, "beta": beta, **ev.summary(np.random.default_rng(seed))})
+    return out
+
+
+def tokens_saved(points: Sequence[Mapping[str, Any]], sc_points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """For each point, the tokens SC@k needs for the same accuracy (interpolated) and the saving."""
+    sc_sorted = sorted(sc_points, key=lambda p: p["tokens"])
+    toks = np.array([p["tokens"] for p in sc_sorted])
+    accs = np.maximum.accumulate(np.array([p["accuracy"] for p in sc_sorted]))
+    out = []
+    for p in points:
+        need = float("nan")
+        if len(accs) and p["accuracy"] <= accs[-1]:
+            j = int(np.searchsorted(accs, p["accuracy"] - 1e-12))
+            if j == 0 or accs[j] == accs[j - 1]:
+                need = float(toks[j])
+            else:
+                t = (p["accuracy"] - accs[j - 1]) / (accs[j] - accs[j - 1])
+                need = float(toks[j - 1] + t * (toks[j] - toks[j - 1]))
+        saved = 1 - p["tokens"] / need if math.isfinite(need) and need > 0 else float("nan")
+        out.append({**p, "sc_tokens_at_accuracy": need, "tokens_saved": saved})
+    return out
+
+
+def pareto(points: Sequence[Mapping[str, Any]], cost: str = "tokens") -> list[dict[str, Any]]:
+    out, best = [], -1.0
+    for p in sorted(points, key=lambda p: (p[cost], -p["accuracy"])):
+        if p["accuracy"] > best:
+            out.append(dict(p))
+            best = p["accuracy"]
+    return out
+
+
+# -- config ----------------------------------------------------------------------------------------
+class CollectSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    config: str = Field(description="a ttclab sample config (one model)")
+    every: int = Field(ge=1)
+    probe_tokens: int = Field(default=8, ge=1)
+    cue: str = "\nAnswer:"
+    limit: int | None = Field(default=None, ge=1)
+    samples: int | None = Field(default=None, ge=1)
+
+
+class DataSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run: str | None = None
+    collect: CollectSpec | None = None
+    synthetic: dict[str, Any] | None = None
+    every: int | None = Field(default=None, ge=1, description="probe spacing to use when the run has several")
+
+    @model_validator(mode="after")
+    def _one(self) -> DataSpec:
+        if sum(x is not None for x in (self.run, self.collect, self.synthetic)) != 1:
+            raise ValueError("give exactly one of run, collect, synthetic")
+        return self
+
+
+class ControllerSearchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    data: DataSpec
+    split: dict[str, int] = Field(default_factory=lambda: {"search": 0, "heldout": 0},
+                                  description="{search: N, heldout: M}; 0/0: half and half")
+    orders: int = Field(default=16, ge=1)
+    seed: int = 0
+    references: list[Literal["sc", "adaptive", "esc", "probe_prune", "confidence"]] = Field(
+        default_factory=lambda: ["sc", "adaptive", "esc", "probe_prune", "confidence"])
+    betas: dict[str, list[float]] = Field(default_factory=dict)
+    gamma: float = Field(default=0.5, ge=0, description="objective: accuracy - gamma * tokens / SC@N's tokens")
+    method: dict[str, Any] = Field(default_factory=lambda: {"name": "reinforce", "evaluations": 24, "batch": 4})
+    agent: dict[str, Any] | None = None
+    out: str | None = None
+
+
+def load_controller_search(path: str | Path) -> tuple[ControllerSearchConfig, Path]:
+    from ttclab.tasks.config import format_validation_error
+
+    path = Path(path)
+    data = read_yaml_mapping(path, "controller search", "name, data")
+    try:
+        return ControllerSearchConfig.model_validate(data), path.parent
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from None
+
+
+@dataclass
+class ControllerSearchResult:
+    out: Path
+    curves: list[dict[str, Any]]
+    front: list[dict[str, Any]]
+    trials: list[dict[str, Any]]
+    headline: list[str] = field(default_factory=list)
+
+
+def _data(cfg: ControllerSearchConfig, base: Path, store: str | Path | None, progress: bool) -> ReplayData:
+    from ttclab.search.replay import from_run, synthetic
+    from ttclab.store.reader import store_root
+
+    d = cfg.data
+    if d.synthetic is not None:
+        return synthetic(**d.synthetic)
+    if d.run is not None:
+        path = Path(d.run)
+        return from_run(path if path.is_dir() else store_root(store) / d.run, d.every)
+    assert d.collect is not None
+    from ttclab.experiment import sample
+
+    c = d.collect
+    cpath = Path(c.config)
+    if not cpath.is_absolute():
+        cpath = base / cpath
+    results = sample(cpath, progress=progress, store=store, limit=c.limit, samples=c.samples,
+                     probe={"every": c.every, "cue": c.cue, "max_tokens": c.probe_tokens})
+    if len(results) != 1:
+        raise ConfigError(f"data.collect.config: {cpath} has {len(results)} models; controller search uses one")
+    return from_run(results[0].run, c.every)
+
+
+def search_controllers(config: str | Path | ControllerSearchConfig, *, store: str | Path | None = None,
+                       progress: bool = True, evaluations: int | None = None,
+                       out: str | Path | None = None) -> ControllerSearchResult:
+    """Reference sweeps, the family search (search split), held-out evaluation and the comparison with SC@k."""
+    from ttclab.search.controllers import family, family_space
+    from ttclab.search.methods import make_method, run_search
+    from ttclab.store.reader import store_root
+
+    if isinstance(config, ControllerSearchConfig):
+        cfg, base = config, Path.cwd()
+    else:
+        cfg, base = load_controller_search(config)
+    data = _data(cfg, base, store, progress)
+    n = data.n_questions
+    n_s = cfg.split.get("search") or n // 2
+    n_h = cfg.split.get("heldout") or n - n_s
+    if n_s + n_h > n or n_s < 1 or n_h < 1:
+        raise ConfigError(f"split: search {n_s} + heldout {n_h} questions, but the data has {n}")
+    search, held = data.subset(range(n_s)), data.subset(range(n_s, n_s + n_h))
+    out_dir = Path(out or cfg.out or store_root(store) / "search" / cfg.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=2, unit="sweep", desc=f"controllers {cfg.name}", file=sys.stderr, dynamic_ncols=True)
+    curves = {}
+    for split_name, part in (("search", search), ("heldout", held)):
+        curves[split_name] = reference_curves(part, orders=cfg.orders, seed=cfg.seed, names=cfg.references,
+                                              betas=cfg.betas)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    sc_search = [p for p in curves["search"] if p["controller"] == "sc"]
+    scale = max((p["tokens"] for p in sc_search), default=1.0) or 1.0
+
+    # the family search, resumable
+    trials_path = out_dir / "trials.jsonl"
+    done: dict[str, dict[str, Any]] = {}
+    if trials_path.exists():
+        for line in trials_path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                done[rec["key"]] = rec
+    space = family_space(int(data.present.sum(axis=1).max()))
+    mopts = dict(cfg.method)
+    name = str(mopts.pop("name", "reinforce"))
+    n_eval = int(evaluations or mopts.pop("evaluations", 24))
+    mopts.pop("evaluations", None)
+    batch = int(mopts.pop("batch", 4))
+    sbar = None
+    if progress:
+        from tqdm import tqdm
+
+        sbar = tqdm(total=n_eval, unit="controller", desc=f"search {name}", file=sys.stderr, dynamic_ncols=True)
+
+    def evaluate(cand: dict[str, Any]) -> tuple[float | None, dict[str, Any]]:
+        key = space.key(cand)
+        if key not in done:
+            ev = evaluate_controller(search, lambda env, rng: family(env, cand, rng), orders=cfg.orders, seed=cfg.seed)
+            s = ev.summary(np.random.default_rng(cfg.seed))
+            rec = {"key": key, "params": cand, "search": s, "score": s["accuracy"] - cfg.gamma * s["tokens"] / scale,
+                   "evaluation": len(done), "method": name}
+            done[key] = rec
+            with trials_path.open("a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+        if sbar is not None:
+            sbar.update(1)
+        return done[key]["score"], {}
+
+    if name == "agent":
+        from ttclab.search.agent import AgentProposer
+
+        if cfg.agent is None:
+            raise ConfigError("method agent needs an agent: {model: {...}} section")
+        method: Any = AgentProposer(space, ModelSpec.model_validate(cfg.agent["model"]), seed=cfg.method.get("seed", 0),
+                                    batch=batch, log_path=out_dir / "agent.jsonl",
+                                    max_tokens=int(cfg.agent.get("max_tokens", 256)),
+                                    what="a controller that spends decode tokens on parallel reasoning traces")
+        method.summary = lambda: _controller_summary([done[k] for k in done], sc_search)
+    else:
+        method = make_method(name, space, seed=int(mopts.pop("seed", 0)), batch=batch, options=mopts)
+    try:
+        run_search(method, evaluate, evaluations=n_eval)
+    finally:
+        if sbar is not None:
+            sbar.close()
+        if hasattr(method, "close"):
+            method.close()
+    trials = sorted(done.values(), key=lambda r: r["evaluation"])
+    # the searched candidates on the search-split front, and the reference points, on the held-out split
+    fam_front = pareto([{**r["search"], "controller": "family", "beta": json.dumps(r["params"]), "params": r["params"]}
+                        for r in trials])
+    held_points = list(curves["heldout"])
+    for p in fam_front:
+        ev = evaluate_controller(held, lambda env, rng, c=p["params"]: family(env, c, rng), orders=cfg.orders,
+                                 seed=cfg.seed)
+        held_points.append({"controller": "searched", "beta": p["beta"], "params": p["params"],
+                            **ev.summary(np.random.default_rng(cfg.seed))})
+    sc_held = [p for p in held_points if p["controller"] == "sc"]
+    saved = tokens_saved(held_points, sc_held)
+    front = pareto(saved)
+    headline = []
+    if sc_held:
+        top = max(sc_held, key=lambda p: p["beta"])
+        matched = [p for p in saved if p["accuracy"] >= top["accuracy"] and p["controller"] != "sc"]
+        if matched:
+            best = min(matched, key=lambda p: p["tokens"])
+            headline.append(f"matched SC@{top['beta']:g} held-out accuracy {top['accuracy']:.3f} with "
+                            f"{best['controller']} (beta {best['beta']}) at {best['tokens']:.0f} tokens vs "
+                            f"{top['tokens']:.0f}: {100 * (1 - best['tokens'] / top['tokens']):.1f}% fewer tokens")
+        else:
+            headline.append(f"no controller matched SC@{top['beta']:g}'s held-out accuracy {top['accuracy']:.3f}")
+    summary = {"name": cfg.name, "source": data.source, "every": data.every, "questions": {"search": n_s, "heldout": n_h},
+               "traces_per_question": int(data.present.sum(axis=1).max()), "orders": cfg.orders,
+               "curves": curves, "heldout_points": saved, "front": front, "trials": trials, "headline": headline,
+               "rejected": getattr(method, "rejected", [])}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    from ttclab.report.search import write_search_report
+
+    write_search_report(out_dir)  # report.html: fronts, trajectory (and the chosen graph)
+    return ControllerSearchResult(out_dir, saved, front, trials, headline)
+
+
+def _controller_summary(trials: Sequence[Mapping[str, Any]], sc_points: Sequence[Mapping[str, Any]]) -> str:
+    lines = ["Reference SC@k on the search split: " + "; ".join(
+        f"k={p['beta']:g}: acc {p['accuracy']:.3f}, {p['tokens']:.0f} tokens" for p in sc_points)]
+    for r in sorted(trials, key=lambda r: -r["score"])[:8]:
+        s = r["search"]
+        lines.append(f"- params {json.dumps(r['params'])}: acc {s['accuracy']:.3f}, {s['tokens']:.0f} tokens, "
+                     f"score {r['score']:.3f}")
+    return "\n".join(lines)
