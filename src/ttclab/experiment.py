@@ -117,8 +117,8 @@ def _mark(run_dir: Path, status: str, reason: str) -> None:
 
 
 def _is_chat(model: ModelSpec) -> bool:
-    if model.backend == "openai":
-        return bool(model.options.get("chat", True))
-    from ttclab.backends.models import EMBEDDED
+    """The backend says whether the model takes chat messages (``speaks_chat``; default: it does)."""
+    from ttclab.backends import BACKENDS
 
-    return EMBEDDED[model.name].chat if model.name in EMBEDDED else True
+    speaks_chat = getattr(BACKENDS.get(model.backend), "speaks_chat", None)
+    return bool(speaks_chat(model.name, model.options)) if speaks_chat else True

@@ -63,6 +63,13 @@ class LlamaCppBackend:
     #: ``n_batch`` tokens is evaluated in chunks, and llama.cpp rounds a chunked prompt differently.
     SAMPLE_OPTIONS: ClassVar[frozenset[str]] = frozenset({"model", "n_ctx", "n_batch"})
 
+    @staticmethod
+    def speaks_chat(model: str, options: dict[str, Any]) -> bool:
+        """Whether this model's prompts are chat messages: built-in base models take plain text."""
+        from ttclab.backends.models import EMBEDDED
+
+        return EMBEDDED[model].chat if model in EMBEDDED else True
+
     def __init__(
         self,
         model: str = "smollm2-135m",

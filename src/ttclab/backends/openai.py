@@ -208,6 +208,11 @@ class OpenAIBackend:
     #: Options that determine the samples (part of a run's id).
     SAMPLE_OPTIONS: ClassVar[frozenset[str]] = frozenset({"model", "chat", "supports_n"})
 
+    @staticmethod
+    def speaks_chat(model: str, options: dict[str, Any]) -> bool:
+        """Whether this model's prompts are chat messages (the ``chat`` option; default True)."""
+        return bool(options.get("chat", True))
+
     def __init__(
         self,
         model: str,
