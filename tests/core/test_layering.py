@@ -18,7 +18,7 @@ SRC = Path(ttclab.__file__).parent
 LAYERS: list[tuple[str, ...]] = [
     ("ttclab", "ttclab.errors", "ttclab.io", "ttclab.extract", "ttclab.seeds", "ttclab.registry", "ttclab.tables"),
     ("ttclab.backends", "ttclab.tasks", "ttclab.verify", "ttclab.store", "ttclab.sandbox"),
-    ("ttclab.config", "ttclab.sampling", "ttclab.experiment", "ttclab.repair"),
+    ("ttclab.config", "ttclab.sampling", "ttclab.experiment", "ttclab.repair", "ttclab.probes"),
     ("ttclab.strategies",),
     ("ttclab.ledger",),
     ("ttclab.optimize", "ttclab.market"),
