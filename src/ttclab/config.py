@@ -73,6 +73,12 @@ class VerifierSpec(BaseModel):
     name: str = Field(description="a registered verifier (ttclab.verify.registry.VERIFIERS)")
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        """``verifier: math`` is short for ``verifier: {name: math}`` (in every config that has one)."""
+        return {"name": value} if isinstance(value, str) else value
+
     @field_validator("name")
     @classmethod
     def _registered_verifier(cls, value: str) -> str:
@@ -114,11 +120,6 @@ class SampleConfig(BaseModel):
             data = {**data, "models": [data["model"]]}
             del data["model"]
         return data
-
-    @field_validator("verifier", mode="before")
-    @classmethod
-    def _verifier_name(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
 
     @field_validator("sampling")
     @classmethod

@@ -66,11 +66,6 @@ class PipelineSpec(BaseModel):
     prices: str | None = None
     steps: list[Any] = Field(min_length=1)
 
-    @field_validator("verifier", mode="before")
-    @classmethod
-    def _verifier_name(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
-
     @field_validator("sampling")
     @classmethod
     def _sampling(cls, value: dict[str, Any]) -> dict[str, Any]:

@@ -75,11 +75,6 @@ class ServeConfig(BaseModel):
     record: str | None = None
     base_dir: str | None = None  # set by load_serve_config (the config file's folder)
 
-    @field_validator("verifier", mode="before")
-    @classmethod
-    def _verifier_name(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
-
     @field_validator("sampling")
     @classmethod
     def _sampling(cls, value: dict[str, Any]) -> dict[str, Any]:
