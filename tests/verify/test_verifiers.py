@@ -166,3 +166,23 @@ def test_unusable_gold_is_a_data_error_not_a_verdict():
         get_verifier("numeric").verify("42", Question("q7", "?", "blue"))
     with pytest.raises(DataError, match="question q8"):
         get_verifier("choice").verify("A", Question("q8", "?", "Paris"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fractions(), st.fractions(), st.sampled_from([0.0, 1e-6, 0.01, 0.5]))
+def test_values_match_is_the_exact_relative_tolerance(pred, gold, rel_tol):
+    """The integer cross-multiplication equals the Fraction formula it replaced, at every boundary."""
+    from fractions import Fraction
+
+    from ttclab.verify.numeric import values_match
+
+    expected = pred == gold or abs(pred - gold) <= Fraction(str(rel_tol)) * max(abs(pred), abs(gold))
+    assert values_match(pred, gold, rel_tol) == expected
+
+
+@given(st.integers(min_value=-10**30, max_value=10**30))
+def test_plain_integers_parse_to_themselves(n):
+    from ttclab.verify.numeric import parse_number
+
+    assert parse_number(str(n)) == n
+    assert parse_number(f" {n}\n") == n

@@ -38,7 +38,7 @@ from ttclab.online.budget import Budget, Spend
 from ttclab.online.journal import read_table
 from ttclab.online.templates import Prompt, Template
 from ttclab.sampling import _consecutive
-from ttclab.seeds import derive_seed
+from ttclab.seeds import derive_seed, sample_seed
 
 #: Errors that no retry fixes (bad key, forbidden, unknown model or route): the run stops.
 _PERMANENT = re.compile(r"^HTTP (401|403|404)\b")
@@ -107,6 +107,8 @@ class CallCache:
 
     def __init__(self) -> None:
         self._rows: dict[str, tuple[str, CallResult]] = {}
+        self._tables: list[dict[str, list[Any]]] = []  # loaded columns; a row becomes a CallResult when asked for
+        self._where: dict[str, tuple[int, int]] = {}  # call id -> (table, row)
 
     @classmethod
     def load(cls, root: Path, model: str | None = None) -> CallCache:
@@ -124,23 +126,37 @@ class CallCache:
 
     def add_table(self, table: Any) -> None:
         cols = table.to_pydict()
+        t = len(self._tables)
+        self._tables.append(cols)
         for i, call_id in enumerate(cols["call_id"]):
-            lp = cols["token_logprobs"][i]
-            self._rows[call_id] = (cols["run_id"][i], CallResult(
-                call_id=call_id, text=cols["text"][i] or "", finish_reason=cols["finish_reason"][i] or "stop",
-                prompt_tokens=int(cols["prompt_tokens"][i] or 0), completion_tokens=int(cols["completion_tokens"][i] or 0),
-                latency_s=float(cols["latency_s"][i] or 0.0), token_logprobs=tuple(lp) if lp is not None else None,
-                value=cols["value"][i], cached=True))
+            self._rows.pop(call_id, None)  # a later table wins, as when rows were built eagerly
+            self._where[call_id] = (t, i)
+
+    def _build(self, call_id: str, t: int, i: int) -> tuple[str, CallResult]:
+        cols = self._tables[t]
+        lp = cols["token_logprobs"][i]
+        return cols["run_id"][i], CallResult(
+            call_id=call_id, text=cols["text"][i] or "", finish_reason=cols["finish_reason"][i] or "stop",
+            prompt_tokens=int(cols["prompt_tokens"][i] or 0), completion_tokens=int(cols["completion_tokens"][i] or 0),
+            latency_s=float(cols["latency_s"][i] or 0.0), token_logprobs=tuple(lp) if lp is not None else None,
+            value=cols["value"][i], cached=True)
 
     def get(self, call_id: str) -> tuple[str, CallResult] | None:
-        return self._rows.get(call_id)
+        found = self._rows.get(call_id)
+        if found is None:
+            where = self._where.pop(call_id, None)
+            if where is None:
+                return None
+            found = self._rows[call_id] = self._build(call_id, *where)
+        return found
 
     def put(self, run_id: str, result: CallResult) -> None:
         if result.ok:
+            self._where.pop(result.call_id, None)
             self._rows[result.call_id] = (run_id, CallResult(**{**result.__dict__, "cached": True}))
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._rows) + len(self._where)
 
 
 @dataclass
@@ -162,12 +178,22 @@ class PreparedCall:
     prompt_text: str | None = None  # the prompt as stored (JSON for chat messages)
 
 
+# Encoders built once: json.dumps with options builds a JSONEncoder per call (same output either way).
+_KEY_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_PROMPT_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
 def _digest(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(_KEY_JSON.encode(parts).encode()).hexdigest()
+
+
+def _call_id(content: str, seed: int) -> str:
+    """``_digest(content, seed)[:24]`` for a hex ``content`` (its JSON needs no escaping), without json."""
+    return hashlib.sha256(f'["{content}",{int(seed)}]'.encode()).hexdigest()[:24]
 
 
 def prompt_json(prompt: Prompt) -> str:
-    return prompt if isinstance(prompt, str) else json.dumps(list(prompt), ensure_ascii=False)
+    return prompt if isinstance(prompt, str) else _PROMPT_JSON.encode(list(prompt))
 
 
 def _f32(values: Sequence[float] | None) -> tuple[float, ...] | None:
@@ -204,8 +230,9 @@ class Caller:
         content = _digest(self.model, text, params_json)
         start = q.next_occurrence(content, n)
         scope = f"{q.question_id}\x00{content}"
-        seeds = [derive_seed(self.seed, scope, start + j) for j in range(n)]
-        ids = [_digest(content, s)[:24] for s in seeds]
+        first = derive_seed(self.seed, scope, start)  # consecutive seeds: one hash per call, not per sample
+        seeds = [sample_seed(first, j) for j in range(n)]
+        ids = [_call_id(content, s) for s in seeds]
         return PreparedCall(q, prompt, params, seeds, ids, step_id, role, tuple(parents), template, reserve, params_json,
                             prompt_text=text)
 

@@ -26,6 +26,7 @@ from ttclab.store.schema import PIPELINE_KEYS, PIPELINE_SCHEMAS, validate_table
 from ttclab.store.writer import atomic_write_table
 
 _TS = "created_at"
+_ROW_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=True)  # built once (json.dumps builds one per call)
 
 
 def _encode(row: dict[str, Any]) -> str:
@@ -33,7 +34,7 @@ def _encode(row: dict[str, Any]) -> str:
     ts = out.get(_TS)
     if isinstance(ts, datetime):
         out[_TS] = ts.timestamp()
-    return json.dumps(out, separators=(",", ":"), allow_nan=True)
+    return _ROW_JSON.encode(out)
 
 
 def _decode(line: str) -> dict[str, Any] | None:
@@ -75,6 +76,18 @@ class TableLog:
         if len(self._pending) >= self.flush_rows:
             self.flush()
 
+    def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """Append several rows in one write (as :meth:`add`, all in the OS when this returns)."""
+        if not rows:
+            return
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._fd, "".join(_encode(r) + "\n" for r in rows).encode())
+        self._pending += rows
+        self.rows_written += len(rows)
+        if len(self._pending) >= self.flush_rows:
+            self.flush()
+
     def flush(self) -> None:
         """Move the journal's rows into an atomic Parquet part."""
         if not self._pending:
@@ -94,12 +107,18 @@ class TableLog:
 def read_table(run_dir: Path, table: str, columns: list[str] | None = None) -> pa.Table:
     """All rows of a pipeline table (parts and journals), schema-checked, de-duplicated by key."""
     schema = PIPELINE_SCHEMAS[table]
+    key = PIPELINE_KEYS[table]
+    if columns:  # read (and check) only the columns asked for, plus the key that de-duplicates
+        wanted = list(dict.fromkeys([*columns, key]))
+        schema = pa.schema([schema.field(c) for c in wanted], metadata=schema.metadata)
     folder = Path(run_dir) / table
     tables: list[pa.Table] = []
     if folder.is_dir():
         for part in sorted(folder.glob("part-*.parquet")):
             try:
-                raw = pq.read_table(part)
+                file = pq.ParquetFile(part)
+                present = set(file.schema_arrow.names)
+                raw = file.read(columns=[f.name for f in schema if f.name in present]) if columns else file.read()
             except (pa.ArrowInvalid, OSError) as exc:
                 raise StoreError(f"{part}: unreadable Parquet ({exc}); delete the file and re-run") from None
             tables.append(validate_table(raw, schema, str(part)))
@@ -116,7 +135,6 @@ def read_table(run_dir: Path, table: str, columns: list[str] | None = None) -> p
         out = schema.empty_table()
     else:
         out = pa.concat_tables(tables)
-        key = PIPELINE_KEYS[table]
         keys = out[key].to_pylist()
         last: dict[Any, int] = {}
         for i, k in enumerate(keys):

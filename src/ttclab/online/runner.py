@@ -326,10 +326,8 @@ async def run_question(pipe: Pipeline, ctx: RunContext, question: Question, inde
         final = await choose_final(q, pop, spec.final)
     except QuestionFailed as exc:
         error = str(exc)
-    for c in q.candidates.values():
-        logs["candidates"].add(c.row(ctx.caller.run_id))
-    for j in q.judgments:
-        logs["judgments"].add(j)
+    logs["candidates"].add_many([c.row(ctx.caller.run_id) for c in q.candidates.values()])  # one write each
+    logs["judgments"].add_many(q.judgments)
     if final is None and error is None:  # e.g. a budget too small for a single candidate: the pipeline abstains
         q.note("no candidate: the program ended without one (abstains; graded as unparseable)")
     ok = final is not None and error is None

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,9 +43,9 @@ class Template:
     user: str
     system: str | None = None
 
-    @property
+    @cached_property
     def hash(self) -> str:
-        """Hash of what the model sees (the strings), 12 hex digits."""
+        """Hash of what the model sees (the strings), 12 hex digits (computed once)."""
         return hashlib.sha256(json.dumps([self.system, self.user]).encode()).hexdigest()[:12]
 
     @property

@@ -17,6 +17,7 @@ approximate a non-terminating gold, e.g. ``0.333333`` vs ``1/3``).
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 
@@ -30,6 +31,8 @@ _FRAC = re.compile(r"\\[dt]?frac\s*\{\s*(-?[\d.,]+)\s*\}\s*\{\s*(-?[\d.,]+)\s*\}
 _SHORT_FRAC = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _TIMES_TEN = re.compile(r"(\d(?:\.\d+)?)\s*(?:\\times|×|\\cdot|\*)\s*10\s*\^\s*\{?\s*([-+]?\d+)\s*\}?")
 _WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+_MINUS_SPACE = re.compile(r"-\s+(?=\d)")
+_EXPONENT = re.compile(r"[eE]([-+]?\d+)")
 _REPLACEMENTS = (("−", "-"), ("\\$", " "), ("$", " "), ("{,}", ","), ("\\!", ""), ("\\,", ""), ("\\%", "%"),
                  ("\\left", ""), ("\\right", ""), ("\u00a0", " "), ("\u202f", ""))
 
@@ -43,12 +46,12 @@ def normalise_numeric_text(text: str) -> str:
     s = _FRAC.sub(lambda m: f"{m.group(1)}/{m.group(2)}", s)
     s = _SHORT_FRAC.sub(lambda m: f"{m.group(1)}/{m.group(2)}", s)
     s = _TIMES_TEN.sub(lambda m: f"{m.group(1)}e{m.group(2)}", s)
-    return re.sub(r"-\s+(?=\d)", "-", s)
+    return _MINUS_SPACE.sub("-", s)
 
 
 def _to_fraction(token: str) -> Fraction | None:
     token = token.replace(",", "").replace(" ", "")
-    exponent = re.search(r"[eE]([-+]?\d+)", token)
+    exponent = _EXPONENT.search(token)
     if exponent and abs(int(exponent.group(1))) > _MAX_EXPONENT:
         return None
     try:
@@ -64,6 +67,9 @@ def parse_number(text: str | None) -> Fraction | None:
     """The value of a short answer (``"$1,234.50"``, ``"\\frac{3}{4}"``, ``"x = -7 apples"``, ``"12%"``)."""
     if not text:
         return None
+    plain = text.strip()
+    if plain.isascii() and plain.lstrip("-").isdigit() and plain.count("-") <= (plain[0] == "-"):
+        return Fraction(int(plain))  # the common case, "42" or "-7": nothing to normalise
     s = normalise_numeric_text(text)
     if "=" in s:  # "3 + 4 = 7", "x = 5": the value is on the right
         right = s.rsplit("=", 1)[1]
@@ -124,10 +130,25 @@ def _huge_number(num: int, den: int) -> str:
     return f"{'-' if num < 0 else ''}{float(mant):.6g}e{exp} (exact #{digest})"
 
 
+@functools.lru_cache(maxsize=4096)
+def _gold_value(gold: str) -> Fraction | None:
+    return parse_number(hashes(gold) or last_boxed(gold) or gold)
+
+
+@functools.lru_cache(maxsize=64)
+def _tolerance(rel_tol: float) -> Fraction:
+    return Fraction(str(rel_tol))  # the decimal written, not its binary float
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(value: Fraction) -> str:
+    return canonical_number(value)
+
+
 def gold_number(question: Question) -> Fraction:
     """The gold value: a GSM8K solution's ``#### X``, a ``\\boxed{X}``, or the gold itself."""
     gold = question.gold or ""
-    value = parse_number(hashes(gold) or last_boxed(gold) or gold)
+    value = _gold_value(gold)  # one parse per gold string (a question's gold is read once per sample)
     if value is None:
         raise DataError(f"question {question.id}: gold answer {gold[:60]!r} is not a number; "
                         "use verifier math or exact for this task")
@@ -142,8 +163,11 @@ def values_match(pred: Fraction, gold: Fraction, rel_tol: float) -> bool:
     """
     if pred == gold:
         return True
-    tol = Fraction(str(rel_tol))  # the decimal written, not its binary float
-    return abs(pred - gold) <= tol * max(abs(pred), abs(gold))
+    # |a/b - c/d| <= t/u * max(|a|/b, |c|/d), multiplied out by b*d*u > 0: integers only (Fraction's
+    # operators normalise by gcd at every step, several times slower)
+    a, b, c, d = pred.numerator, pred.denominator, gold.numerator, gold.denominator
+    tol = _tolerance(rel_tol)
+    return tol.denominator * abs(a * d - c * b) <= tol.numerator * max(abs(a) * d, abs(c) * b)
 
 
 class NumericVerifier:
@@ -172,4 +196,4 @@ class NumericVerifier:
             return Verdict(None, "unparseable", how)
         answer = canonical_number(value)
         ok = values_match(value, gold, self.rel_tol)
-        return Verdict(answer, "correct" if ok else "incorrect", f"{how}: {answer} vs gold {canonical_number(gold)}")
+        return Verdict(answer, "correct" if ok else "incorrect", f"{how}: {answer} vs gold {_canonical(gold)}")

@@ -65,19 +65,33 @@ class StepSpec(BaseModel):
     _template: Template | None = PrivateAttr(default=None)
     _params: SamplingParams | None = PrivateAttr(default=None)
 
+    # The bound values are read from pydantic's private-attribute dict directly: ``self._sid`` goes
+    # through BaseModel.__getattr__ (~2 us), and these are read several times per model call.
     @property
     def sid(self) -> str:
-        return self._sid
+        return self._private["_sid"]
 
     @property
     def tpl(self) -> Template:
-        assert self._template is not None, f"step {self._sid} has no template"
-        return self._template
+        template = self._private["_template"]
+        assert template is not None, f"step {self.sid} has no template"
+        return template
+
+    @property
+    def template_or_none(self) -> Template | None:
+        return self._private["_template"]
 
     @property
     def params(self) -> SamplingParams:
-        assert self._params is not None
-        return self._params
+        params = self._private["_params"]
+        assert params is not None
+        return params
+
+    @property
+    def _private(self) -> dict[str, Any]:
+        private = self.__pydantic_private__
+        assert private is not None
+        return private
 
     def template_spec(self) -> Any:
         return getattr(self, "template", None)
@@ -160,7 +174,7 @@ async def call_each(q: QuestionState, items: Sequence[dict[str, Any]],
 def call_item(step: StepSpec, prompt: Prompt, *, role: str, parents: Sequence[str] = (), n: int = 1,
               params: SamplingParams | None = None, template: Template | None = None) -> dict[str, Any]:
     return {"prompt": prompt, "params": params or step.params, "n": n, "step_id": step.sid, "role": role,
-            "parents": tuple(parents), "template": template or step._template}
+            "parents": tuple(parents), "template": template or step.template_or_none}
 
 
 def numbered(cands: Sequence[Candidate], max_chars: int) -> str:
