@@ -152,6 +152,10 @@ class _Seq:
     checked: int = 0  # bytes of text already searched for stop strings
 
 
+def _by_stream(q: _Seq) -> int:
+    return q.sid
+
+
 class BatchDecoder:
     """Continuous batching of the samples of many requests on a model a ``Llama`` loaded.
 
@@ -401,8 +405,13 @@ class BatchDecoder:
         """Fill free sequence slots with the next samples of the oldest admitted requests."""
         lc = self._lc
         t0 = time.perf_counter()
+        if not self._free_slots:
+            return
+        self._free_slots.sort(reverse=True)  # pop() takes the lowest stream: live streams stay packed
+        started = False
         for job in self._admitted:
             while job.started < len(job.seeds) and self._free_slots:
+                started = True
                 sid = self._free_slots.pop()
                 lc.llama_memory_seq_rm(self._mem, sid, -1, -1)
                 if len(job.prompt) > 1:
@@ -416,6 +425,10 @@ class BatchDecoder:
                 self._release_prompt(job)
             if not self._free_slots:
                 break
+        if started:
+            # Rows in ascending stream order: llama.cpp decodes a step whose rows go down the streams
+            # about twice as slowly (measured with 8 sequences: 9.1 vs 5.3 ms per token).
+            self._live.sort(key=_by_stream)
         self.stats.setup_s += time.perf_counter() - t0
 
     def _release_prompt(self, job: DecodeJob) -> None:
