@@ -347,3 +347,27 @@ def test_a_cancelled_request_leaves_the_engine_usable(smol):
         time.sleep(0.01)
     assert not decoder._serving and not decoder._live and not decoder._admitted
     assert len(decoder._free_slots) == decoder._slots  # the cancelled request's cells were freed
+
+
+def test_a_prompt_left_in_a_prompt_stream_is_read_again_and_gives_what_a_fresh_evaluation_gives(smol):
+    """One sample per request (the runner's single-stream path): a request whose prompt tokens are
+    already in a prompt stream reads them instead of evaluating them again, with the same samples."""
+    other = ({"role": "user", "content": "Name a colour."},)
+    order = [(MESSAGES, 1), (MESSAGES, 2), (other, 3), (MESSAGES, 4), (MESSAGES, 5)]
+    params = dict(max_tokens=12, temperature=0.9, n=1)
+    reuse = create_backend("llamacpp", model="smollm2-135m", n_ctx=1024, n_threads=1)
+    try:
+        got = [gen(reuse, prompt, seed=seed, **params)[0].text for prompt, seed in order]
+        stats = reuse._decoder.stats
+        assert stats.prompts_reused == 3  # MESSAGES stays in one stream while ``other`` takes the second
+    finally:
+        asyncio.run(reuse.aclose())
+    fresh = []
+    for prompt, seed in order:
+        alone = create_backend("llamacpp", model="smollm2-135m", n_ctx=1024, n_threads=1)
+        try:
+            fresh.append(gen(alone, prompt, seed=seed, **params)[0].text)
+            assert alone._decoder.stats.prompts_reused == 0
+        finally:
+            asyncio.run(alone.aclose())
+    assert got == fresh

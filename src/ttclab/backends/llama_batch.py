@@ -1,11 +1,14 @@
 """Continuous batching of many samples over llama.cpp's low-level API (the embedded engine).
 
-A request's prompt is evaluated once into a prompt stream (all but its last token). Its samples start
+A request's prompt is evaluated once into a prompt stream (all but its last token); a later request
+with exactly the same tokens (one sample per request, the runner's single-stream path) reads the
+stream it left instead of evaluating it again. Its samples start
 in free sequence slots: the prompt's KV cache is copied to the slot (``llama_memory_seq_cp``) and the
 last prompt token is decoded there; then every ``llama_decode`` step advances every live sample by
 one token -- of whichever request. A sample that stops (end of generation, a stop string, its token
 limit) leaves the batch, its cells are freed (``llama_memory_seq_rm``) and the slot is refilled at
-once from the oldest request with samples left. Each sample has its own sampler chain seeded with its
+once from the oldest request with samples left, lowest free stream first; a step's rows go up the
+streams (llama.cpp decodes rows that go down them about twice as slowly). Each sample has its own sampler chain seeded with its
 own seed, built as llama-cpp-python's ``Llama`` builds it, and the next token is drawn in C
 (``llama_sampler_sample``); Python only moves token ids and bytes.
 
@@ -87,6 +90,7 @@ class DecodeStats:
     decode_steps: int = 0
     decoded_tokens: int = 0
     contexts_created: int = 0
+    prompts_reused: int = 0  # requests whose prompt was already evaluated in a prompt stream
 
     def reset(self) -> None:
         for name in self.__dataclass_fields__:
@@ -198,7 +202,9 @@ class BatchDecoder:
         self._serving = False
         self._admitted: list[DecodeJob] = []
         self._live: list[_Seq] = []
-        self._free_prompt: list[int] = []
+        self._free_prompt: list[int] = []  # least recently released first
+        self._prompt_held: dict[int, tuple[int, ...]] = {}  # prompt stream -> the tokens evaluated in it
+        self._prompt_users: dict[int, int] = {}  # prompt stream -> admitted requests reading it
         self._free_slots: list[int] = []
 
     # -- sizes ---------------------------------------------------------------------------------
@@ -233,7 +239,8 @@ class BatchDecoder:
         if not ctx:
             raise MemoryError(f"llama.cpp could not create a context of {streams} x {cells} KV cells")
         self._ctx, self._mem, self._ctx_cells, self._slots = ctx, lc.llama_get_memory(ctx), cells, slots
-        self._free_prompt = list(range(self.PROMPT_STREAMS))[::-1]
+        self._free_prompt = list(range(self.PROMPT_STREAMS))
+        self._prompt_held, self._prompt_users = {}, {}
         self._free_slots = list(range(self.PROMPT_STREAMS, streams))[::-1]
         self._ensure_batch(max(self.n_batch, streams))
         self.stats.contexts_created += 1
@@ -377,17 +384,31 @@ class BatchDecoder:
                     self._waiting.popleft()
                     job.done(exc)
                     continue
-            if not self._free_prompt:
-                return
-            self._waiting.popleft()
-            sid = self._free_prompt.pop()
-            job.prompt_sid = sid
-            job.start = time.perf_counter()
-            self._admitted.append(job)
-            lc.llama_memory_seq_rm(self._mem, sid, -1, -1)
             # The prompt without its last token, once; every sample re-decodes the last token in its
             # own stream to get its first logits (as llama-cpp-python does for a cached prompt).
             head = job.prompt[:-1]
+            key = tuple(head)
+            held = next((sid for sid, toks in self._prompt_held.items() if toks == key), None)
+            if held is None and not self._free_prompt:
+                return
+            self._waiting.popleft()
+            job.start = time.perf_counter()
+            self._admitted.append(job)
+            if held is not None:
+                # The same tokens are in a prompt stream already (another sample of the same question):
+                # read them. Evaluated alone and in the same chunks, they are what a fresh evaluation
+                # would give, so the samples do not depend on what came before.
+                if held in self._free_prompt:
+                    self._free_prompt.remove(held)
+                self._prompt_users[held] = self._prompt_users.get(held, 0) + 1
+                job.prompt_sid = held
+                self.stats.prompts_reused += 1
+                continue
+            sid = self._free_prompt.pop(0)
+            job.prompt_sid = sid
+            self._prompt_users[sid] = 1
+            self._prompt_held.pop(sid, None)
+            lc.llama_memory_seq_rm(self._mem, sid, -1, -1)
             t0 = time.perf_counter()
             for at in range(0, len(head), self.n_batch):
                 chunk = head[at:at + self.n_batch]
@@ -400,6 +421,7 @@ class BatchDecoder:
                 self._decode(k)
             self.stats.prompt_s += time.perf_counter() - t0
             self.stats.prompt_tokens += len(head)
+            self._prompt_held[sid] = key
 
     def _start_samples(self) -> None:
         """Fill free sequence slots with the next samples of the oldest admitted requests."""
@@ -432,10 +454,15 @@ class BatchDecoder:
         self.stats.setup_s += time.perf_counter() - t0
 
     def _release_prompt(self, job: DecodeJob) -> None:
-        if job.prompt_sid is not None:
-            self._lc.llama_memory_seq_rm(self._mem, job.prompt_sid, -1, -1)
-            self._free_prompt.append(job.prompt_sid)
+        sid = job.prompt_sid
+        if sid is not None:
             job.prompt_sid = None
+            users = self._prompt_users.get(sid, 1) - 1
+            if users > 0:
+                self._prompt_users[sid] = users
+                return
+            self._prompt_users.pop(sid, None)
+            self._free_prompt.append(sid)  # its tokens stay for a later request with the same prompt
 
     def _step(self) -> None:
         """Decode one token of every live sample, sample the next ones, retire finished samples."""
