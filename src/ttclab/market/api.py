@@ -166,12 +166,17 @@ class MarketReport:
                          [[ad["winner"], ad["winner_level"], money(ad["W1"]), ad["runner"], ad["runner_level"],
                            money(ad["W2"]), money(ad["price"]), money(ad["user"]), money(ad["util"]), money(ad["sw"])]],
                          title=f"reverse second-price auction ({unit})", digits=4))
-        out.append(Table(["β", "market welfare", "auction welfare", "optimal welfare", "market user surplus",
-                          "auction user surplus", "market provider profit", "auction provider profit"],
+        out.append(Table(["β", "market welfare", "auction welfare", "optimal welfare under logit demand",
+                          "market user surplus", "auction user surplus", "market provider profit",
+                          "auction provider profit"],
                          [[r["beta"], money(r["market_sw"]), money(r["auction_sw"]), money(r["opt_sw"]),
                            money(r["market_user"]), money(r["auction_user"]), money(r["market_profit"]),
                            money(r["auction_profit"])] for r in self.comparison_rows()],
-                         title=f"market equilibrium vs auction ({unit})", digits=4))
+                         title=f"market equilibrium vs auction ({unit})", digits=4,
+                         notes=["The auction's welfare W1 = q − c of the winner can exceed the optimum: the optimum "
+                                "is the best SW = Σ s_i (q_i − c_i) when users still choose by logit demand at β "
+                                "(spread over providers and the outside option), while the auction sends every "
+                                "query to the winner at its welfare-maximising level."]))
         return out
 
     def text(self) -> str:

@@ -39,6 +39,8 @@ def market_section(sec: Section, report: Any, figures: Sequence[Path] = ()) -> S
     sec.raw(_legend(report))
     for i, table in enumerate(report.tables()):
         sec.table(table, table.title, open_=i == 0)
+        if table.notes:
+            sec.notes(table.notes)
     for f in figures:
         f = Path(f)
         sec.raw(svg_figure(f.read_text(), FIGURE_CAPTIONS.get(f.stem, f.stem.replace("_", " ")), f.stem))
