@@ -33,7 +33,7 @@ def _rows(result):
 def test_all_missing_samples_of_a_question_go_in_one_request_and_equal_one_at_a_time(tmp_path, monkeypatch):
     from ttclab.backends.llamacpp import LlamaCppBackend
 
-    assert backend_capabilities(LlamaCppBackend()) == Capabilities(batched_samples=True, concurrency=4)
+    assert backend_capabilities(LlamaCppBackend()) == Capabilities(batched_samples=True, concurrency=16)
     requested: list[int] = []
     original = LlamaCppBackend.generate
 

@@ -54,8 +54,9 @@ class LlamaCppBackend:
     """
 
     name = "llamacpp"
-    # Several requests in flight: the engine decodes their samples in the same batches.
-    capabilities = Capabilities(batched_samples=True, concurrency=4)
+    # Several requests in flight: the engine decodes their samples in the same batches (16: a freed
+    # slot always finds waiting samples; measured with 4 the runner reached 0.85 of the engine, with 16 ~1.0).
+    capabilities = Capabilities(batched_samples=True, concurrency=16)
     #: Options that change how fast samples come, not which samples (not part of a run's id).
     #: (Thread count, batch composition and KV budget never change a sample: tested.)
     OPERATIONAL_OPTIONS: ClassVar[frozenset[str]] = frozenset({"n_threads", "verbose", "max_seqs", "kv_budget_mb"})
