@@ -157,7 +157,7 @@ class AgentProposer(Method):
         if not isinstance(raw, dict):
             self.rejected.append(("distribution", "'distribution' must map dimensions to {choice: probability}"))
             return None
-        dist = Distribution(self.space, dict(self.dist.logits))
+        dist = Distribution(self.space, {k: v.tolist() for k, v in self.dist.logits.items()})
         for name, probs in raw.items():
             if name not in self.space.names:
                 self.rejected.append(("distribution", f"unknown dimension {name!r}"))

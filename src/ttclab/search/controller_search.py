@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -30,6 +30,33 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ttclab.config import ModelSpec, read_yaml_mapping
 from ttclab.errors import ConfigError
 from ttclab.search.replay import ReplayData, ReplayEnv
+
+if TYPE_CHECKING:
+    from ttclab.search.controllers import Controller
+
+#: A controller bound to its knobs: acts on one episode and ends it with ``env.answer``.
+Act = Callable[[ReplayEnv, np.random.Generator], None]
+Reference = Literal["sc", "adaptive", "esc", "probe_prune", "confidence"]
+
+
+def _all_references() -> list[Reference]:
+    return ["sc", "adaptive", "esc", "probe_prune", "confidence"]
+
+
+def with_beta(fn: Controller, beta: float) -> Act:
+    """Reference controller ``fn`` at knob ``beta``."""
+    def act(env: ReplayEnv, rng: np.random.Generator) -> None:
+        fn(env, beta, rng)
+    return act
+
+
+def with_params(params: Mapping[str, Any]) -> Act:
+    """The searched family (:func:`ttclab.search.controllers.family`) at ``params``."""
+    from ttclab.search.controllers import family
+
+    def act(env: ReplayEnv, rng: np.random.Generator) -> None:
+        family(env, params, rng)
+    return act
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -55,7 +82,7 @@ class ControllerEval:
                 "sequential_tokens": float(self.sequential_tokens.mean()), "questions": q}
 
 
-def evaluate_controller(data: ReplayData, act: Callable[[ReplayEnv, np.random.Generator], None], *,
+def evaluate_controller(data: ReplayData, act: Act, *,
                         orders: int = 16, seed: int = 0) -> ControllerEval:
     """Run a controller on every question of ``data`` over ``orders`` seeded trace orders."""
     n_q = data.n_questions
@@ -92,7 +119,7 @@ def reference_curves(data: ReplayData, *, orders: int, seed: int, names: Sequenc
         for beta in (betas or {}).get(name, grid):
             if name == "sc" and beta > int(data.present.sum(axis=1).max()):
                 continue
-            ev = evaluate_controller(data, lambda env, rng, f=fn, b=beta: f(env, b, rng), orders=orders, seed=seed)
+            ev = evaluate_controller(data, with_beta(fn, beta), orders=orders, seed=seed)
             out.append({"controller": name, "beta": beta, **ev.summary(np.random.default_rng(seed))})
     return out
 
@@ -159,8 +186,7 @@ class ControllerSearchConfig(BaseModel):
                                   description="{search: N, heldout: M}; 0/0: half and half")
     orders: int = Field(default=16, ge=1)
     seed: int = 0
-    references: list[Literal["sc", "adaptive", "esc", "probe_prune", "confidence"]] = Field(
-        default_factory=lambda: ["sc", "adaptive", "esc", "probe_prune", "confidence"])
+    references: list[Reference] = Field(default_factory=_all_references)
     betas: dict[str, list[float]] = Field(default_factory=dict)
     gamma: float = Field(default=0.5, ge=0, description="objective: accuracy - gamma * tokens / SC@N's tokens")
     method: dict[str, Any] = Field(default_factory=lambda: {"name": "reinforce", "evaluations": 24, "batch": 4})
@@ -216,7 +242,7 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
                        progress: bool = True, evaluations: int | None = None,
                        out: str | Path | None = None) -> ControllerSearchResult:
     """Reference sweeps, the family search (search split), held-out evaluation and the comparison with SC@k."""
-    from ttclab.search.controllers import family, family_space
+    from ttclab.search.controllers import family_space
     from ttclab.search.methods import make_method, run_search
     from ttclab.store.reader import store_root
 
@@ -272,7 +298,7 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
     def evaluate(cand: dict[str, Any]) -> tuple[float | None, dict[str, Any]]:
         key = space.key(cand)
         if key not in done:
-            ev = evaluate_controller(search, lambda env, rng: family(env, cand, rng), orders=cfg.orders, seed=cfg.seed)
+            ev = evaluate_controller(search, with_params(cand), orders=cfg.orders, seed=cfg.seed)
             s = ev.summary(np.random.default_rng(cfg.seed))
             rec = {"key": key, "params": cand, "search": s, "score": s["accuracy"] - cfg.gamma * s["tokens"] / scale,
                    "evaluation": len(done), "method": name}
@@ -308,8 +334,7 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
                         for r in trials])
     held_points = list(curves["heldout"])
     for p in fam_front:
-        ev = evaluate_controller(held, lambda env, rng, c=p["params"]: family(env, c, rng), orders=cfg.orders,
-                                 seed=cfg.seed)
+        ev = evaluate_controller(held, with_params(p["params"]), orders=cfg.orders, seed=cfg.seed)
         held_points.append({"controller": "searched", "beta": p["beta"], "params": p["params"],
                             **ev.summary(np.random.default_rng(cfg.seed))})
     sc_held = [p for p in held_points if p["controller"] == "sc"]
