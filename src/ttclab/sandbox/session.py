@@ -49,13 +49,15 @@ class SessionError(RuntimeError):
 class SandboxSession:
     """One sandboxed process speaking JSON lines on stdin/stdout (see the module doc).
 
-    ``files`` are written into the working directory; ``main.py`` is the program run.
+    ``files`` are written into the working directory: ``main.py``, the program run, and optionally
+    ``program.py`` (e.g. the code that ``main.py`` loads).
     """
 
     def __init__(self, files: Mapping[str, str], *, limits: SandboxLimits | None = None,
                  isolation: runner.IsolationMode | None = None) -> None:
-        if "main.py" not in files:
-            raise ValueError("SandboxSession: files must include main.py (the program run)")
+        if "main.py" not in files or set(files) - {"main.py", "program.py"}:
+            raise ValueError(f"SandboxSession: files are main.py (the program run) and optionally program.py "
+                             f"(got {sorted(files)})")
         self.files = dict(files)
         self.limits = limits or SandboxLimits()
         self.isolation = runner._isolation_mode(isolation)
