@@ -193,6 +193,8 @@ def test_config_code_controllers_sit_on_the_same_curves(tmp_path: Path):
     assert any(p["controller"] == "code-sc" for p in r.curves) and all(p["controller"] != "looper" for p in r.curves)
     fails = [f for f in r.code_failures if f["controller"] == "looper"]
     assert {f["split"] for f in fails} == {"search", "heldout"} and all(f["reason"] == "timeout" for f in fails)
+    html = (r.out / "report.html").read_text()
+    assert "code-sc" in html and "2 code controller evaluation(s) failed and have no point" in html
     with pytest.raises(Exception, match=r"code\[0\]: .*defines no top-level"):
         search_controllers(_syn_config(tmp_path, code=[{"code": "x = 1"}]), progress=False)
 
