@@ -454,7 +454,8 @@ def _code_controllers(cfg: ControllerSearchConfig, base: Path) -> list[CodeContr
         except ValueError as exc:
             raise ConfigError(f"code[{i}]: {exc}") from None
     names = [c.name for c in out]
-    clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(cfg.references) | {"searched"} & set(names)))
+    taken = set(cfg.references) | {"searched"}
+    clash = sorted({n for n in names if names.count(n) > 1 or n in taken})
     if clash:
         raise ConfigError(f"code: controller name(s) {', '.join(clash)} are taken; give each a name of its own")
     return out
