@@ -5,6 +5,9 @@
   (question episodes per second over the sweep), controller decisions per second, and the sweep's
   wall time against the 10 s target. Baseline in the same run: SC@64 episodes, the cheapest
   controller per decision, so ``decisions_per_s`` of the sweep is also given relative to it.
+* Code controllers: SC@16 written as ``decide(observation)`` (tests/search/sc_controller.py) in
+  one sandbox process over 20 questions x 64 traces, against the built-in SC@16 on the same
+  episodes (identical results, checked): sandboxed decisions per second and the slowdown per episode.
 * Search efficiency: on a synthetic graph-like space with one known best candidate (6 dimensions
   x 4 choices, score = fraction of dimensions right), the evaluations REINFORCE needs to reach the
   optimum vs random search, over seeds (random: capped at the space size), and their ratio.
@@ -43,6 +46,30 @@ def replay_bench() -> dict[str, float]:
             "points": sum(len(g) for _, g in REFERENCE.values())}
 
 
+def code_bench() -> dict[str, float]:
+    from pathlib import Path
+
+    from ttclab.search.code_controller import CodeController, evaluate_code_controller
+    from ttclab.search.controller_search import evaluate_controller, with_beta
+    from ttclab.search.controllers import sc
+    from ttclab.search.replay import synthetic
+
+    source = (Path(__file__).resolve().parents[1] / "tests" / "search" / "sc_controller.py").read_text()
+    data = synthetic(20, 64, every=500, seed=0)
+    t0 = time.perf_counter()
+    code = evaluate_code_controller(data, CodeController(source), 16, orders=2, seed=0)
+    code_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    ref = evaluate_controller(data, with_beta(sc, 16), orders=2, seed=0)
+    ref_s = time.perf_counter() - t1
+    if not (np.array_equal(code.accuracy, ref.accuracy) and np.array_equal(code.tokens, ref.tokens)):
+        raise SystemExit("code SC@16 differs from the built-in SC@16")
+    episodes = data.n_questions * 2
+    return {"code_s": code_s, "ref_s": ref_s, "code_decisions_per_s": code.decisions / code_s,
+            "code_episodes_per_s": episodes / code_s, "ref_episodes_per_s": episodes / ref_s,
+            "slowdown": code_s / ref_s}
+
+
 def search_bench(seeds: int) -> dict[str, float]:
     from ttclab.search.methods import Dim, RandomSearch, Reinforce, Space, run_search
 
@@ -72,6 +99,10 @@ def main() -> None:
     print(f"replay_questions_per_s {r['replay_questions_per_s']:.0f}")
     print(f"decisions_per_s {r['decisions_per_s']:.0f} (SC@64 alone: {r['sc64_decisions_per_s']:.0f}; "
           f"ratio {r['decisions_per_s'] / r['sc64_decisions_per_s']:.2f})")
+    c = code_bench()
+    print(f"code controller (SC@16 in the sandbox, one process): code_decisions_per_s {c['code_decisions_per_s']:.0f}, "
+          f"{c['code_episodes_per_s']:.0f} episodes/s vs {c['ref_episodes_per_s']:.0f} in-process "
+          f"(slowdown {c['slowdown']:.1f}x, same accuracy and tokens)")
     s = search_bench(args.seeds)
     print(f"search: evaluations to reach the known optimum of {s['space']} candidates, mean over {args.seeds} seeds: "
           f"REINFORCE {s['reinforce_evals']:.0f}, random {s['random_evals']:.0f}; "

@@ -7,30 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def probed_run(tmp_path_factory):
-    from ttclab.backends.models import resolve_model_path
-    from ttclab.errors import BackendError
-
-    try:
-        resolve_model_path("smollm2-135m")
-    except BackendError as exc:
-        pytest.skip(str(exc))
-    from ttclab.experiment import sample
-
-    tmp = tmp_path_factory.mktemp("probes")
-    cfg = {"name": "probes", "models": [{"backend": "llamacpp", "name": "smollm2-135m", "options": {"n_ctx": 1024}}],
-           "task": {"source": "gym", "name": "basic_arithmetic", "size": 6, "seed": 1}, "samples": 4,
-           "sampling": {"temperature": 0.8, "max_tokens": 40, "seed": 0}}
-    path = tmp / "sample.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    [r] = sample(path, progress=False, store=tmp / "store", probe={"every": 12, "max_tokens": 4})
-    return tmp, path, r
 
 
 def test_probes_are_stored_versioned_and_resume(probed_run):

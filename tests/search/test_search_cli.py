@@ -37,3 +37,22 @@ def test_controller_search_cli(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert "Pareto controller (held-out)" in out and "SC@8" in out
     assert (tmp_path / "store" / "search" / "c" / "report.html").exists()
+
+
+def test_code_controllers_through_the_cli(tmp_path: Path, capsys):
+    here = Path(__file__).resolve().parent
+    (tmp_path / "mine.py").write_text((here / "sc_controller.py").read_text())
+    cfg = {"name": "k", "data": {"synthetic": {"n_questions": 6, "n_traces": 8, "every": 200, "mean_tokens": 800}},
+           "orders": 2, "method": {"name": "random", "evaluations": 2, "batch": 2}, "references": ["sc"],
+           "code": [{"name": "mine", "file": "mine.py", "betas": [2, 8]},
+                    {"name": "crash", "code": "def decide(obs):\n    return 1 / 0\n"}]}
+    c = tmp_path / "k.yaml"
+    c.write_text(yaml.safe_dump(cfg))
+    assert main(["search", "controller", str(c), "--store", str(tmp_path / "store"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "2 code controller evaluation(s) failed in the sandbox" in out
+    cfg["code"] = [{"name": "bad", "code": "def decide(obs:\n"}]
+    c.write_text(yaml.safe_dump(cfg))
+    assert main(["search", "controller", str(c), "--store", str(tmp_path / "store"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "code[0]: the controller's code does not parse" in err

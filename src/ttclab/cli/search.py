@@ -72,5 +72,8 @@ def _controller(args: argparse.Namespace) -> int:
                        ["Pareto controller (held-out)", "beta", "acc", "95% CI", "tokens/q", "sequential tokens/q"]))
     for line in r.headline:
         print(line)
+    if r.code_trials or r.code_failures:
+        print(f"{len(r.code_trials)} proposed code controller(s); {len(r.code_failures)} code controller evaluation(s) "
+              "failed in the sandbox (reasons in summary.json's code_failures)")
     print(f"\neverything in {r.out}")
     return 0

@@ -157,6 +157,12 @@ def controller_section(sec: Section, s: dict[str, Any]) -> None:
              p["sequential_tokens"], p.get("tokens_saved")] for p in s["front"]]
     sec.table(Table(["controller", "beta", "accuracy", "95% CI", "tokens", "sequential tokens",
                      "tokens saved vs SC@k"], rows))
+    failures = s.get("code_failures") or []
+    if failures:  # code controllers stopped in the sandbox: counted, no point on any curve
+        sec.text(f"{len(failures)} code controller evaluation(s) failed and have no point:")
+        sec.table(Table(["controller", "beta", "split", "reason", "detail", "question", "decision"],
+                        [[f["controller"], f["beta"], f["split"], f["reason"], f["detail"], f["question"],
+                          f["decision"]] for f in failures]))
 
 
 def search_section(rep: Report, folder: str | Path) -> None:

@@ -135,53 +135,76 @@ def _report(tests: Sequence[TestCase], entry_point: str | None, execution: ExecR
 # One execution
 # ----------------------------------------------------------------------------------------------
 
-def _execute(files: dict[str, str], mode: str, stdin: str, limits: SandboxLimits,
-             isolation: str) -> tuple[ExecResult, bytes]:
+def _check_platform(limits: SandboxLimits) -> None:
     if not isinstance(limits, SandboxLimits):
         raise ConfigError(f"sandbox limits: expected SandboxLimits (got {type(limits).__name__})")
     if os.name != "posix":
         raise ConfigError("the sandbox needs Linux or macOS (process groups, resource limits); run code tasks there")
+
+
+def _spawn(workdir: str, files: dict[str, str], mode: str, limits: SandboxLimits, isolation: str, status_w: int,
+           result_w: int, stdin: Any) -> subprocess.Popen[bytes]:
+    """Write ``files`` into ``workdir`` and start the sandbox's supervisor (``_child.py``) on them,
+    with ``stdin`` (an open file, or ``subprocess.PIPE``) as the program's standard input."""
+    for name, text in files.items():
+        Path(workdir, name).write_text(text, encoding="utf-8")
+    config = {"workdir": workdir, "mode": mode, "isolation": isolation, "status_fd": status_w,
+              "result_fd": result_w, "cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
+              "max_processes": limits.max_processes, "max_file_mb": limits.max_file_mb,
+              "max_disk_mb": limits.max_disk_mb, "hide": list(dict.fromkeys([*_HIDDEN, str(Path.home())]))}
+    fds = (status_w,) if mode == "script" else (status_w, result_w)
+    return subprocess.Popen(
+        [sys.executable, "-s", "-P", "-B", str(_CHILD), json.dumps(config)],
+        stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=workdir,
+        env=_environment(workdir), start_new_session=True, pass_fds=fds, close_fds=True)
+
+
+def _new_workdir() -> str:
     workdir = tempfile.mkdtemp(prefix="ttclab-sandbox-")
     os.chmod(workdir, 0o700)
+    return workdir
+
+
+def _abandon(proc: subprocess.Popen[bytes] | None, fds: Sequence[int], workdir: str) -> None:
+    """Clean-up after a run whatever happened: close ``fds``, kill and reap a process still there
+    (an exception in supervision), remove the working directory."""
+    for fd in fds:
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    if proc is not None and proc.returncode is None:
+        _kill_group(proc.pid)
+        try:
+            os.waitpid(proc.pid, 0)
+        except ChildProcessError:
+            pass
+        proc.returncode = -9
+    _remove_tree(workdir)
+
+
+def _execute(files: dict[str, str], mode: str, stdin: str, limits: SandboxLimits,
+             isolation: str) -> tuple[ExecResult, bytes]:
+    _check_platform(limits)
+    workdir = _new_workdir()
     status_r, status_w = os.pipe()
     result_r, result_w = os.pipe() if mode == "tests" else (-1, -1)
     proc: subprocess.Popen[bytes] | None = None
     start = time.perf_counter()
     try:
-        for name, text in files.items():
-            Path(workdir, name).write_text(text, encoding="utf-8")
         stdin_path = Path(workdir, ".stdin")
         stdin_path.write_text(stdin, encoding="utf-8")
-        config = {"workdir": workdir, "mode": mode, "isolation": isolation, "status_fd": status_w,
-                  "result_fd": result_w, "cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
-                  "max_processes": limits.max_processes, "max_file_mb": limits.max_file_mb,
-                  "max_disk_mb": limits.max_disk_mb, "hide": list(dict.fromkeys([*_HIDDEN, str(Path.home())]))}
-        fds = (status_w,) if mode == "script" else (status_w, result_w)
         with open(stdin_path, "rb") as stdin_fh:
             stdin_path.unlink()  # the child keeps the open file; nothing of it stays in the directory
-            proc = subprocess.Popen(
-                [sys.executable, "-s", "-P", "-B", str(_CHILD), json.dumps(config)],
-                stdin=stdin_fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=workdir,
-                env=_environment(workdir), start_new_session=True, pass_fds=fds, close_fds=True)
-        for fd in fds:
-            os.close(fd)
+            proc = _spawn(workdir, files, mode, limits, isolation, status_w, result_w, stdin_fh)
+        for fd in (status_w, result_w):
+            if fd >= 0:
+                os.close(fd)
         status_w = result_w = -1
         return _supervise(proc, limits, status_r, result_r, workdir, start)
     finally:
-        for fd in (status_w, result_w, status_r, result_r):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        if proc is not None and proc.returncode is None:  # an exception in supervision: kill and reap
-            _kill_group(proc.pid)
-            try:
-                os.waitpid(proc.pid, 0)
-            except ChildProcessError:
-                pass
-            proc.returncode = -9
-        _remove_tree(workdir)
+        _abandon(proc, (status_w, result_w, status_r, result_r), workdir)
 
 
 def _supervise(proc: subprocess.Popen[bytes], limits: SandboxLimits, status_r: int, result_r: int,
@@ -232,6 +255,18 @@ def _supervise(proc: subprocess.Popen[bytes], limits: SandboxLimits, status_r: i
                 exited_at = time.perf_counter()
     finally:
         sel.close()
+    result = _conclude(proc, limits, streams, caps, status_r, timed_out, flooded, workdir, start)
+    raw = bytes(streams[result_r]) if result_r >= 0 else b""
+    return result, raw
+
+
+def _conclude(proc: subprocess.Popen[bytes], limits: SandboxLimits, streams: dict[int, bytearray],
+              caps: dict[int, int], status_r: int, timed_out: bool, flooded: list[str], workdir: str,
+              start: float) -> ExecResult:
+    """End the run (everything in it killed and reaped), read what is left, classify it."""
+    assert proc.stdout is not None and proc.stderr is not None
+    cap = int(limits.max_output_kb) * 1024
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
     _stop(proc.pid, graceful=not (timed_out or flooded))
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -250,10 +285,8 @@ def _supervise(proc: subprocess.Popen[bytes], limits: SandboxLimits, status_r: i
     stdout = out_b[:cap].decode("utf-8", "replace")
     stderr = err_b[:cap].decode("utf-8", "replace")
     cpu = usage.ru_utime + usage.ru_stime
-    result = _classify(proc.returncode, messages, timed_out, flooded, stdout, stderr, limits, wall, cpu,
-                       stdout_trunc, stderr_trunc, workdir, proc.pid)
-    raw = bytes(streams[result_r]) if result_r >= 0 else b""
-    return result, raw
+    return _classify(proc.returncode, messages, timed_out, flooded, stdout, stderr, limits, wall, cpu,
+                     stdout_trunc, stderr_trunc, workdir, proc.pid)
 
 
 def _drain(fd: int, buf: bytearray, cap: int) -> None:

@@ -7,9 +7,15 @@ costs, examples of failures), and asks for one JSON object in this schema::
     {"candidates": [{"<dimension>": <choice>, ...}, ...]}      # concrete candidates, and/or
     {"distribution": {"<dimension>": {"<choice>": <prob>, ...}}}  # the next sampling distribution
 
+With ``code=True`` (controller search) the model may also propose controllers as Python source,
+``{"controllers": [{"name": ..., "betas": [...], "code": "def decide(observation): ..."}]}``
+(:mod:`ttclab.search.code_controller`: run only inside the sandbox); each is validated (a string
+that parses, defines ``decide``, within the size limit; betas a short list of numbers) and passed
+to ``on_code`` when accepted.
+
 Candidates may leave dimensions out (they are drawn from the current distribution). Everything is
-validated: a reply that is not JSON, names unknown dimensions or choices, or gives negative or
-all-zero probabilities is rejected with a reason (``rejected``, counted and stored in the log), and
+validated: a reply that is not JSON, names unknown dimensions or choices, gives negative or
+all-zero probabilities, or code that does not qualify is rejected with a reason (``rejected``, counted and stored in the log), and
 the round falls back to the current distribution, so the search always continues. The replies are
 logged (``agent.jsonl``) and replayed on a re-run with the same prompt, so a resumed search asks
 the model nothing it asked before.
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ttclab.config import ModelSpec
+from ttclab.search.code_controller import MAX_SOURCE_CHARS, CodeController, code_controller
 from ttclab.search.methods import Candidate, Distribution, Method, Space
 
 SYSTEM = ("You are a research assistant optimising {what} under a compute budget. Reply with ONE JSON object and "
@@ -42,6 +49,16 @@ Results so far:
 Propose the next {batch} candidates to evaluate, and optionally a new sampling distribution. Reply with JSON:
 {{"candidates": [{{"<dimension>": <choice>, ...}}], "distribution": {{"<dimension>": {{"<choice>": <probability>}}}}}}
 Dimensions you leave out are sampled from the current distribution."""
+CODE = """
+
+You may also propose controllers as Python code, run in a sandbox (no network, no files, {decision_s:g} s per
+decision): a module defining decide(observation) -> action, swept over the betas you give. Add to the JSON:
+{{"controllers": [{{"name": "<short name>", "betas": [<numbers>], "code": "<Python source>"}}]}}
+The observation: {{"beta", "every" (tokens per segment), "n_traces", "started", "left", "tokens", "budget_left",
+"decision", "traces": [{{"id", "state" (running/finished/pruned), "tokens", "probes" (answers of its probes so
+far), "confidence", "final" (its answer once finished)}}]}}. Answers are integer codes. Actions: "BRANCH",
+["CONTINUE", id], ["FINISH", id], ["PROBE", id], ["PRUNE", id], ["ANSWER", code or list of tied codes] (codes you
+have seen, or -1). At most {max_chars} characters of code."""
 
 
 def parse_json_object(text: str) -> Any:
@@ -71,8 +88,13 @@ class AgentProposer(Method):
 
     def __init__(self, space: Space, model: ModelSpec | dict[str, Any], *, max_tokens: int = 256,
                  temperature: float = 0.7, log_path: str | Path | None = None, what: str = "test-time strategies",
-                 backend: Any = None, **kw: Any) -> None:
+                 backend: Any = None, code: bool = False, decision_s: float = 1.0, **kw: Any) -> None:
         super().__init__(space, **kw)
+        self.code = code
+        self.decision_s = decision_s
+        #: accepted code proposals, in order; ``on_code`` is called with each as it is accepted
+        self.code_proposals: list[CodeController] = []
+        self.on_code: Callable[[CodeController], None] | None = None
         self.model = model if isinstance(model, ModelSpec) else ModelSpec.model_validate(model)
         self.max_tokens = max_tokens
         self.temperature = temperature
@@ -93,9 +115,10 @@ class AgentProposer(Method):
     # -- the model ---------------------------------------------------------------------------
     def _messages(self) -> tuple[dict[str, str], ...]:
         space = "\n".join(f"- {d.name}: {json.dumps(list(d.choices), default=str)}" for d in self.space.dims)
-        return ({"role": "system", "content": SYSTEM.format(what=self.what)},
-                {"role": "user", "content": USER.format(space=space, dist=json.dumps(self.dist.describe()),
-                                                        summary=self.summary(), batch=self.batch)})
+        user = USER.format(space=space, dist=json.dumps(self.dist.describe()), summary=self.summary(), batch=self.batch)
+        if self.code:
+            user += CODE.format(decision_s=self.decision_s, max_chars=MAX_SOURCE_CHARS)
+        return ({"role": "system", "content": SYSTEM.format(what=self.what)}, {"role": "user", "content": user})
 
     def _ask_model(self, messages: tuple[dict[str, str], ...]) -> str:
         from ttclab.backends import create_backend
@@ -127,9 +150,12 @@ class AgentProposer(Method):
         except ValueError as exc:
             self.rejected.append(("reply", str(exc)))
             return [], None
-        if not isinstance(data, dict) or not ({"candidates", "distribution"} & set(data)):
-            self.rejected.append(("reply", "the JSON object has neither 'candidates' nor 'distribution'"))
+        fields = {"candidates", "distribution"} | ({"controllers"} if self.code else set())
+        if not isinstance(data, dict) or not (fields & set(data)):
+            self.rejected.append(("reply", f"the JSON object has none of {', '.join(repr(f) for f in sorted(fields))}"))
             return [], None
+        if self.code and "controllers" in data:
+            self._code(data["controllers"])
         dist = None
         if "distribution" in data:
             dist = self._distribution(data["distribution"])
@@ -153,11 +179,28 @@ class AgentProposer(Method):
             cands.append(cand)
         return cands, dist
 
+    def _code(self, raw: Any) -> None:
+        """Validated code proposals (parses, defines decide, size limit) into ``code_proposals``."""
+        if not isinstance(raw, list):
+            self.rejected.append(("controllers", "'controllers' must be a list of {name, betas, code} objects"))
+            return
+        for i, item in enumerate(raw):
+            try:
+                if isinstance(item, dict) and "file" in item:
+                    raise ValueError("give the source as code (a file is not read from a proposal)")
+                ctrl = code_controller(item, name=f"proposed-{self.rounds}-{i}")
+            except ValueError as exc:
+                self.rejected.append((f"controllers[{i}]", str(exc)))
+                continue
+            self.code_proposals.append(ctrl)
+            if self.on_code is not None:
+                self.on_code(ctrl)
+
     def _distribution(self, raw: Any) -> Distribution | None:
         if not isinstance(raw, dict):
             self.rejected.append(("distribution", "'distribution' must map dimensions to {choice: probability}"))
             return None
-        dist = Distribution(self.space, dict(self.dist.logits))
+        dist = Distribution(self.space, {k: v.tolist() for k, v in self.dist.logits.items()})
         for name, probs in raw.items():
             if name not in self.space.names:
                 self.rejected.append(("distribution", f"unknown dimension {name!r}"))

@@ -7,6 +7,14 @@ a search split and a disjoint held-out split. Every controller is evaluated over
 trace orders per question; accuracy CIs are percentile bootstraps over questions (the per-question
 accuracy averaged over the orders; injected seed).
 
+Code controllers (:mod:`ttclab.search.code_controller`: Python source run only inside the
+sandbox, one process per evaluation, ``code_limits.decision_s`` per decision) come from the config
+(``code: [{name, file, betas}]``: swept on both splits like the references) or from the agent
+(``agent: {model, code: true}``: swept on the search split as proposed, ``code_trials.jsonl``,
+resumable; those that ran without a failure are swept on the held-out split too). A failed
+evaluation (timeout, crash, refused operation, garbage, impossible action) is recorded in
+``code_failures`` with its reason and gives no point.
+
 Output: every reference controller's beta sweep (accuracy vs tokens) on both splits, the searched
 family's candidates (``trials.jsonl``, resumable; random / REINFORCE / LLM-proposed parameters), the
 Pareto front on the held-out split, and "tokens saved at matched accuracy vs SC@k": for every
@@ -22,7 +30,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -30,6 +38,34 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ttclab.config import ModelSpec, read_yaml_mapping
 from ttclab.errors import ConfigError
 from ttclab.search.replay import ReplayData, ReplayEnv
+
+if TYPE_CHECKING:
+    from ttclab.search.code_controller import CodeController, CodeLimits
+    from ttclab.search.controllers import Controller
+
+#: A controller bound to its knobs: acts on one episode and ends it with ``env.answer``.
+Act = Callable[[ReplayEnv, np.random.Generator], None]
+Reference = Literal["sc", "adaptive", "esc", "probe_prune", "confidence"]
+
+
+def _all_references() -> list[Reference]:
+    return ["sc", "adaptive", "esc", "probe_prune", "confidence"]
+
+
+def with_beta(fn: Controller, beta: float) -> Act:
+    """Reference controller ``fn`` at knob ``beta``."""
+    def act(env: ReplayEnv, rng: np.random.Generator) -> None:
+        fn(env, beta, rng)
+    return act
+
+
+def with_params(params: Mapping[str, Any]) -> Act:
+    """The searched family (:func:`ttclab.search.controllers.family`) at ``params``."""
+    from ttclab.search.controllers import family
+
+    def act(env: ReplayEnv, rng: np.random.Generator) -> None:
+        family(env, params, rng)
+    return act
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -55,7 +91,7 @@ class ControllerEval:
                 "sequential_tokens": float(self.sequential_tokens.mean()), "questions": q}
 
 
-def evaluate_controller(data: ReplayData, act: Callable[[ReplayEnv, np.random.Generator], None], *,
+def evaluate_controller(data: ReplayData, act: Act, *,
                         orders: int = 16, seed: int = 0) -> ControllerEval:
     """Run a controller on every question of ``data`` over ``orders`` seeded trace orders."""
     n_q = data.n_questions
@@ -92,7 +128,7 @@ def reference_curves(data: ReplayData, *, orders: int, seed: int, names: Sequenc
         for beta in (betas or {}).get(name, grid):
             if name == "sc" and beta > int(data.present.sum(axis=1).max()):
                 continue
-            ev = evaluate_controller(data, lambda env, rng, f=fn, b=beta: f(env, b, rng), orders=orders, seed=seed)
+            ev = evaluate_controller(data, with_beta(fn, beta), orders=orders, seed=seed)
             out.append({"controller": name, "beta": beta, **ev.summary(np.random.default_rng(seed))})
     return out
 
@@ -151,6 +187,26 @@ class DataSpec(BaseModel):
         return self
 
 
+class CodeLimitsSpec(BaseModel):
+    """Limits of code controllers (:class:`ttclab.search.code_controller.CodeLimits`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision_s: float = Field(default=1.0, gt=0, description="wall seconds per decision")
+    load_s: float = Field(default=10.0, gt=0)
+    max_decisions: int = Field(default=20_000, ge=1, description="per episode")
+    cpu_s: float = Field(default=120.0, ge=1, description="CPU seconds of one evaluation's sandbox process")
+    wall_s: float = Field(default=1800.0, ge=1, description="wall seconds of one evaluation's sandbox process")
+    memory_mb: int = Field(default=256, ge=64)
+
+    def limits(self) -> CodeLimits:
+        from ttclab.sandbox.types import SandboxLimits
+        from ttclab.search.code_controller import CodeLimits
+
+        return CodeLimits(self.decision_s, self.load_s, self.max_decisions,
+                          SandboxLimits(cpu_s=self.cpu_s, wall_s=self.wall_s, memory_mb=self.memory_mb,
+                                        max_processes=8, max_output_kb=256))
+
+
 class ControllerSearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
@@ -159,12 +215,14 @@ class ControllerSearchConfig(BaseModel):
                                   description="{search: N, heldout: M}; 0/0: half and half")
     orders: int = Field(default=16, ge=1)
     seed: int = 0
-    references: list[Literal["sc", "adaptive", "esc", "probe_prune", "confidence"]] = Field(
-        default_factory=lambda: ["sc", "adaptive", "esc", "probe_prune", "confidence"])
+    references: list[Reference] = Field(default_factory=_all_references)
     betas: dict[str, list[float]] = Field(default_factory=dict)
     gamma: float = Field(default=0.5, ge=0, description="objective: accuracy - gamma * tokens / SC@N's tokens")
     method: dict[str, Any] = Field(default_factory=lambda: {"name": "reinforce", "evaluations": 24, "batch": 4})
     agent: dict[str, Any] | None = None
+    code: list[dict[str, Any]] = Field(default_factory=list, description=(
+        "controllers as Python source run in the sandbox: [{name, file | code, betas, budget}]"))
+    code_limits: CodeLimitsSpec = Field(default_factory=CodeLimitsSpec)
     out: str | None = None
 
 
@@ -186,6 +244,8 @@ class ControllerSearchResult:
     front: list[dict[str, Any]]
     trials: list[dict[str, Any]]
     headline: list[str] = field(default_factory=list)
+    code_trials: list[dict[str, Any]] = field(default_factory=list)
+    code_failures: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _data(cfg: ControllerSearchConfig, base: Path, store: str | Path | None, progress: bool) -> ReplayData:
@@ -216,7 +276,8 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
                        progress: bool = True, evaluations: int | None = None,
                        out: str | Path | None = None) -> ControllerSearchResult:
     """Reference sweeps, the family search (search split), held-out evaluation and the comparison with SC@k."""
-    from ttclab.search.controllers import family, family_space
+    from ttclab.search.code_controller import code_controller, code_sweep
+    from ttclab.search.controllers import family_space
     from ttclab.search.methods import make_method, run_search
     from ttclab.store.reader import store_root
 
@@ -238,10 +299,17 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
         from tqdm import tqdm
 
         bar = tqdm(total=2, unit="sweep", desc=f"controllers {cfg.name}", file=sys.stderr, dynamic_ncols=True)
+    code_limits = cfg.code_limits.limits()
+    code_ctrls = _code_controllers(cfg, base)
+    code_failures: list[dict[str, Any]] = []
     curves = {}
     for split_name, part in (("search", search), ("heldout", held)):
         curves[split_name] = reference_curves(part, orders=cfg.orders, seed=cfg.seed, names=cfg.references,
                                               betas=cfg.betas)
+        for ctrl in code_ctrls:
+            points, failures = code_sweep(part, ctrl, orders=cfg.orders, seed=cfg.seed, limits=code_limits)
+            curves[split_name] += points
+            code_failures += [{**f, "split": split_name} for f in failures]
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -269,10 +337,15 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
 
         sbar = tqdm(total=n_eval, unit="controller", desc=f"search {name}", file=sys.stderr, dynamic_ncols=True)
 
+    seen: list[str] = []  # keys in this session's order: the agent's summary (and prompt) replays on a re-run
+    code_seen: list[str] = []
+
     def evaluate(cand: dict[str, Any]) -> tuple[float | None, dict[str, Any]]:
         key = space.key(cand)
+        if key not in seen:
+            seen.append(key)
         if key not in done:
-            ev = evaluate_controller(search, lambda env, rng: family(env, cand, rng), orders=cfg.orders, seed=cfg.seed)
+            ev = evaluate_controller(search, with_params(cand), orders=cfg.orders, seed=cfg.seed)
             s = ev.summary(np.random.default_rng(cfg.seed))
             rec = {"key": key, "params": cand, "search": s, "score": s["accuracy"] - cfg.gamma * s["tokens"] / scale,
                    "evaluation": len(done), "method": name}
@@ -283,6 +356,29 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
             sbar.update(1)
         return done[key]["score"], {}
 
+    # code proposals of the agent: swept on the search split as they come, resumable
+    code_path = out_dir / "code_trials.jsonl"
+    code_done: dict[str, dict[str, Any]] = {}
+    if code_path.exists():
+        for line in code_path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                code_done[rec["key"]] = rec
+
+    def evaluate_code(ctrl: CodeController) -> None:
+        key = f"{ctrl.key}:{json.dumps(ctrl.betas)}"
+        if key not in code_seen:
+            code_seen.append(key)
+        if key not in code_done:
+            points, failures = code_sweep(search, ctrl, orders=cfg.orders, seed=cfg.seed, limits=code_limits)
+            for p in points:
+                p["score"] = p["accuracy"] - cfg.gamma * p["tokens"] / scale
+            rec = {"key": key, "name": ctrl.name, "betas": list(ctrl.betas), "budget": ctrl.budget,
+                   "source": ctrl.source, "search": points, "failures": failures, "evaluation": len(code_done)}
+            code_done[key] = rec
+            with code_path.open("a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+
     if name == "agent":
         from ttclab.search.agent import AgentProposer
 
@@ -291,8 +387,10 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
         method: Any = AgentProposer(space, ModelSpec.model_validate(cfg.agent["model"]), seed=cfg.method.get("seed", 0),
                                     batch=batch, log_path=out_dir / "agent.jsonl",
                                     max_tokens=int(cfg.agent.get("max_tokens", 256)),
-                                    what="a controller that spends decode tokens on parallel reasoning traces")
-        method.summary = lambda: _controller_summary([done[k] for k in done], sc_search)
+                                    what="a controller that spends decode tokens on parallel reasoning traces",
+                                    code=bool(cfg.agent.get("code", False)), decision_s=code_limits.decision_s)
+        method.summary = lambda: _controller_summary([done[k] for k in seen], sc_search, [code_done[k] for k in code_seen])
+        method.on_code = evaluate_code
     else:
         method = make_method(name, space, seed=int(mopts.pop("seed", 0)), batch=batch, options=mopts)
     try:
@@ -308,10 +406,18 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
                         for r in trials])
     held_points = list(curves["heldout"])
     for p in fam_front:
-        ev = evaluate_controller(held, lambda env, rng, c=p["params"]: family(env, c, rng), orders=cfg.orders,
-                                 seed=cfg.seed)
+        ev = evaluate_controller(held, with_params(p["params"]), orders=cfg.orders, seed=cfg.seed)
         held_points.append({"controller": "searched", "beta": p["beta"], "params": p["params"],
                             **ev.summary(np.random.default_rng(cfg.seed))})
+    code_trials = sorted(code_done.values(), key=lambda r: r["evaluation"])
+    for rec in code_trials:  # proposed code that ran on the search split: its sweep on the held-out split
+        if rec["search"] and not rec["failures"]:
+            ctrl = code_controller({"code": rec["source"], "betas": rec["betas"], "budget": rec["budget"],
+                                    "name": rec["name"]})
+            points, failures = code_sweep(held, ctrl, orders=cfg.orders, seed=cfg.seed, limits=code_limits)
+            held_points += [{**p, "proposed": True} for p in points]
+            code_failures += [{**f, "split": "heldout"} for f in failures]
+    code_failures += [{**f, "split": "search"} for rec in code_trials for f in rec["failures"]]
     sc_held = [p for p in held_points if p["controller"] == "sc"]
     saved = tokens_saved(held_points, sc_held)
     front = pareto(saved)
@@ -329,19 +435,42 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
     summary = {"name": cfg.name, "source": data.source, "every": data.every, "questions": {"search": n_s, "heldout": n_h},
                "traces_per_question": int(data.present.sum(axis=1).max()), "orders": cfg.orders,
                "curves": curves, "heldout_points": saved, "front": front, "trials": trials, "headline": headline,
-               "rejected": getattr(method, "rejected", [])}
+               "rejected": getattr(method, "rejected", []), "code_trials": code_trials,
+               "code_failures": code_failures}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     from ttclab.report.search import write_search_report
 
     write_search_report(out_dir)  # report.html: fronts, trajectory (and the chosen graph)
-    return ControllerSearchResult(out_dir, saved, front, trials, headline)
+    return ControllerSearchResult(out_dir, saved, front, trials, headline, code_trials, code_failures)
 
 
-def _controller_summary(trials: Sequence[Mapping[str, Any]], sc_points: Sequence[Mapping[str, Any]]) -> str:
+def _code_controllers(cfg: ControllerSearchConfig, base: Path) -> list[CodeController]:
+    from ttclab.search.code_controller import code_controller
+
+    out = []
+    for i, raw in enumerate(cfg.code):
+        try:
+            out.append(code_controller(raw, base=base, name=f"code-{i}"))
+        except ValueError as exc:
+            raise ConfigError(f"code[{i}]: {exc}") from None
+    names = [c.name for c in out]
+    taken = set(cfg.references) | {"searched"}
+    clash = sorted({n for n in names if names.count(n) > 1 or n in taken})
+    if clash:
+        raise ConfigError(f"code: controller name(s) {', '.join(clash)} are taken; give each a name of its own")
+    return out
+
+
+def _controller_summary(trials: Sequence[Mapping[str, Any]], sc_points: Sequence[Mapping[str, Any]],
+                        code_trials: Sequence[Mapping[str, Any]] = ()) -> str:
     lines = ["Reference SC@k on the search split: " + "; ".join(
         f"k={p['beta']:g}: acc {p['accuracy']:.3f}, {p['tokens']:.0f} tokens" for p in sc_points)]
     for r in sorted(trials, key=lambda r: -r["score"])[:8]:
         s = r["search"]
         lines.append(f"- params {json.dumps(r['params'])}: acc {s['accuracy']:.3f}, {s['tokens']:.0f} tokens, "
                      f"score {r['score']:.3f}")
+    for r in code_trials[-4:]:
+        runs = "; ".join(f"beta {p['beta']:g}: acc {p['accuracy']:.3f}, {p['tokens']:.0f} tokens" for p in r["search"])
+        fails = "; ".join(f"beta {f['beta']:g} FAILED ({f['reason']}: {f['detail']})" for f in r["failures"])
+        lines.append(f"- code controller {r['name']}: " + "; ".join(x for x in (runs, fails) if x))
     return "\n".join(lines)

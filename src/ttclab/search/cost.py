@@ -20,14 +20,17 @@ counts as the server does, the prediction is exact (``tests/search/test_graph_co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ttclab.search.graph import CALL_ROLE, Graph, Node
+
+if TYPE_CHECKING:
+    from ttclab.ledger.models import ModelArch
 
 COST_KEYS = ("calls", "prompt_tokens", "completion_tokens", "total_tokens", "flops", "latency_s",
              "latency_sequential_s")
@@ -152,7 +155,7 @@ def predict_cost(graph: Graph, questions: Sequence[Any], costing: dict[str, Mode
 
     notes: set[str] = set()
     sampling = sampling or {}
-    per_q = {k: [] for k in COST_KEYS}
+    per_q: dict[str, list[float]] = {k: [] for k in COST_KEYS}
     arch = _archs(costing, notes)
     for q in questions:
         d_of: dict[str, float] = {}
@@ -195,7 +198,7 @@ def actual_cost(run_path: str | Path, graph: Graph, costing: dict[str, ModelCost
         if c["error"] is None:
             by_q.setdefault(c["question_index"], []).append(c)
     wanted = sorted(by_q) if questions is None else list(questions)
-    per_q = {k: [] for k in COST_KEYS}
+    per_q: dict[str, list[float]] = {k: [] for k in COST_KEYS}
     node_ids = {n.id for n in graph.nodes}
     for qi in wanted:
         calls = by_q.get(qi, [])
@@ -247,12 +250,12 @@ def _render(n: Node, q: Any, mc: ModelCosting, builtin_template: Callable[[str],
     return mc.fmt.render(messages)
 
 
-def _archs(costing: dict[str, ModelCosting], notes: set[str]) -> dict[str, Any]:
+def _archs(costing: dict[str, ModelCosting], notes: set[str]) -> dict[str, ModelArch | None]:
     from ttclab.errors import DataError
     from ttclab.ledger.models import load_architectures
 
     table = load_architectures()
-    out = {}
+    out: dict[str, ModelArch | None] = {}
     for k, mc in costing.items():
         try:
             out[k] = table.get(mc.name)
@@ -262,7 +265,7 @@ def _archs(costing: dict[str, ModelCosting], notes: set[str]) -> dict[str, Any]:
     return out
 
 
-def _flops(arch: Any, p: float, d: float) -> float:
+def _flops(arch: ModelArch | None, p: float, d: float) -> float:
     if arch is None:
         return float("nan")
     from ttclab.ledger.work import decode_flops, prefill_flops
@@ -278,7 +281,7 @@ def _latency(stats: TokenStats, mc: ModelCosting, p: float, d: float) -> float:
 
 
 def model_costing(models: dict[str, Any], *, backends: dict[str, Any] | None = None,
-                  counters: dict[str, str] | None = None, max_tokens: int = 128) -> dict[str, ModelCosting]:
+                  counters: Mapping[str, str] | None = None, max_tokens: int = 128) -> dict[str, ModelCosting]:
     """A :class:`ModelCosting` per pool model: the embedded engine counts with its own tokenizer
     (``llama``), servers with ``counters[name]`` (``whitespace`` / ``chars``; default ``chars``)."""
     from ttclab.online.program import Pipeline, PipelineSpec

@@ -32,12 +32,29 @@ class SplitSpec(BaseModel):
     heldout: int = Field(ge=1, description="the next M questions: the held-out split")
 
 
+InnerRole = Literal["refiner", "fuser"]
+OutputRole = Literal["judge", "fuser"]
+Heuristic = Literal["model_prior", "moderate_size", "budget_coupling"]
+
+
+def _inner_roles() -> list[InnerRole]:
+    return ["refiner", "fuser"]
+
+
+def _output_roles() -> list[OutputRole]:
+    return ["judge", "fuser"]
+
+
+def _heuristics() -> list[Heuristic]:
+    return ["model_prior", "moderate_size", "budget_coupling"]
+
+
 class SpaceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_width: int = Field(default=3, ge=1, le=16)
     max_depth: int = Field(default=2, ge=1, le=8)
-    roles: list[Literal["refiner", "fuser"]] = Field(default_factory=lambda: ["refiner", "fuser"], min_length=1)
-    output_roles: list[Literal["judge", "fuser"]] = Field(default_factory=lambda: ["judge", "fuser"], min_length=1)
+    roles: list[InnerRole] = Field(default_factory=_inner_roles, min_length=1)
+    output_roles: list[OutputRole] = Field(default_factory=_output_roles, min_length=1)
     skips: bool = True
 
 
@@ -79,8 +96,7 @@ class GraphSearchConfig(BaseModel):
     space: SpaceSpec = Field(default_factory=SpaceSpec)
     budget: BudgetSpec
     method: MethodSpec = Field(default_factory=MethodSpec)
-    heuristics: list[Literal["model_prior", "moderate_size", "budget_coupling"]] = Field(
-        default_factory=lambda: ["model_prior", "moderate_size", "budget_coupling"])
+    heuristics: list[Heuristic] = Field(default_factory=_heuristics)
     gamma: float = Field(default=0.0, ge=0, description="score = accuracy - gamma * cost / budget.max")
     agent: AgentSpec | None = None
     token_counter: dict[str, Literal["llama", "whitespace", "chars"]] = Field(default_factory=dict)
@@ -360,10 +376,11 @@ def search_graphs(config: str | Path | GraphSearchConfig, *, store: str | Path |
             write_pipeline(out_dir / "best" / f"{label}.yaml", spec)
             write_pipeline(out_dir / "best" / f"{label}.graph.yaml", graph.as_dict())
             best[label] = {**top, "pipeline_file": str(out_dir / "best" / f"{label}.yaml")}
+        rejected_over_budget = sum(1 for r in trials if r.get("rejected"))
         summary = {"name": cfg.name, "unit": cfg.budget.unit, "budget": cfg.budget.max, "method": cfg.method.name,
                    "heuristics": cfg.heuristics, "trials": trials, "front": front,
                    "front_latency": front_latency, "best": best,
-                   "rejected_over_budget": sum(1 for r in trials if r.get("rejected")),
+                   "rejected_over_budget": rejected_over_budget,
                    "agent_rejected": agent_rejected,
                    "agent_rejections": getattr(method, "rejected", [])}
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=_json))
@@ -374,7 +391,7 @@ def search_graphs(config: str | Path | GraphSearchConfig, *, store: str | Path |
         if bar is not None:
             bar.close()
         ev.close()
-    return GraphSearchResult(out_dir, trials, front, best, summary["rejected_over_budget"], agent_rejected)
+    return GraphSearchResult(out_dir, trials, front, best, rejected_over_budget, agent_rejected)
 
 
 def graph_summary(records: Any, cfg: GraphSearchConfig, top: int = 8) -> str:

@@ -280,12 +280,12 @@ def make_method(name: str, space: Space, *, seed: int = 0, batch: int = 4, init:
                 constrain: Constrain | None = None, options: Mapping[str, Any] | None = None) -> Method:
     """A method by name: random, grid, reinforce (the agent is built by ``ttclab.search.agent``)."""
     options = dict(options or {})
-    common = {"seed": seed, "batch": batch, "init": init, "constrain": constrain}
     if name == "random":
-        return RandomSearch(space, **common)
+        return RandomSearch(space, seed=seed, batch=batch, init=init, constrain=constrain)
     if name == "grid":
-        return GridSearch(space, over=options.pop("over", ("width", "depth")), **common)
+        return GridSearch(space, over=options.pop("over", ("width", "depth")), seed=seed, batch=batch, init=init,
+                          constrain=constrain)
     if name == "reinforce":
-        return Reinforce(space, lr=float(options.get("lr", 0.5)),
-                         baseline_decay=float(options.get("baseline_decay", 0.8)), **common)
+        return Reinforce(space, lr=float(options.get("lr", 0.5)), baseline_decay=float(options.get("baseline_decay", 0.8)),
+                         seed=seed, batch=batch, init=init, constrain=constrain)
     raise ConfigError(f"method.name: unknown search method {name!r}; choose random, grid, reinforce or agent")
