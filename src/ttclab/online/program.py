@@ -97,8 +97,9 @@ class Pipeline:
         def one(s: StepSpec) -> dict[str, Any]:
             d = s.model_dump(mode="json", exclude={"steps", "scorer"}, exclude_none=True)
             d["id"] = s.sid
-            if s._template is not None:
-                d["template"] = {"name": s._template.label, "hash": s._template.hash}
+            template = s.template_or_none
+            if template is not None:
+                d["template"] = {"name": template.label, "hash": template.hash}
             d["params"] = s.params.model_dump(mode="json", exclude={"n"})
             if isinstance(s, RepeatSpec):
                 d["steps"] = [one(c) for c in s.steps]
