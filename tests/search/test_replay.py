@@ -141,3 +141,19 @@ def test_controller_search_end_to_end_and_resumes(tmp_path):
     assert r.headline
     again = search_controllers(cfg, progress=False)
     assert [t["key"] for t in again.trials] == [t["key"] for t in r.trials]
+
+
+def test_headline_noise_note_flags_a_difference_the_questions_cannot_resolve():
+    from ttclab.search.controller_search import _noise_note, paired_difference_ci
+
+    rng = np.random.default_rng(0)
+    same = [0.5, 0.25, 1.0, 0.0]
+    assert paired_difference_ci(same, same, rng) == (0.0, 0.0, 0.0)
+    mean, lo, hi = paired_difference_ci([1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 1, 0], rng)
+    assert mean == 0.0 and lo < 0 < hi
+    noisy = _noise_note({"per_question": [1, 0, 1, 0, 1, 0]}, {"per_question": [0, 1, 0, 1, 1, 0]}, rng)
+    assert "could be noise" in noisy and "over 6 questions" in noisy
+    many = [1.0] * 200
+    clear = _noise_note({"per_question": many}, {"per_question": [0.5] * 200}, rng)
+    assert "+0.500" in clear and "noise" not in clear
+    assert _noise_note({}, {"per_question": many}, rng) == ""

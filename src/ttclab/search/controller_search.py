@@ -88,7 +88,8 @@ class ControllerEval:
         return {"accuracy": float(self.accuracy.mean()), "ci": [float(lo), float(hi)],
                 "tokens": float(self.tokens.mean()), "decode_tokens": float(self.decode_tokens.mean()),
                 "probe_tokens": float(self.probe_tokens.mean()),
-                "sequential_tokens": float(self.sequential_tokens.mean()), "questions": q}
+                "sequential_tokens": float(self.sequential_tokens.mean()), "questions": q,
+                "per_question": [round(float(a), 6) for a in self.accuracy]}
 
 
 def evaluate_controller(data: ReplayData, act: Act, *,
@@ -115,6 +116,29 @@ def evaluate_controller(data: ReplayData, act: Act, *,
             seq[q] += env.sequential_tokens
             decisions += env.n_started + sum(env._seg) + env.probes_used + 1
     return ControllerEval(acc / orders, tok / orders, dec / orders, prb / orders, seq / orders, decisions)
+
+
+def paired_difference_ci(a: Sequence[float], b: Sequence[float], rng: np.random.Generator,
+                         draws: int = 2000) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over questions and its paired bootstrap 95% interval (questions resampled)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    boot = d[rng.integers(d.size, size=(draws, d.size))].mean(axis=1)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def _noise_note(best: Mapping[str, Any], top: Mapping[str, Any], rng: np.random.Generator) -> str:
+    """The paired accuracy difference behind a headline, and whether it could be noise."""
+    a, b = best.get("per_question"), top.get("per_question")
+    if not a or not b or len(a) != len(b):
+        return ""
+    mean, lo, hi = paired_difference_ci(a, b, rng)
+    text = f" (accuracy difference {mean:+.3f}, paired 95% CI [{lo:+.3f}, {hi:+.3f}] over {len(a)} questions"
+    if lo < -0.05:
+        return text + ": it could be noise; more held-out questions are needed to call it a finding)"
+    return text + ")"
 
 
 def reference_curves(data: ReplayData, *, orders: int, seed: int, names: Sequence[str] | None = None,
@@ -427,9 +451,10 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
         matched = [p for p in saved if p["accuracy"] >= top["accuracy"] and p["controller"] != "sc"]
         if matched:
             best = min(matched, key=lambda p: p["tokens"])
-            headline.append(f"matched SC@{top['beta']:g} held-out accuracy {top['accuracy']:.3f} with "
-                            f"{best['controller']} (beta {best['beta']}) at {best['tokens']:.0f} tokens vs "
-                            f"{top['tokens']:.0f}: {100 * (1 - best['tokens'] / top['tokens']):.1f}% fewer tokens")
+            line = (f"matched SC@{top['beta']:g} held-out accuracy {top['accuracy']:.3f} with "
+                    f"{best['controller']} (beta {best['beta']}) at {best['tokens']:.0f} tokens vs "
+                    f"{top['tokens']:.0f}: {100 * (1 - best['tokens'] / top['tokens']):.1f}% fewer tokens")
+            headline.append(line + _noise_note(best, top, np.random.default_rng(cfg.seed)))
         else:
             headline.append(f"no controller matched SC@{top['beta']:g}'s held-out accuracy {top['accuracy']:.3f}")
     summary = {"name": cfg.name, "source": data.source, "every": data.every, "questions": {"search": n_s, "heldout": n_h},
