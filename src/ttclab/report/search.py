@@ -146,7 +146,7 @@ def controller_section(sec: Section, s: dict[str, Any]) -> None:
     sec.text(f"Replay of {s['traces_per_question']} stored traces per question (probes every {s['every']} tokens; "
              f"{s['source']}), {s['orders']} seeded trace orders per question; search on {s['questions']['search']} "
              f"questions, curves below on {s['questions']['heldout']} held-out ones (95% bootstrap intervals over "
-             "questions). " + " ".join(s["headline"]))
+             "questions). " + " ".join(h[:1].upper() + h[1:] + "." for h in s["headline"]))
     pts = s["heldout_points"]
     sec.figure(_front_figure(pts, s["front"], "tokens", "tokens per question (decode + probes)",
                              "Controllers: accuracy vs tokens (held-out; beta sweeps)", label=lambda p: p["controller"]),
