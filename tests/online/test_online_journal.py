@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ttclab.online.journal import TableLog, compact_table, read_table
 
@@ -40,3 +44,26 @@ def test_column_reads_keep_the_last_row_of_a_key(tmp_path: Path) -> None:
     compact_table(tmp_path, "candidates")
     assert len(list((tmp_path / "candidates").glob("part-*.parquet"))) == 1
     assert sorted(read_table(tmp_path, "candidates", ["text"])["text"].to_pylist()) == ["b", "new"]
+
+
+_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(_TEXT, _TEXT, max_size=3), max_size=4), _TEXT, _TEXT)
+def test_call_keys_and_stored_prompts_are_the_encoders_text(messages, model, params) -> None:
+    """The direct builders of the call key and of a stored chat prompt equal the JSON encoders' output
+    (call ids of earlier stores stay valid)."""
+    from ttclab.online.calls import _KEY_JSON, _PROMPT_JSON, _digest, prompt_json
+
+    text = prompt_json(tuple(messages))
+    assert text == _PROMPT_JSON.encode(list(messages))
+    assert _digest(model, text, params) == hashlib.sha256(_KEY_JSON.encode((model, text, params)).encode()).hexdigest()
+    assert _digest("reward", model, {"a": [1, text]}) == hashlib.sha256(
+        _KEY_JSON.encode(("reward", model, {"a": [1, text]})).encode()).hexdigest()
+
+
+def test_a_prompt_with_a_non_string_field_is_still_encoded() -> None:
+    from ttclab.online.calls import prompt_json
+
+    assert prompt_json(({"role": "user", "content": "hi", "n": 2},)) == '[{"role": "user", "content": "hi", "n": 2}]'

@@ -181,9 +181,13 @@ class PreparedCall:
 # Encoders built once: json.dumps with options builds a JSONEncoder per call (same output either way).
 _KEY_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 _PROMPT_JSON = json.JSONEncoder(ensure_ascii=False)
+_ascii_str = json.encoder.encode_basestring_ascii
+_utf8_str = json.encoder.encode_basestring
 
 
 def _digest(*parts: Any) -> str:
+    if all(type(p) is str for p in parts):  # the call key (model, prompt, params): the same JSON, built directly
+        return hashlib.sha256(("[" + ",".join(map(_ascii_str, parts)) + "]").encode()).hexdigest()
     return hashlib.sha256(_KEY_JSON.encode(parts).encode()).hexdigest()
 
 
@@ -193,7 +197,14 @@ def _call_id(content: str, seed: int) -> str:
 
 
 def prompt_json(prompt: Prompt) -> str:
-    return prompt if isinstance(prompt, str) else _PROMPT_JSON.encode(list(prompt))
+    """The prompt as stored: a string as is, chat messages as ``_PROMPT_JSON`` writes them."""
+    if isinstance(prompt, str):
+        return prompt
+    try:  # messages of string fields: the same text as the encoder's, without its per-object machinery
+        return "[" + ", ".join("{" + ", ".join(f"{_utf8_str(k)}: {_utf8_str(v)}" for k, v in m.items()) + "}"
+                               for m in prompt) + "]"
+    except (TypeError, AttributeError):  # a non-string field, key or message: the encoder handles (or refuses) it
+        return _PROMPT_JSON.encode(list(prompt))
 
 
 def _f32(values: Sequence[float] | None) -> tuple[float, ...] | None:
