@@ -69,3 +69,30 @@ def test_unknown_model_and_backend_errors():
         create_backend("vllm")
     with pytest.raises(ConfigError, match="backend llamacpp"):
         create_backend("llamacpp", model="smollm2-135m", bogus_option=1)
+
+
+QUIET_LOAD = """
+import sys
+from ttclab.backends import create_backend
+from ttclab.backends.base import Request, SamplingParams
+backend = create_backend("llamacpp", model="gemma3-270m", n_ctx=256, n_threads=2, verbose={verbose})
+backend.generate_sync(Request(prompt="Say hi", seed=1), SamplingParams(max_tokens=2, n=2))
+print("done")
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_llama_cpp_log_lines_reach_stderr_only_when_verbose(verbose):
+    # llama-cpp-python 0.3.36 maps ggml's older log-level enum, so without ttclab's callback every
+    # llama.cpp warning (Gemma: "using full-size SWA cache", once per context) reaches stderr.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", QUIET_LOAD.format(verbose=verbose)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "done"
+    if verbose:
+        assert "SWA cache" in out.stderr and "llama_model_loader" in out.stderr
+    else:
+        assert out.stderr == ""

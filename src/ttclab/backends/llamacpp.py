@@ -44,6 +44,41 @@ def llama_executor() -> ThreadPoolExecutor:
     return _EXECUTOR
 
 
+#: ggml's log levels in the vendored llama.cpp (ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4,
+#: CONT 5). llama-cpp-python 0.3.36's own callback maps the older enum (WARN 2, ERROR 3), so with
+#: ``verbose=False`` it still prints every warning (e.g. Gemma's "using full-size SWA cache" on each
+#: context); ttclab installs this one instead.
+_GGML_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_log_state = {"installed": False, "verbose": False, "last": logging.DEBUG}
+_log_callback: Any = None  # kept referenced: llama.cpp holds a raw pointer to it
+
+
+def _route_llama_logs(verbose: bool) -> None:
+    """Send llama.cpp's log lines to stderr: errors always, everything else only when ``verbose``.
+
+    The callback is process-wide (``llama_log_set``); one verbose backend makes it verbose.
+    """
+    global _log_callback
+    _log_state["verbose"] = bool(_log_state["verbose"] or verbose)
+    if _log_state["installed"]:
+        return
+    import ctypes
+    import sys
+
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, _user: Any) -> None:
+        lvl = _log_state["last"] if level == 5 else _GGML_LEVELS.get(level, logging.ERROR)
+        _log_state["last"] = lvl
+        if _log_state["verbose"] or lvl >= logging.ERROR:
+            print(text.decode("utf-8", "replace"), end="", flush=True, file=sys.stderr)
+
+    _log_callback = callback
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _log_state["installed"] = True
+
+
 class LlamaCppBackend:
     """Backend over a GGUF model loaded in this process.
 
@@ -114,6 +149,7 @@ class LlamaCppBackend:
         from ttclab.backends.llama_batch import BatchDecoder
 
         threads = self.n_threads or max(1, os.cpu_count() or 1)
+        _route_llama_logs(self.verbose)
         try:
             # This Llama object only tokenizes and renders chat templates: a tiny context of its own.
             llama = Llama(model_path=str(path), n_ctx=64, n_batch=8, n_threads=threads, verbose=self.verbose)
