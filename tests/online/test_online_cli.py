@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PIPELINES, REPO, load_yaml, scripted_model, write_pipeline
+from online_support import PIPELINES, REPO, load_yaml, scripted_model, write_pipeline
 from scripted_server import ScriptedServer
 
 from ttclab.analysis import evaluate_runs, optimize

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SMOLLM, load_yaml, scripted_model, shrink, write_pipeline
+from online_support import SMOLLM, load_yaml, scripted_model, shrink, write_pipeline
 from pipeline_checks import check_run, content, roles, tables
 from scripted_server import ScriptedServer
 

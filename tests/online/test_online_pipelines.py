@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PIPELINES, load_yaml, shrink, write_pipeline
+from online_support import PIPELINES, load_yaml, shrink, write_pipeline
 from pipeline_checks import check_run, roles
 
 from ttclab.online.runner import run_pipeline

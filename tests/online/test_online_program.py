@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PIPELINES, load_yaml, write_pipeline
+from online_support import PIPELINES, load_yaml, write_pipeline
 
 from ttclab.errors import ConfigError
 from ttclab.online.program import compile_pipeline, load_pipeline

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, load_yaml, write_pipeline
+from online_support import REPO, load_yaml, write_pipeline
 from pipeline_checks import check_run, content, tables
 from scripted_server import ScriptedServer
 

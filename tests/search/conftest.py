@@ -17,8 +17,6 @@ for p in (str(HERE), str(HERE.parent), str(HERE.parent / "online")):
 
 from fixed_server import FixedLengthServer, server_model  # noqa: E402
 
-TASK = {"source": "gym", "name": "basic_arithmetic", "size": 8, "seed": 3}
-
 
 @pytest.fixture
 def fixed() -> Iterator[FixedLengthServer]:

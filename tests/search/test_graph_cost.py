@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TASK
+from search_support import TASK
 
 from ttclab.online.results import pipeline_outcome
 from ttclab.online.runner import run_pipeline

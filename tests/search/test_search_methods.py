@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from agent_server import AgentServer
-from conftest import TASK
 from fixed_server import server_model
+from search_support import TASK
 
 from ttclab.search.agent import AgentProposer
 from ttclab.search.methods import Dim, GridSearch, RandomSearch, Reinforce, Space, run_search
