@@ -55,6 +55,19 @@ class ModelSpec(BaseModel):
     prompt: PromptConfig | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        """``model: smollm2-135m`` (a built-in model or a .gguf path) is short for ``{name: smollm2-135m}``."""
+        if not isinstance(value, str):
+            return value
+        from ttclab.backends.models import EMBEDDED
+
+        if value in EMBEDDED or value.endswith(".gguf"):
+            return {"backend": "llamacpp", "name": value}
+        raise ValueError(f"{value!r} is not a built-in model ({', '.join(sorted(EMBEDDED))}) or a .gguf file; for a "
+                         "server model write {backend: openai, name: NAME, options: {base_urls: [URL]}}")
+
     @field_validator("backend")
     @classmethod
     def _registered_backend(cls, value: str) -> str:

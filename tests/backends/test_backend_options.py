@@ -70,3 +70,13 @@ def test_temperature_zero_with_several_samples_is_warned_not_refused():
     assert len(warnings) == 1 and "temperature is 0 with samples: 2" in warnings[0] and "\n" not in warnings[0]
     assert config_warnings(_cfg("llamacpp", {}, sampling={"max_tokens": 8, "temperature": 0.7})) == []
     assert config_warnings(_cfg("llamacpp", {}, samples=1, sampling={"max_tokens": 8, "temperature": 0.0})) == []
+
+
+def test_a_model_given_by_name_is_the_embedded_model_and_the_same_run():
+    # `model: smollm2-135m` (as --model accepts it) is short for the llamacpp mapping: same run id.
+    rest = {"task": {"source": "gym", "name": "syllogism", "size": 2}, "samples": 2, "sampling": {"max_tokens": 8}}
+    short = SampleConfig.model_validate({"model": "smollm2-135m", **rest})
+    full = SampleConfig.model_validate({"model": {"backend": "llamacpp", "name": "smollm2-135m"}, **rest})
+    assert short.models[0].backend == "llamacpp" and short.models == full.models
+    assert run_id_for(short, short.models[0], "syllogism") == run_id_for(full, full.models[0], "syllogism")
+    assert SampleConfig.model_validate({"model": "dir/m.gguf", **rest}).models[0].backend == "llamacpp"

@@ -46,6 +46,7 @@ def _assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -
         ({"sampling": {"max_tokens": 8, "n": 4}}, ["sampling", "samples"]),
         ({"modle": "x"}, ["modle", "unknown setting"]),
         ({"model": {"backend": "vllm", "name": "x"}}, ["model", "backend"]),
+        ({"model": "gpt-4o"}, ["model", "not a built-in model", "backend: openai"]),
     ],
 )
 def test_bad_config_fields(tmp_path, change, needles):
