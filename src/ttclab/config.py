@@ -61,9 +61,9 @@ class ModelSpec(BaseModel):
         """``model: smollm2-135m`` (a built-in model or a .gguf path) is short for ``{name: smollm2-135m}``."""
         if not isinstance(value, str):
             return value
-        from ttclab.backends.models import EMBEDDED
+        from ttclab.backends.models import EMBEDDED, is_local_model
 
-        if value in EMBEDDED or value.endswith(".gguf"):
+        if is_local_model(value):
             return {"backend": "llamacpp", "name": value}
         raise ValueError(f"{value!r} is not a built-in model ({', '.join(sorted(EMBEDDED))}) or a .gguf file; for a "
                          "server model write {backend: openai, name: NAME, options: {base_urls: [URL]}}")

@@ -30,6 +30,11 @@ EMBEDDED: dict[str, EmbeddedModel] = {
 }
 
 
+def is_local_model(name: str) -> bool:
+    """A built-in model name or a ``.gguf`` path: a model the in-process ``llamacpp`` backend loads."""
+    return name in EMBEDDED or name.endswith(".gguf")
+
+
 def resolve_model_path(model: str) -> Path:
     """The GGUF file for a built-in model name or a path."""
     if model == "smollm2-135m":

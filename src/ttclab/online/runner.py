@@ -83,10 +83,10 @@ def model_override(value: Any, current: dict[str, Any] | None) -> dict[str, Any]
         return None
     if isinstance(value, dict):
         return value
-    from ttclab.backends.models import EMBEDDED
+    from ttclab.backends.models import is_local_model
 
     name = str(value)
-    if name in EMBEDDED or name.endswith(".gguf"):
+    if is_local_model(name):
         return {"backend": "llamacpp", "name": name}
     base = dict(current or {})
     if base.get("backend", "llamacpp") == "llamacpp":
