@@ -72,7 +72,6 @@ def test_unknown_model_and_backend_errors():
 
 
 QUIET_LOAD = """
-import sys
 from ttclab.backends import create_backend
 from ttclab.backends.base import Request, SamplingParams
 backend = create_backend("llamacpp", model="gemma3-270m", n_ctx=256, n_threads=2, verbose={verbose})

@@ -17,7 +17,6 @@ PIPELINES = REPO / "configs" / "pipelines"
 SMOLLM = {"backend": "llamacpp", "name": "smollm2-135m", "options": {"n_ctx": 2048}}
 
 
-
 def scripted_model(url: str, **options: Any) -> dict[str, Any]:
     return {"backend": "openai", "name": "scripted", "options": {"base_urls": [url], "max_concurrency": 32, **options}}
 

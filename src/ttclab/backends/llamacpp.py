@@ -49,7 +49,7 @@ def llama_executor() -> ThreadPoolExecutor:
 #: ``verbose=False`` it still prints every warning (e.g. Gemma's "using full-size SWA cache" on each
 #: context); ttclab installs this one instead.
 _GGML_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
-_log_state = {"installed": False, "verbose": False, "last": logging.DEBUG}
+_log_state = {"verbose": False, "last": logging.DEBUG}
 _log_callback: Any = None  # kept referenced: llama.cpp holds a raw pointer to it
 
 
@@ -60,7 +60,7 @@ def _route_llama_logs(verbose: bool) -> None:
     """
     global _log_callback
     _log_state["verbose"] = bool(_log_state["verbose"] or verbose)
-    if _log_state["installed"]:
+    if _log_callback is not None:
         return
     import ctypes
     import sys
@@ -76,7 +76,6 @@ def _route_llama_logs(verbose: bool) -> None:
 
     _log_callback = callback
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    _log_state["installed"] = True
 
 
 class LlamaCppBackend:
