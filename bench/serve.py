@@ -16,8 +16,13 @@ this process (``--clients`` concurrent requests).
    (medians of ``--trials`` sequential requests). The upstream is declared without ``n`` support
    (``supports_n: false``), so the 8 samples are 8 parallel HTTP calls. Goal <= 1.5. Also printed:
    the same with one request for ``n = 8`` (``fanout_latency_ratio_with_n``).
+3. ``record_flush_vs_rebuild``: ``--record``'s periodic flush (in this process, on real Parquet
+   files) with 100 new requests since the last one, after ``--recorded`` requests: the median flush
+   / rebuilding questions.parquet and samples/ from every recorded request (what each flush did
+   before flushes became incremental, and what the first flush after a restart still does). Also
+   printed: ``record_flush_growth``, the median flush after ``--recorded`` requests / after 1,000.
 
-    .venv/bin/python bench/serve.py [--clients 32] [--requests 2000] [--trials 15]
+    .venv/bin/python bench/serve.py [--clients 32] [--requests 2000] [--trials 15] [--recorded 50000]
 """
 
 from __future__ import annotations
@@ -168,6 +173,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1500)
     ap.add_argument("--trials", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved measurements per side (best kept)")
+    ap.add_argument("--recorded", type=int, default=50_000, help="requests recorded before the flush is timed")
     args = ap.parse_args()
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,9 +215,61 @@ def main() -> None:
                   f"as one call with n=8 {fan_n * 1000:.1f} ms (medians of {args.trials})")
             print(f"fanout_latency_ratio: {fan / one:.3f}")
             print(f"fanout_latency_ratio_with_n: {fan_n / one:.3f}")
+            record_flush(folder / "record", args.recorded)
         finally:
             for p in procs:
                 stop(p)
+
+
+def record_flush(root: Path, recorded: int, new: int = 100, trials: int = 10) -> None:
+    from datetime import UTC, datetime
+
+    from ttclab.online.runner import write_samples
+    from ttclab.serve.record import RecordedRun
+    from ttclab.store.schema import SCHEMA_VERSION
+    from ttclab.tasks.base import Question
+
+    meta = {"schema_version": SCHEMA_VERSION, "run_id": "serve-bench", "kind": "pipeline", "name": "serve bench",
+            "model": {"label": "m (majority@8)", "name": "m", "backend": "openai", "llm": "m"}, "samples": 1}
+    run = RecordedRun(root, "serve-bench", meta)
+
+    def add(k: int) -> None:
+        for _ in range(k):
+            i = len(run.questions)
+            index = run.new_question({"question_id": f"r{i}-0", "question": f"What is {i} + 17? Think step by step.",
+                                      "prompt": "[]", "gold": str(i + 17), "difficulty": None, "metadata": "{}"})
+            run.add_result({"run_id": run.run_id, "question_index": index, "question_id": f"r{i}-0",
+                            "candidate_id": f"q{index}-c3", "text": f"{i} + 17 = {i + 17}. The answer is {i + 17}.",
+                            "answer": str(i + 17), "verdict": "correct", "correct": True, "n_calls": 8,
+                            "prompt_tokens": 240, "completion_tokens": 400, "latency_s": 1.2, "wall_s": None,
+                            "notes": None, "error": None, "created_at": datetime.now(UTC)})
+
+    def flushes() -> float:
+        times = []
+        for _ in range(trials):
+            add(new)
+            t0 = time.perf_counter()
+            run.flush()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    add(1000 - new * trials)
+    run.flush()  # the first flush rebuilds
+    small = flushes()
+    add(recorded - len(run.questions) - new * trials)
+    run.flush()
+    large = flushes()
+    t0 = time.perf_counter()
+    write_samples(run.dir, run.run_id, meta["model"]["label"],
+                  [Question(q["question_id"], q["question"], q["gold"]) for q in run.questions])
+    run._question_tables, run._converted = [], 0
+    run._write_questions()
+    rebuild = time.perf_counter() - t0
+    run.close()
+    print(f"record flush ({new} new requests): {small * 1000:.1f} ms after 1,000 recorded, {large * 1000:.1f} ms after "
+          f"{recorded:,}; rebuilding everything after {recorded:,}: {rebuild * 1000:.0f} ms (medians of {trials})")
+    print(f"record_flush_vs_rebuild: {large / rebuild:.3f}")
+    print(f"record_flush_growth: {large / small:.2f}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from ttclab.online.steps.base import QuestionFailed
 from ttclab.online.steps.select import vote_winners
 from ttclab.online.templates import builtin_template, chat_format, default_format
 from ttclab.sampling import prepare_run
+from ttclab.store.integrity import update_manifest
 from ttclab.store.reader import Run, store_root
 from ttclab.store.rows import run_meta, sample_row
 from ttclab.store.schema import PIPELINE_TABLES
@@ -365,26 +366,31 @@ def write_samples(run_dir: Path, run_id: str, label: str, questions: list[Questi
     """Rewrite samples/ from the results table (one row per finished question); returns the accuracy."""
     results = read_table(run_dir, "results").to_pylist()
     by_index = {r["question_index"]: r for r in results}
-    rows = []
-    for qi, q in enumerate(questions):
-        r = by_index.get(qi)
-        if r is None or r["verdict"] == "unlabelled":  # served traffic without a reference: not a graded sample
-            continue
-        rows.append(sample_row(
-            run_id=run_id, model=label, question_id=q.id, question_index=qi, sample_index=0,
-            text=r["text"], finish_reason="error" if r["verdict"] == "error" else "stop",
-            prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"],
-            latency_s=r["latency_s"], error=r["error"], answer=r["answer"], verdict=r["verdict"],
-            correct=bool(r["correct"]), verify_reason=r["notes"] or r["error"],
-        ))
+    rows = [row for qi, q in enumerate(questions) if (r := by_index.get(qi)) is not None
+            and (row := result_sample(run_id, label, r, q.id)) is not None]
     old = sorted((run_dir / SAMPLES_DIR).glob("part-*.parquet")) if (run_dir / SAMPLES_DIR).is_dir() else []
     writer = SampleWriter(run_dir, flush_rows=10**9, flush_seconds=1e9)
     writer.add(rows)
     writer.close()
     for path in old:
         path.unlink(missing_ok=True)
+    if old:
+        update_manifest(run_dir / SAMPLES_DIR, drop=[p.name for p in old])
     done = [r for r in rows if r["verdict"] != "error"]
     return sum(r["correct"] for r in done) / len(done) if done else float("nan")
+
+
+def result_sample(run_id: str, label: str, r: dict[str, Any], question_id: str | None = None) -> dict[str, Any] | None:
+    """The samples/ row of a results row (None for served traffic without a reference: not a graded sample)."""
+    if r["verdict"] == "unlabelled":
+        return None
+    return sample_row(
+        run_id=run_id, model=label, question_id=question_id or r["question_id"], question_index=r["question_index"],
+        sample_index=0, text=r["text"], finish_reason="error" if r["verdict"] == "error" else "stop",
+        prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"], latency_s=r["latency_s"],
+        error=r["error"], answer=r["answer"], verdict=r["verdict"], correct=bool(r["correct"]),
+        verify_reason=r["notes"] or r["error"],
+    )
 
 
 def _finished_questions(run_dir: Path) -> set[int]:

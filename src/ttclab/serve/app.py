@@ -147,13 +147,18 @@ class ServeApp:
                 self.gateway.recorder.close()
 
     async def _flush_every(self, seconds: float) -> None:
+        """Flush the recordings every ``seconds``, or less often when a flush is slow: a flush runs on the
+        event loop, so the pause after it is at least 10x its duration (at most ~10% of the loop's time)."""
+        pause = seconds
         while True:
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(pause)
+            t0 = time.perf_counter()
             try:
                 assert self.gateway is not None and self.gateway.recorder is not None
                 self.gateway.recorder.flush()
             except Exception:  # keep serving; the next flush retries
                 log.exception("ttclab serve: flushing the recorded runs failed")
+            pause = max(seconds, 10.0 * (time.perf_counter() - t0))
 
     # -- ASGI --------------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

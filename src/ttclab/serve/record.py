@@ -4,8 +4,12 @@ One run per (model, strategy, endpoint) -- ``DIR/serve-majority-8-smollm2-135m-<
 ``pipeline`` (the online issue's layout): each strategy run of a request (one per choice) is a
 question, with every call (generator, judge, critic, reward model; failed and cancelled ones as
 error rows) in ``calls/``, its candidates, judgments and final answer. Calls are journaled as they
-finish (crash-safe, :mod:`ttclab.online.journal`); ``questions.parquet`` and ``samples/`` are rebuilt
-from the question journal every few seconds and when the server stops. A request that carries
+finish (crash-safe, :mod:`ttclab.online.journal`). Every few seconds and when the server stops,
+``questions.parquet`` and ``samples/`` catch up with what was recorded since the last time: only the
+new requests are converted (the questions file is rewritten from Arrow tables kept in memory; new
+samples are one more part, and the parts are merged once there are :data:`COMPACT_PARTS` of them),
+so a flush does not grow with the traffic recorded before it. The first flush after the server
+starts rebuilds ``samples/`` from the results table (catching up after a crash). A request that carries
 ``ttc.reference`` is graded; an unlabelled one has verdict ``unlabelled`` (its costs count, its
 correctness is unknown). Restarting the server appends to the same runs.
 """
@@ -19,16 +23,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from ttclab import __version__
 from ttclab.errors import StoreError
 from ttclab.online.journal import TableLog, compact_table
-from ttclab.online.runner import _slug, write_samples
-from ttclab.store.schema import PIPELINE_TABLES, SCHEMA_VERSION
-from ttclab.store.writer import META_FILE, atomic_write_json, write_questions
+from ttclab.online.runner import _slug, result_sample, write_samples
+from ttclab.store.integrity import RunContext, compact_parts, read_parts, visible_parts
+from ttclab.store.schema import PIPELINE_TABLES, QUESTIONS_SCHEMA, SAMPLES_SCHEMA, SCHEMA_VERSION
+from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json, atomic_write_table
 from ttclab.tasks.base import Question
 
 QUESTIONS_JOURNAL = "serve_questions.jsonl"
 UNLABELLED = "unlabelled"
+#: samples/ parts of a recorded run merged into one once there are this many.
+COMPACT_PARTS = 16
 
 
 class RecordedRun:
@@ -56,6 +65,10 @@ class RecordedRun:
                     continue
         self.logs = {name: TableLog(self.dir, name, flush_rows=500) for name in PIPELINE_TABLES}
         self.dirty = True
+        self._question_tables: list[pa.Table] = []  # questions[:self._converted] as Arrow, for questions.parquet
+        self._converted = 0
+        self._new_results: list[dict[str, Any]] = []  # results rows not yet in samples/
+        self._caught_up = False  # samples/ rebuilt from the results table since this server started
         if not (self.dir / META_FILE).exists():
             atomic_write_json(self.dir / META_FILE, {**meta, "status": "running"})
 
@@ -69,18 +82,52 @@ class RecordedRun:
         return index
 
     def flush(self) -> None:
-        """Rebuild questions.parquet and samples/ from what is recorded so far."""
+        """Bring questions.parquet and samples/ up to date with what is recorded (new rows only)."""
         if not self.dirty:
             return
         for log in self.logs.values():
             log.flush()
-        write_questions(self.dir, [{k: v for k, v in q.items() if k != "run_id"} for q in self.questions])
-        questions = [Question(q["question_id"], q["question"] or "", q["gold"] or "") for q in self.questions]
-        write_samples(self.dir, self.run_id, self.meta["model"]["label"], questions)
+        self._write_questions()
+        if not self._caught_up:  # once per server start: samples/ from every stored result
+            questions = [Question(q["question_id"], q["question"] or "", q["gold"] or "") for q in self.questions]
+            write_samples(self.dir, self.run_id, self.meta["model"]["label"], questions)
+            self._caught_up = True
+        else:
+            self._append_samples()
+        self._new_results.clear()
         meta = {**self.meta, "n_questions": len(self.questions), "status": "running",
                 "updated_at": datetime.now(UTC).isoformat()}
         atomic_write_json(self.dir / META_FILE, meta)
         self.dirty = False
+
+    def add_result(self, row: dict[str, Any]) -> None:
+        """A finished request's results row (journaled now, in samples/ at the next flush)."""
+        self.logs["results"].add(row)
+        self._new_results.append(row)
+        self.dirty = True
+
+    def _write_questions(self) -> None:
+        new = self.questions[self._converted:]
+        if new or not self._question_tables:
+            self._question_tables.append(pa.Table.from_pylist(
+                [{**{k: v for k, v in q.items() if k != "run_id"}, "run_id": self.run_id} for q in new],
+                schema=QUESTIONS_SCHEMA))
+            self._converted = len(self.questions)
+        if len(self._question_tables) > COMPACT_PARTS:
+            self._question_tables = [pa.concat_tables(self._question_tables).combine_chunks()]
+        atomic_write_table(self.dir / QUESTIONS_FILE, pa.concat_tables(self._question_tables))
+
+    def _append_samples(self) -> None:
+        label = self.meta["model"]["label"]
+        rows = [row for r in self._new_results if (row := result_sample(self.run_id, label, r)) is not None]
+        samples = self.dir / SAMPLES_DIR
+        if rows:
+            SampleWriter(self.dir).write_table(pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA))
+        parts = visible_parts(samples)
+        if len(parts) >= COMPACT_PARTS:  # the server holds the run's lock
+            ctx = RunContext(self.dir, run_id=self.run_id, n_questions=len(self.questions))
+            merged = pa.concat_tables(read_parts(samples, ctx))
+            compact_parts(samples, merged, parts[-1].stem.split("-")[1])
 
     def close(self) -> None:
         self.dirty = True
@@ -124,7 +171,7 @@ class Recording:
         else:
             verdict = final.verdict or "unparseable"
         rows = [r for r in outcome.rows]
-        logs["results"].add({
+        self.run.add_result({
             "run_id": self.run_id, "question_index": self.index, "question_id": self.question_id,
             "candidate_id": final.id if ok else None, "text": final.text if ok else None,
             "answer": final.answer if ok else None, "verdict": verdict,
@@ -134,7 +181,6 @@ class Recording:
             "latency_s": sum(float(r["latency_s"] or 0.0) for r in rows), "wall_s": None,
             "notes": "; ".join(q.notes) or None, "error": outcome.error, "created_at": datetime.now(UTC),
         })
-        self.run.dirty = True
 
 
 class Recorder:
