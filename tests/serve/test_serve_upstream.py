@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -314,6 +316,15 @@ def test_recorded_traffic_evaluates_offline(upstream: Upstream, tmp_path) -> Non
     expected = [answer(r.choices[0].message.content) == ref for r, ref in sent]
     assert row["accuracy"] == pytest.approx(sum(expected) / len(expected))
     assert row["completion_tokens"] > 0
+    assert "2 of 8 served answers carry no reference" in row["notes"]  # the n=2 request: costs, no accuracy
+    # `ttclab runs` counts every request, the unlabelled one's tokens too, and says so
+    listed = subprocess.run([sys.executable, "-m", "ttclab", "--store", str(store), "runs", "--format", "json"],
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    [line] = [x for x in json.loads(listed.stdout) if x["run"] == run.run_id]
+    assert line["samples"] == 8 and line["acc"] == pytest.approx(sum(expected) / len(expected))
+    assert line["completion tokens"] == sum(r.usage.completion_tokens for r, _ in [*sent, (unlabelled, None)])
+    assert "2 of 8 served answers carry no reference" in listed.stderr
 
 
 def test_strategy_stream_keeps_alive_then_answers() -> None:

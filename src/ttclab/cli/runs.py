@@ -25,6 +25,7 @@ def status_of(summary: dict) -> str:
 def _main(args: argparse.Namespace) -> int:
     from ttclab.cli._common import emit, info
     from ttclab.errors import StoreError
+    from ttclab.online.results import is_pipeline_run, pipeline_summary
     from ttclab.store import list_runs, store_root
     from ttclab.store.summary import run_summary
     from ttclab.tables import Table
@@ -37,6 +38,8 @@ def _main(args: argparse.Namespace) -> int:
     for run in runs:
         try:
             s = run_summary(run)
+            if is_pipeline_run(run) and (run.path / "results").is_dir():  # served traffic: unlabelled requests count
+                s |= pipeline_summary(run)
         except StoreError as exc:  # one damaged run must not hide the others
             rows.append([run.path.name, "", "", "damaged", None, None, None, None, None, None, None, None, None])
             notes.append(str(exc))
@@ -44,9 +47,12 @@ def _main(args: argparse.Namespace) -> int:
         rows.append([s["run_id"], s["model"], s["task"], status_of(s), s["questions"], s["samples_per_question"] or None,
                      s["rows"], s["errors"], s["truncated_pct"], s["accuracy"], s["majority_accuracy"],
                      s["completion_tokens"], s["tokens_per_s"]])
-        if s["rows"] == 0:
+        if s.get("unlabelled"):
+            notes.append(f"{s['run_id']}: {s['unlabelled']} of {s['rows']} served answers carry no reference "
+                         "(ttc.reference): their tokens count here; acc is over the labelled ones")
+        elif s["rows"] == 0:
             notes.append(f"{s['run_id']} has no samples: sample it again, or remove it with `ttclab rm {s['run_id']}`")
     table = Table(["run", "model", "task", "status", "questions", "N", "samples", "errors", "truncated %", "acc",
-                   "maj@N", "completion tokens", "tok/s"], rows, decimals={"truncated %": 1, "tok/s": 1})
+                   "maj@N", "completion tokens", "tok/s per sample"], rows, decimals={"truncated %": 1, "tok/s per sample": 1})
     emit(table, args, notes)
     return 0

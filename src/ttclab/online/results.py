@@ -87,11 +87,14 @@ def pipeline_outcome(run: Run) -> PipelineOutcome:
     n_q = len(qs["question_index"])
     correct = np.full(n_q, np.nan)
     finished: set[int] = set()
+    unlabelled = 0
     for r in read_table(run.path, "results").to_pylist():
         qi = r["question_index"]
         if 0 <= qi < n_q and r["verdict"] != "error":
             if r["verdict"] != "unlabelled":  # served traffic without a reference: costs count, correctness unknown
                 correct[qi] = 1.0 if r["correct"] else 0.0
+            else:
+                unlabelled += 1
             finished.add(qi)
     calls: list[list[dict[str, Any]]] = [[] for _ in range(n_q)]
     table = read_table(run.path, "calls", _CALL_COLUMNS).to_pylist()
@@ -102,6 +105,10 @@ def pipeline_outcome(run: Run) -> PipelineOutcome:
     pipeline = meta.get("pipeline") or {}
     model = meta.get("model") or {}
     notes = [] if len(finished) == n_q else [f"{n_q - len(finished)} of {n_q} questions have no finished result"]
+    if unlabelled:
+        notes.append(f"{unlabelled} of {len(finished)} served answers carry no reference (ttc.reference): accuracy and the "
+                     f"costs per question are over the {len(finished) - unlabelled} labelled ones; `ttclab runs` "
+                     "counts the tokens of all")
     return PipelineOutcome(run.run_id, str(pipeline.get("name") or meta.get("name") or run.run_id),
                            str(model.get("name") or ""), run.model, bool(pipeline.get("oracle")),
                            np.asarray(qs["question_id"], dtype=str), correct, calls, notes)
@@ -183,6 +190,20 @@ def pipeline_ledgers(run: Run, spec: Any = None) -> list[Any]:
 
 def is_pipeline_run(run: Run) -> bool:
     return run.meta.get("kind") == "pipeline"
+
+
+def pipeline_summary(run: Run) -> dict[str, Any]:
+    """The counts of ``ttclab runs`` from a pipeline run's results table (one row per question), so
+    served traffic without a reference counts: finished / failed questions, unlabelled ones, accuracy
+    over the labelled, completion tokens and their rate over the summed call latency of all."""
+    rows = read_table(run.path, "results", ["verdict", "correct", "completion_tokens", "latency_s"]).to_pylist()
+    done = [r for r in rows if r["verdict"] != "error"]
+    graded = [r for r in done if r["verdict"] != "unlabelled"]
+    tokens = sum(int(r["completion_tokens"] or 0) for r in done)
+    latency = sum(float(r["latency_s"] or 0.0) for r in done)
+    return {"rows": len(done), "errors": len(rows) - len(done), "unlabelled": len(done) - len(graded),
+            "accuracy": sum(bool(r["correct"]) for r in graded) / len(graded) if graded else float("nan"),
+            "completion_tokens": tokens, "tokens_per_s": tokens / latency if latency > 0 else float("nan")}
 
 
 
