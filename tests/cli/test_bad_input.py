@@ -54,6 +54,27 @@ def test_bad_config_fields(tmp_path, change, needles):
     _assert_one_line_error(_run("sample", str(_write(tmp_path, data))), *needles)
 
 
+@pytest.mark.parametrize(
+    "config, verb, needles",
+    [
+        # a misspelt required key is reported as the typo, not as the key that is now missing
+        ({**{k: v for k, v in GOOD.items() if k != "samples"}, "smaples": 2}, "sample",
+         ["cfg.yaml: smaples: unknown setting; did you mean 'samples'?"]),
+        ({**GOOD, "promt": {"style": "chat"}}, "sample", ["cfg.yaml: promt: unknown setting; did you mean 'prompt'?"]),
+        ({**GOOD, "task": {"source": "gym", "name": "syllogism", "sze": 2}}, "sample", ["task.sze", "'size'"]),
+        ({**GOOD, "sampling": {"max_token": 8}}, "sample", ["sampling.max_token", "did you mean 'max_tokens'?"]),
+        ({**GOOD, "xyzzy": 1}, "sample", ["xyzzy: unknown setting; remove it or check its spelling"]),
+        ({"models": [GOOD["model"]], "defualt": "none"}, "serve", ["defualt", "did you mean 'default'?"]),
+        ({"name": "p", "model": GOOD["model"], "task": GOOD["task"], "sampling": {"max_tokens": 8},
+          "steps": [{"op": "generate", "nn": 2}]}, "run", ["steps[0]", "nn: unknown setting; did you mean 'n'?"]),
+    ],
+)
+def test_unknown_key_leads_with_did_you_mean(tmp_path, config, verb, needles):
+    result = _run(verb, str(_write(tmp_path, config)))
+    _assert_one_line_error(result, *needles)
+    assert "[+" not in result.stderr and "required setting is missing" not in result.stderr
+
+
 def test_missing_config_file(tmp_path):
     _assert_one_line_error(_run("sample", str(tmp_path / "nope.yaml")), "nope.yaml", "no such file")
 

@@ -20,8 +20,10 @@ Examples::
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -205,6 +207,31 @@ class PromptConfig(BaseModel):
         return self
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (``X | None``, ``list[X]``, ``dict[str, X]``, unions)."""
+    if isinstance(annotation, type) and not get_args(annotation):
+        return [annotation] if issubclass(annotation, BaseModel) else []
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _all_models(cls: type[BaseModel] = BaseModel) -> list[type[BaseModel]]:
+    return [m for sub in cls.__subclasses__() for m in (sub, *_all_models(sub))]
+
+
+def _known_keys(title: str, parent: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed at ``parent`` (a ValidationError location) of the models its ``title`` names."""
+    names = set(re.findall(r"\w+", title))
+    models = [m for m in _all_models() if m.__name__ in names]
+    for part in parent:
+        fields = [info for m in models for name, info in m.model_fields.items() if part in (name, info.alias)]
+        if fields:
+            models = [m for info in fields for m in _models_in(info.annotation)]
+        else:  # a union tag picks the members whose Literal field has it; list indexes, dict keys keep the models
+            models = [m for m in models if any(part in get_args(i.annotation) for i in m.model_fields.values())] \
+                or models
+    return list(dict.fromkeys(info.alias or name for m in models for name, info in m.model_fields.items()))
+
+
 def format_validation_error(exc: ValidationError, source: str, *, prefix: str = "") -> str:
     """One line for the first problem of a ValidationError: ``source: field.path: message (got value)``.
 
@@ -212,7 +239,9 @@ def format_validation_error(exc: ValidationError, source: str, *, prefix: str = 
     an empty ``source`` leaves the file name out.
     """
     errors = exc.errors()
-    err = errors[0]
+    # an unknown key leads: a misspelt required key is also reported missing, and the typo is the problem
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    explained = 1
     parts = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
     loc_items = [p for i, p in enumerate(parts)
                  if not (p in _UNION_TAGS and (i == 0 or parts[i - 1] in ("task", "examples")))]
@@ -220,7 +249,13 @@ def format_validation_error(exc: ValidationError, source: str, *, prefix: str = 
     msg = err["msg"]
     kind = err["type"]
     if kind == "extra_forbidden":
-        msg = "unknown setting; remove it or check its spelling"
+        parent = err["loc"][:-1]
+        missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and e["loc"][:-1] == parent]
+        key = str(err["loc"][-1])
+        close = (difflib.get_close_matches(key, missing, n=1, cutoff=0.6)
+                 or difflib.get_close_matches(key, _known_keys(exc.title, parent), n=1, cutoff=0.6))
+        msg = f"unknown setting; did you mean {close[0]!r}?" if close else "unknown setting; remove it or check its spelling"
+        explained += bool(close) and close[0] in missing
     elif kind == "missing":
         msg = "required setting is missing"
     elif kind == "union_tag_not_found":
@@ -232,7 +267,7 @@ def format_validation_error(exc: ValidationError, source: str, *, prefix: str = 
     value = err.get("input")
     quiet = kind in ("missing", "extra_forbidden") or kind.startswith("union_tag") or isinstance(value, (dict, list))
     shown = "" if quiet or (isinstance(value, str) and repr(value) in msg) else f" (got {value!r})"
-    more = f" [+{len(errors) - 1} more]" if len(errors) > 1 else ""
+    more = f" [+{len(errors) - explained} more]" if len(errors) > explained else ""
     return f"{source}: {loc}: {msg}{shown}{more}" if source else f"{loc}: {msg}{shown}{more}"
 
 
