@@ -94,8 +94,15 @@ def test_graph_search_end_to_end_and_resumes(fixed, tmp_path: Path, method):
     from ttclab.search.graph_search import search_graphs
 
     path = _config(tmp_path, fixed.base_url, method=method)
-    r = search_graphs(path, store=tmp_path / "store", progress=False)
+    lines: list[str] = []
+    r = search_graphs(path, store=tmp_path / "store", progress=False, log=lines.append)
     evaluated = [t for t in r.trials if t.get("accuracy") is not None]
+    # progress without a terminal: a line as it starts, one per graph run (or rejected), one for the held-out runs
+    assert lines[0].startswith(f"search t: {method}, up to ") and "0 already stored" in lines[0]
+    ran = [ln for ln in lines if ln.startswith("  [")]
+    assert len(ran) == len(evaluated) and ran[-1].startswith(f"  [{len(evaluated)}/")
+    assert sum("not run" in ln for ln in lines) == sum(1 for t in r.trials if t.get("rejected"))
+    assert lines[-1].startswith("held-out: ")
     if method == "grid":  # every width x depth (2 x 2), the others at the initial mode
         assert {(t["candidate"]["width"], t["candidate"]["depth"]) for t in evaluated} == {(1, 1), (1, 2), (2, 1), (2, 2)}
     else:
@@ -114,7 +121,9 @@ def test_graph_search_end_to_end_and_resumes(fixed, tmp_path: Path, method):
     assert run.stats.fresh == 0  # its search-split calls are all in the cache
     # a re-run continues: nothing is evaluated again, no new call is sent
     sent = fixed.requests
-    again = search_graphs(path, store=tmp_path / "store", progress=False)
+    lines.clear()
+    again = search_graphs(path, store=tmp_path / "store", progress=False, log=lines.append)
+    assert f"{len(r.trials)} already stored" in lines[0] and not any(ln.startswith("  [") for ln in lines)
     assert fixed.requests == sent and [t["graph_key"] for t in again.trials] == [t["graph_key"] for t in r.trials]
 
 

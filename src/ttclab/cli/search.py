@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_store(q)
         q.add_argument("--out", help="output folder (default: the config's out, else STORE/search/NAME)")
         q.add_argument("--evaluations", type=int, help="candidates to evaluate instead of the config's")
-        q.add_argument("--no-progress", action="store_true", help="no progress bar")
+        q.add_argument("--no-progress", action="store_true",
+                       help="no progress output (a bar on a terminal; a graph search prints a line per graph otherwise)")
         q.set_defaults(func=func)
 
 
@@ -41,8 +42,10 @@ def _graph(args: argparse.Namespace) -> int:
     from ttclab.search.graph_search import search_graphs
 
     _check(args)
-    r = search_graphs(args.config, store=args.store, progress=not args.no_progress and sys.stderr.isatty(),
-                      evaluations=args.evaluations, out=args.out)
+    bar = not args.no_progress and sys.stderr.isatty()
+    lines = None if args.no_progress or bar else (lambda line: print(line, file=sys.stderr, flush=True))
+    r = search_graphs(args.config, store=args.store, progress=bar, evaluations=args.evaluations, out=args.out,
+                      log=lines)
     rows = []
     for rec in r.front:
         h = rec.get("heldout") or {}

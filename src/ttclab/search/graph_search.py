@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -287,9 +288,12 @@ def _json(x: Any) -> Any:
 
 
 def search_graphs(config: str | Path | GraphSearchConfig, *, store: str | Path | None = None, progress: bool = True,
-                  evaluations: int | None = None, out: str | Path | None = None) -> GraphSearchResult:
+                  evaluations: int | None = None, out: str | Path | None = None,
+                  log: Callable[[str], None] | None = None) -> GraphSearchResult:
     """Run (or continue) a graph search; returns the trials, the Pareto front (held-out
-    accuracies attached) and the best graph per budget level (also written under ``out``)."""
+    accuracies attached) and the best graph per budget level (also written under ``out``).
+    ``log`` gets a line as the search starts and as each graph is run or rejected (progress
+    where there is no bar: a log file, a pipe)."""
     from ttclab.search.graph_space import budget_constraint, decode, graph_space, initial_distribution, single_model_candidates
     from ttclab.search.methods import make_method, run_search
     from ttclab.store.reader import store_root
@@ -308,17 +312,29 @@ def search_graphs(config: str | Path | GraphSearchConfig, *, store: str | Path |
     pool = list(cfg.models)
     space = graph_space(pool, max_width=cfg.space.max_width, max_depth=cfg.space.max_depth, roles=cfg.space.roles,
                         output_roles=cfg.space.output_roles, skips=cfg.space.skips)
-    bar = _bar(cfg.method.evaluations + (len(pool) if "model_prior" in cfg.heuristics else 0), cfg.name, progress)
+    total = cfg.method.evaluations + (len(pool) if "model_prior" in cfg.heuristics else 0)
+    bar = _bar(total, cfg.name, progress)
+    if log is not None:
+        log(f"search {cfg.name}: {cfg.method.name}, up to {total} graphs of {', '.join(pool)}, each run on "
+            f"{cfg.split.search} questions (budget {cfg.budget.max:g} {cfg.budget.unit} per question); "
+            f"{len(ev.done)} already stored in {out_dir}")
     try:
         def evaluate(cand: dict[str, Any], source: str = cfg.method.name) -> tuple[float | None, dict[str, Any]]:
             graph = decode(cand, cfg.models)
             fresh = graph.key() not in ev.done
             duplicate = graph.key() in ev.session  # another candidate of a graph this search already reached
             rec = ev.evaluate(cand, graph, source)
-            if bar is not None and fresh and not rec.get("rejected"):
-                bar.update(1)
+            if fresh and (bar is not None or log is not None):
                 best = max((r["accuracy"] for r in ev.done.values() if r.get("accuracy") is not None), default=float("nan"))
-                bar.set_postfix_str(f"best acc {best:.2f}", refresh=False)
+                run = sum(1 for k in ev.session if ev.done[k].get("accuracy") is not None)
+                if bar is not None and not rec.get("rejected"):
+                    bar.update(1)
+                    bar.set_postfix_str(f"best acc {best:.2f}", refresh=False)
+                if log is not None:
+                    cost = f"{rec['predicted'][cfg.budget.unit]:.0f} {cfg.budget.unit}/q predicted"
+                    log(f"  {rec['describe']}: over budget ({cost}), not run" if rec.get("rejected") else
+                        f"  [{run}/{total}] accuracy {rec['accuracy']:.3f}, {cost}: {rec['describe']} "
+                        f"(best so far {best:.3f})")
             return rec.get("score"), {"rejected": rec.get("rejected"), "duplicate": duplicate}
 
         model_acc: dict[str, float] = {}
@@ -356,6 +372,9 @@ def search_graphs(config: str | Path | GraphSearchConfig, *, store: str | Path |
         from ttclab.search.graph import parse_graph, to_pipeline, write_pipeline
 
         chosen = front[-cfg.front_heldout:]
+        if log is not None:
+            log(f"held-out: the last {len(chosen)} graphs of the Pareto front (and the best per budget level) on "
+                f"{cfg.split.heldout} more questions")
         for rec in chosen:
             rec["heldout"] = ev.heldout(parse_graph(rec["graph"]))
         best: dict[str, dict[str, Any]] = {}
