@@ -106,6 +106,26 @@ def test_evaluate_marks_missing_prompt_tokens_instead_of_na(capsys, store):
     assert "no prompt-token counts" in out and "truncated samples: keep" in out
 
 
+def test_evaluate_names_the_budget_axis_of_an_explicit_unit(capsys, store):
+    root, run = store
+    for unit, axis in (("tokens", "total_tokens per question (--unit tokens is the older name of total_tokens)"),
+                       ("completion_tokens", "completion_tokens per question")):
+        code, out, err = _cli(capsys, "evaluate", run.run_id, "--store", root, "--strategies", "majority", "--unit", unit)
+        assert code == 0, err
+        assert f"note: budget axis: {axis}" in out.splitlines(), out
+
+
+def test_evaluate_notes_budgets_above_the_stored_samples(capsys, store):
+    root, run = store  # N = 4 samples per question
+    code, out, err = _cli(capsys, "evaluate", run.run_id, "--store", root, "--strategies", "majority", "--ks", "2,6,100")
+    assert code == 0, err
+    notes = [ln for ln in out.splitlines() if "> N=" in ln]
+    assert notes == [f"note: k=6,100 > N=4 samples per question ({run.run_id}): budgets above N cannot be evaluated "
+                     "from stored samples ('-' rows)"], out
+    code, out, _ = _cli(capsys, "evaluate", run.run_id, "--store", root, "--strategies", "majority", "--ks", "2,4")
+    assert code == 0 and "> N=" not in out
+
+
 def test_usd_without_prices_is_one_line_exit_2(store):
     root, run = store
     for extra in ([], ["--prices", "nope-prices"]):

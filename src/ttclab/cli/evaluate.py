@@ -17,7 +17,7 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategies", help="comma-separated strategy names (default: all that apply; see ttclab strategies)")
     p.add_argument("--ks", help="comma-separated budgets k (default: powers of two up to N, and N)")
     p.add_argument("--unit", help="budget unit: total_tokens (default; completion_tokens when a run has no prompt "
-                                  "tokens), completion_tokens, flops, usd, latency, memory")
+                                  "tokens; 'tokens' is its older name), completion_tokens, flops, usd, latency, memory")
     p.add_argument("--prices", help="price file name or path (see ttclab prices); needed for --unit usd")
     p.add_argument("--rm-model", help="reward model for best-of-N / weighted-vote costs")
     p.add_argument("--truncated", choices=TRUNCATED_POLICIES, default="keep",
@@ -51,7 +51,12 @@ def _main(args: argparse.Namespace) -> int:
     from ttclab.tables import Table, write_csv
 
     ev = evaluation_from_args(args)
-    unit, unit_note = (unit_name(args.unit), "") if args.unit else ev.default_unit()
+    if args.unit:
+        unit = unit_name(args.unit)
+        alias = f" (--unit {args.unit} is the older name of {unit})" if args.unit != unit else ""
+        unit_note = f"budget axis: {unit} per question{alias}"
+    else:
+        unit, unit_note = ev.default_unit()
     column = unit_column(unit)
     rows = ev.rows()
     extra = [c for c in (column,) if c not in ("completion_tokens", "total_tokens")]
@@ -64,9 +69,25 @@ def _main(args: argparse.Namespace) -> int:
         notes.append("total tokens '-': the run has no prompt-token counts (e.g. imported); completion tokens are shown")
     if unit_note:
         notes.append(unit_note)
+    notes += _ks_above_n(ev)
     emit(table, args, notes)
     out = out_dir(args)
     if out is not None:
         path = write_csv(rows, out / "evaluation.csv")
         info(f"wrote {path} ({len(rows)} rows; every unit and note)", args)
     return 0
+
+
+def _ks_above_n(ev) -> list[str]:
+    """A note per N for the asked budgets k above a run's N samples per question (their rows are '-')."""
+    runs_by_n: dict[int, list[str]] = {}
+    for part in ev.sample_parts:
+        runs_by_n.setdefault(part.arrays.n_samples, []).append(part.run.run_id)
+    notes = []
+    for n, runs in sorted(runs_by_n.items()):
+        above = [str(k) for k in ev.options.ks or () if k > n]
+        if above:
+            which = runs[0] if len(runs) == 1 else f"{len(runs)} runs"
+            notes.append(f"k={','.join(above)} > N={n} samples per question ({which}): budgets above N cannot be "
+                         "evaluated from stored samples ('-' rows)")
+    return notes
