@@ -24,7 +24,7 @@ def test_serve_command(tmp_path: Path) -> None:
         port = free_port()
         env = {**os.environ, "TTCLAB_KEYS": "sk-1"}
         proc = subprocess.Popen([*TTCLAB, "serve", str(config), "--port", str(port), "--record", str(tmp_path / "rec"),
-                                 "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 "--access-log"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
         try:
             deadline = time.monotonic() + 60
@@ -46,6 +46,10 @@ def test_serve_command(tmp_path: Path) -> None:
             out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert "Traceback" not in err
+        # a strategy request logs a line as it starts and as it ends; --access-log adds uvicorn's per request
+        assert f"{r.id} up-model:majority@2: 1 choice(s) started" in err
+        assert f"{r.id} up-model:majority@2: answered in " in err
+        assert '"GET /v1/models HTTP/1.1" 200' in out  # uvicorn writes its access lines to stdout
         [run] = list((tmp_path / "rec").iterdir())
         assert (run / "questions.parquet").exists() and (run / "samples").is_dir()
         p = subprocess.run([*TTCLAB, "evaluate", "--store", str(tmp_path / "rec")], capture_output=True, text=True,

@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--record", help="store every request with all its calls in this folder (ttclab evaluate reads it)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="info (default): a line as each strategy request starts and ends")
+    p.add_argument("--access-log", action="store_true", help="a line for every request, pass-through ones too")
     p.set_defaults(func=_main)
 
 
@@ -22,5 +24,6 @@ def _main(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535 (got {args.port})")
-    serve(args.config, host=args.host, port=args.port, record=args.record, log_level=args.log_level)
+    serve(args.config, host=args.host, port=args.port, record=args.record, log_level=args.log_level,
+          access_log=args.access_log)
     return 0

@@ -21,17 +21,27 @@ def create_app(config: Any = None, *, record: str | Path | None = None) -> Any:
 
 
 def serve(config: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 8000,
-          record: str | Path | None = None, log_level: str = "info") -> None:
+          record: str | Path | None = None, log_level: str = "info", access_log: bool = False) -> None:
     """Run the gateway until interrupted (the config, backends and pipelines are checked before the port
-    opens; a model loads on its first request)."""
+    opens; a model loads on its first request). A strategy request logs a line as it starts and one as
+    it ends (``log_level`` info); ``access_log``: uvicorn's line for every request, pass-through too."""
     try:
         import uvicorn
     except ModuleNotFoundError:
         from ttclab.errors import missing_extra
 
         raise missing_extra("uvicorn", "serve") from None
+    import logging
+
     app = create_app(config, record=record)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="on", access_log=False,
+    log = logging.getLogger("ttclab.serve")
+    if not log.handlers:  # the gateway's lines beside uvicorn's, in its format
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(log_level.upper())
+    uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="on", access_log=access_log,
                 timeout_graceful_shutdown=10)
 
 

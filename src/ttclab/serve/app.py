@@ -292,16 +292,32 @@ class ServeApp:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         await self.admission.enter()
         self.counts["active"] += 1
+        strategy = job.plan.strategy != "none"  # pass-through requests are not logged (uvicorn's --access-log is)
+        if strategy:
+            log.info("%s %s:%s: %d choice(s) started (%d active)", job.rid, job.served.name, job.plan.label,
+                     job.choices, self.counts["active"])
+        t0, outcome = time.perf_counter(), "cancelled"
         try:
             if req.stream:
-                await self._stream(job, receive, send, include_usage, model=req.model)
+                answered = await self._stream(job, receive, send, include_usage, model=req.model)
             else:
-                await self._answer(job, receive, send, model=req.model)
+                answered = await self._answer(job, receive, send, model=req.model)
+            outcome = "answered" if answered else "cancelled (the client went away)"
+        except APIError as exc:
+            outcome = f"error {exc.status}"
+            raise
+        except Exception:
+            outcome = "internal error"
+            raise
         finally:
             self.counts["active"] -= 1
             self.admission.leave()
+            if strategy:
+                log.info("%s %s:%s: %s in %.1f s", job.rid, job.served.name, job.plan.label, outcome,
+                         time.perf_counter() - t0)
 
-    async def _answer(self, job: Job, receive: Any, send: Any, *, model: str) -> None:
+    async def _answer(self, job: Job, receive: Any, send: Any, *, model: str) -> bool:
+        """Run the job and send its answer; False when the client went away first (the work is cancelled)."""
         assert self.gateway is not None
         t0 = time.perf_counter()
         work = asyncio.ensure_future(asyncio.wait_for(self.gateway.run(job), self.config.limits.timeout_s))
@@ -316,7 +332,7 @@ class ServeApp:
         if work not in done:  # the client went away: stop every internal call
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
-            return
+            return False
         try:
             outcomes = work.result()
         except TimeoutError:
@@ -330,8 +346,10 @@ class ServeApp:
                 else completion_response(job.rid, model, created, choices, usage))
         body["ttc_usage"] = ttc
         await _send_json(send, 200, body)
+        return True
 
-    async def _stream(self, job: Job, receive: Any, send: Any, include_usage: bool, *, model: str) -> None:
+    async def _stream(self, job: Job, receive: Any, send: Any, include_usage: bool, *, model: str) -> bool:
+        """Stream the job's answer; False when the client went away first (the work is cancelled)."""
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
                                 (b"x-accel-buffering", b"no")]})
@@ -345,8 +363,9 @@ class ServeApp:
         if pump not in done:  # the client went away: cancel the work behind the stream
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
-            return
+            return False
         pump.result()
+        return True
 
     @staticmethod
     async def _pump(events: AsyncIterator[bytes], send: Any) -> None:
