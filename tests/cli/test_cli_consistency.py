@@ -235,3 +235,27 @@ def test_sample_overrides_name_truncation_warning_and_resume(tmp_path):
                           capture_output=True, text=True, timeout=60)
     (row,) = json.loads(runs.stdout)
     assert row["truncated %"] > 0 and row["status"] == "complete"
+
+
+def test_show_question_of_a_pipeline_run_has_no_literal_none(tmp_path):
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(yaml.safe_dump({
+        "name": "p", "model": "smollm2-135m", "task": {"source": "gym", "name": "syllogism", "size": 1, "seed": 0},
+        "sampling": {"temperature": 0.7, "max_tokens": 4}, "steps": [{"id": "gen", "op": "generate", "n": 1}]}))
+    store = tmp_path / "runs"
+    res = subprocess.run([sys.executable, "-m", "ttclab", "run", str(pipeline), "--store", str(store), "--no-progress"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    (run,) = list_runs(store)
+
+    def show(*extra):
+        res = subprocess.run([sys.executable, "-m", "ttclab", "show", run.run_id, "--store", str(store),
+                              "--question", "0", *extra], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0 and "None" not in res.stdout, res.stdout
+        return res.stdout.splitlines()
+
+    assert "    reason: -" in show("--full")  # the sample's verifier gave no reason
+    lines = show()
+    head = next(ln for ln in lines if ln.startswith("sample "))
+    row = lines[lines.index(head) + 2]
+    assert row[head.index("reason"):].split()[0] == "-", lines

@@ -64,7 +64,7 @@ def _question(run, args: argparse.Namespace) -> int:
         for r in picked:
             reason = r["error"] if r["verdict"] == "error" else r["verify_reason"]
             print(f"--- sample {r['sample_index']}: {r['verdict']}  answer {r['answer']}  finish {r['finish_reason']}  "
-                  f"{r['completion_tokens']} tokens\n    reason: {reason}")
+                  f"{r['completion_tokens']} tokens\n    reason: {'-' if reason is None else reason}")
             print(r["text"] if r["text"] is not None else "(no text)")
             print()
         return 0
@@ -92,6 +92,9 @@ def _question(run, args: argparse.Namespace) -> int:
     return 0
 
 
-def _snippet(text: object, width: int = 60) -> str:
+def _snippet(text: object, width: int = 60) -> str | None:
+    """``text`` on one line, cut to ``width``; None stays None (a table shows it as '-', not 'None')."""
+    if text is None:
+        return None
     s = " ".join(str(text).split())
     return s if len(s) <= width else s[: width - 1] + "…"
