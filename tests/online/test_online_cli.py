@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from online_support import PIPELINES, REPO, load_yaml, scripted_model, write_pipeline
+from online_support import PIPELINES, REPO, load_yaml, scripted_model, shrink, write_pipeline
 from scripted_server import ScriptedServer
 
 from ttclab.analysis import evaluate_runs, optimize
@@ -72,3 +72,18 @@ def test_pipeline_ledger_and_optimizer_exclude_oracles(scripted: ScriptedServer,
         assert 0 <= lo <= out.accuracy <= hi <= 1
     opt = optimize(ev, unit="tokens")
     assert all("oracle" not in r["strategy"] for r in opt.best)
+
+
+def test_continuation_format_on_a_server_model(scripted: ScriptedServer, tmp_path: Path) -> None:
+    """beam search continues partial answers: a server model needs its chat template, in the file or the CLI."""
+    model = json.dumps(scripted_model(scripted.base_url))
+    pipeline = write_pipeline(tmp_path, shrink(load_yaml("beam-search")), "beam.yaml")
+    common = ["run", str(pipeline), "--model", model, "--limit", "1", "--store", str(tmp_path / "s"), "--no-progress"]
+    bad = _ttclab(*common, cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
+    assert "continuation_format: chatml" in bad.stderr and "--continuation-format chatml" in bad.stderr
+    ok = _ttclab(*common, "--continuation-format", "chatml", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    [run] = list_runs(tmp_path / "s")
+    prompts = read_table(run.path, "calls", ["prompt"])["prompt"].to_pylist()
+    assert any(p.startswith("<|im_start|>") for p in prompts)  # steps continued in the chatml format

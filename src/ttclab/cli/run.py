@@ -13,6 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="run the first N questions")
     p.add_argument("--seed", type=int, help="pipeline seed instead of the file's")
     p.add_argument("--concurrency", type=int, help="questions in flight (default: 1 embedded, 8 on a server)")
+    p.add_argument("--continuation-format", choices=["chatml", "gemma", "llama3", "plain"],
+                   help="the model's chat template, for pipelines that continue partial answers (extend, search, "
+                        "budget forcing, DeepConf) on a server model (instead of the file's continuation_format)")
     p.add_argument("--store", help="store folder (default: $TTCLAB_STORE or ./runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_main)
@@ -30,7 +33,8 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--concurrency must be at least 1 (got {args.concurrency})")
     r = run_pipeline(args.pipeline, task=parse_override(args.task), model=parse_override(args.model),
                      limit=args.limit, seed=args.seed, store=args.store, concurrency=args.concurrency,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress,
+                     overrides={"continuation_format": args.continuation_format} if args.continuation_format else None)
     outcome = pipeline_outcome(r.run)
     print(format_table([[r.pipeline, r.questions, r.ran, r.skipped, r.failed, outcome.accuracy, r.stats.calls,
                          r.stats.replayed, r.stats.tokens, r.wall_s, str(r.run.path)]],

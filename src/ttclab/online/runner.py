@@ -163,8 +163,9 @@ async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | N
     chat, fmt = _formats(pipe)
     if fmt is None and pipe.needs_continuation():
         raise ConfigError(f"{pipe.source}: continuation_format: this pipeline continues partial answers through the "
-                          f"completions API and the chat format of model {spec.model.name!r} is not known; set "
-                          "continuation_format (chatml, gemma, llama3 or plain)")
+                          f"completions API and the chat format of model {spec.model.name!r} is not known; give the "
+                          "model's chat template: continuation_format: chatml (or gemma, llama3, plain) in the file, "
+                          "or --continuation-format chatml")
     identity = {
         "pipeline": pipe.identity_hash(), "model": model_identity(spec.model), "task": spec.task.model_dump(mode="json"),
         "limit": spec.limit, "verifier": vspec.model_dump(mode="json") if vspec else task.default_verifier(),
