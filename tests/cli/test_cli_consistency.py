@@ -162,6 +162,8 @@ def test_rm_asks_unless_yes(store):
     res = subprocess.run([sys.executable, "-m", "ttclab", "rm", run.run_id, "--store", str(root)], capture_output=True,
                          text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert res.returncode == 2 and "--yes" in res.stderr and run.path.is_dir()
+    assert res.stderr == ("ttclab: error: not deleting without confirmation (stdin is not a terminal); pass --yes "
+                          f"to delete {run.run_id}\n"), res.stderr
     res = subprocess.run([sys.executable, "-m", "ttclab", "--store", str(root), "rm", "--yes", run.run_id],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and not run.path.exists(), res.stderr

@@ -23,7 +23,7 @@ def _main(args: argparse.Namespace) -> int:
     runs = [_find(ref, args.store) for ref in args.runs]
     if not args.yes:
         if not sys.stdin.isatty():
-            raise ConfigError("ttclab rm: not deleting without confirmation; pass --yes to delete "
+            raise ConfigError("not deleting without confirmation (stdin is not a terminal); pass --yes to delete "
                               + ", ".join(r.path.name for r in runs))
         names = "\n".join(f"  {r.path}" for r in runs)
         answer = input(f"delete {len(runs)} run(s)?\n{names}\n[y/N] ").strip().lower()
