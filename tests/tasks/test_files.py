@@ -197,6 +197,13 @@ def test_missing_file(tmp_path):
     assert _one_line(exc) == f"{tmp_path / 'x.jsonl'}: no such file; check task.path"
 
 
+def test_missing_relative_file_names_the_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as exc:
+        load_task({"path": "data/x.jsonl", "preset": "gsm8k"}).questions()
+    assert _one_line(exc) == f"data/x.jsonl: no such file (relative to the current folder {tmp_path}); check task.path"
+
+
 def test_malformed_jsonl_line(tmp_path):
     good = '{"question": "1+1?", "answer": "#### 2"}\n'
     lines = [good] * 16 + ['{"question": "x" "answer": 1}\n']

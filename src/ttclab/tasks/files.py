@@ -298,7 +298,8 @@ def read_records(path: str | Path) -> Iterator[tuple[str, Record]]:
     path = Path(path)
     kind = file_type(path)
     if not path.exists():
-        raise DataError(f"{path}: no such file; check task.path")
+        where = f" (relative to the current folder {Path.cwd()})" if not path.is_absolute() else ""
+        raise DataError(f"{path}: no such file{where}; check task.path")
     if path.is_dir():
         raise DataError(f"{path}: is a folder; set task.path to a .jsonl, .csv or .parquet file")
     if kind == "jsonl":
