@@ -307,6 +307,22 @@ def test_summary_standard_error_and_ci(toy_files, arrays_factory, result_factory
         summarize([led], n_bootstrap=10)
 
 
+def test_unanimous_questions_get_a_wilson_interval_not_a_point(toy_files, arrays_factory, result_factory):
+    from ttclab.strategies.bootstrap import wilson
+
+    arrays = arrays_factory([[1, 1]] * 2, [[1, 1]] * 2)
+    acc = np.array([[0.0, 1.0], [0.0, 1.0]])  # 2 questions: all wrong at k=1, all right at k=2
+    led = build_ledger(arrays, result_factory(2, [1, 2], accuracy=acc), spec(toy_files))
+    for opts in ({}, {"n_bootstrap": 200, "seed": 0}):
+        row = summarize([led], **opts)
+        assert row["ci_low"][0] == 0.0 and row["ci_high"][0] == pytest.approx(wilson(0, 2)[1])
+        assert row["ci_high"][0] > 0.6 and row["ci_high"][1] == 1.0 and row["ci_low"][1] < 0.4  # 2 questions prove little
+    mixed = build_ledger(arrays, result_factory(2, [1, 2], accuracy=np.array([[0.0, 1.0], [1.0, 1.0]])), spec(toy_files))
+    row = summarize([mixed])
+    se = np.std([0.0, 1.0], ddof=1) / np.sqrt(2)
+    assert row["ci_low"][0] == pytest.approx(max(0.0, 0.5 - 1.959964 * se))  # not unanimous: the normal interval
+
+
 def test_ledger_table_columns(toy_files, arrays_factory, result_factory):
     arrays = arrays_factory([[10, 10]], [[20, 20]], latency=[[1.0, 2.0]])
     table = ledger_table(arrays, [result_factory(1, [1, 2]), result_factory(1, [1, 2], strategy="pass@k")], spec(toy_files))

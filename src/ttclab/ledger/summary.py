@@ -21,7 +21,7 @@ from ttclab.errors import ConfigError, DataError
 from ttclab.ledger.costs import COST_FIELDS, CostSpec, StrategyLedger, build_ledgers
 from ttclab.strategies.arrays import SampleArrays
 from ttclab.strategies.base import StrategyResult
-from ttclab.strategies.bootstrap import QuestionBootstrap, mc_standard_error
+from ttclab.strategies.bootstrap import QuestionBootstrap, mc_standard_error, wilson
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "model", "run_id", "strategy", "k", "n_questions", "accuracy", "accuracy_se", "mc_se", "ci_low", "ci_high",
@@ -73,6 +73,7 @@ def summarize(
             assert seed is not None
             ci = QuestionBootstrap.draw(acc.shape[0], n_bootstrap, seed, confidence).interval(acc, mc)
             lo, hi = ci.low, ci.high
+        lo, hi = _wilson_when_unanimous(acc, defined, n, mc, lo, hi, z)
         cost_means = _cost_means(led, defined, n)
         base_note = "; ".join(led.notes)
         exact_at = led.exact_at
@@ -98,6 +99,19 @@ def summarize(
             rows["same_as"].append(same[i])
             rows["notes"].append(note)
     return {c: np.asarray(v, dtype=object) if c in TEXT_COLUMNS else np.asarray(v) for c, v in rows.items()}
+
+
+def _wilson_when_unanimous(acc: np.ndarray, defined: np.ndarray, n: np.ndarray, mc: np.ndarray, lo: np.ndarray,
+                           hi: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where every defined question is exactly right (or every one wrong) and there is no Monte-Carlo
+    error, the normal and bootstrap intervals shrink to a point, as if 2 questions proved 100%: the
+    Wilson interval of those n questions instead."""
+    lo, hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
+    for i in range(acc.shape[1]):
+        vals = acc[defined[:, i], i]
+        if n[i] and not (mc[i] > 0) and (np.all(vals == 1.0) or np.all(vals == 0.0)):
+            lo[i], hi[i] = wilson(float(vals.sum()), int(n[i]), z)
+    return lo, hi
 
 
 def _cost_means(led: StrategyLedger, defined: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:

@@ -51,15 +51,10 @@ class PipelineOutcome:
         """Wilson score interval of the accuracy over finished questions."""
         from scipy.special import ndtri
 
+        from ttclab.strategies.bootstrap import wilson
+
         ok = np.isfinite(self.correct)
-        n = int(ok.sum())
-        if n == 0:
-            return float("nan"), float("nan")
-        p = float(self.correct[ok].mean())
-        z = float(ndtri(0.5 + confidence / 2))
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        return max(0.0, centre - half), min(1.0, centre + half)
+        return wilson(float(self.correct[ok].sum()), int(ok.sum()), float(ndtri(0.5 + confidence / 2)))
 
     def by_role(self) -> dict[str, dict[str, float]]:
         """Totals over the run's questions per role: calls, prompt / completion tokens, latency."""

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ttclab.config import ModelSpec, VerifierSpec, read_yaml_mapping
 from ttclab.errors import ConfigError
+from ttclab.strategies.bootstrap import wilson
 from ttclab.tasks.config import TaskConfig, format_validation_error
 
 
@@ -134,15 +135,6 @@ class GraphSearchResult:
     rejected: int
     agent_rejected: int
     notes: list[str] = field(default_factory=list)
-
-
-def wilson(k: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def pareto(points: list[dict[str, Any]], cost: str, acc: str = "accuracy") -> list[dict[str, Any]]:

@@ -162,4 +162,15 @@ def bootstrap_ci(
     return ci.low, ci.high
 
 
-__all__ = ["Interval", "QuestionBootstrap", "bootstrap_ci", "bootstrap_means", "mc_standard_error"]
+def wilson(successes: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval of ``successes`` out of ``n`` (NaN, NaN when ``n == 0``): unlike the
+    normal interval it does not shrink to a point when every question is right (or wrong)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * float(np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+__all__ = ["Interval", "QuestionBootstrap", "bootstrap_ci", "bootstrap_means", "mc_standard_error", "wilson"]
