@@ -65,6 +65,8 @@ build_wheel() {
     fi
     printf 'llama-cpp-python==%s\nCMAKE_ARGS=%s\n%s\n' "$LLAMA_VERSION" "$flags" "$("$PY" "$CPU" describe | sed -n 1p)" >"$tmp/BUILD"
     rm -rf "$dir" && mv "$tmp" "$dir"
+  else
+    echo "ttclab: llama-cpp-python $LLAMA_VERSION built for these flags before: reusing $dir"
   fi
   WHEEL_DIR="$dir"
 }
