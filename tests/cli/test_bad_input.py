@@ -106,3 +106,17 @@ def test_unknown_run_and_bad_import_file(tmp_path):
     (tmp_path / "x.jsonl").write_text('{"qid": 1, "answers": ["a"], "correct": [true]}\n{"qid": 2}\n')
     _assert_one_line_error(_run("import", "strategic-ttc", str(tmp_path / "x.jsonl"), "--store", str(tmp_path)),
                            "x.jsonl:2", "answers")
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["evalute"], "unknown command 'evalute'; did you mean 'evaluate'? (ttclab --help lists the commands)"),
+        (["--store", "runs", "--format", "json", "shwo", "x"], "unknown command 'shwo'; did you mean 'show'?"),
+        (["xyzzy"], "unknown command 'xyzzy' (ttclab --help lists the commands)"),
+    ],
+)
+def test_mistyped_command_is_one_line(tmp_path, argv, line):
+    result = _run(*argv, cwd=tmp_path)
+    _assert_one_line_error(result, line)
+    assert "usage:" not in result.stderr and "choose from" not in result.stderr

@@ -51,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv = module.with_default_action(argv)
     from ttclab.cli._common import apply_global
 
+    unknown = _unknown_verb(parser, argv)
+    if unknown:
+        print(f"ttclab: error: {unknown}", file=sys.stderr)
+        return 2
     args = apply_global(parser.parse_args(argv))
     try:
         code = args.func(args)
@@ -66,6 +70,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ttclab: interrupted (finished work is saved; run the same command again to resume)", file=sys.stderr)
         return 130
     return int(code or 0)
+
+
+def _unknown_verb(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """One line for a first positional that is no verb (with the closest verb); "" otherwise.
+
+    argparse would print the usage and every verb; the global options before the verb are skipped.
+    """
+    import difflib
+
+    verbs = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            token = next(tokens, "")
+        elif token.startswith("-"):
+            action = parser._option_string_actions.get(token)
+            if action is not None and action.nargs != 0:
+                next(tokens, None)  # the option's value (``--store DIR``)
+            continue
+        if not token or token in verbs:
+            return ""
+        close = difflib.get_close_matches(token, list(verbs), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown command {token!r}{hint} (ttclab --help lists the commands)"
+    return ""
 
 
 if __name__ == "__main__":  # pragma: no cover
