@@ -3,10 +3,13 @@ nothing overflows the page width, and the per-question page's filters work."""
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -25,8 +28,9 @@ pytestmark = pytest.mark.slow
 N_Q, N = 12, 6
 
 
-def _run(root: Path, run_id: str, model: str, skill: float) -> None:
-    """A run with correct, wrong, truncated and failed samples, written by the store's writers."""
+def _run(root: Path, run_id: str, model: str, skill: float | Callable[[int], float]) -> None:
+    """A run with correct, wrong, truncated and failed samples, written by the store's writers (``skill``:
+    the share of correct samples, or a function of the question index giving it)."""
     run_dir = root / run_id
     run_dir.mkdir(parents=True)
     atomic_write_json(run_dir / META_FILE, {"run_id": run_id, "status": "complete", "samples": N,
@@ -38,7 +42,7 @@ def _run(root: Path, run_id: str, model: str, skill: float) -> None:
     base = {name: None for name in SAMPLES_SCHEMA.names}
     for q in range(N_Q):
         for j in range(N):
-            ok = (q * 7 + j * 3) % 10 < skill * 10
+            ok = (q * 7 + j * 3) % 10 < (skill(q) if callable(skill) else skill) * 10
             error = j == N - 1 and q % 4 == 0
             answer = None if error else (str(2 * q) if ok else str(2 * q + 1 + j % 3))
             rows.append({**base, "run_id": run_id, "model": model, "question_id": f"q{q}", "question_index": q,
@@ -159,3 +163,58 @@ def test_market_page_is_styled_like_the_report(browser, tmp_path):
     headers = browser.evaluate("[...document.querySelectorAll('th')].map(t => t.innerText)")
     assert "user_surplus" not in headers and "provider_profit" not in headers
     assert browser.evaluate("getComputedStyle(document.body).fontFamily").startswith("system-ui")
+
+
+@pytest.fixture(scope="module")
+def two_specialists(tmp_path_factory):
+    """Two models with long names, each the better one on other questions: both win some difficulty."""
+    root = tmp_path_factory.mktemp("specialists")
+    _run(root, "arith-smollm2", "smollm2-135m-instruct", lambda q: 0.9 if q < N_Q // 2 else 0.1)
+    _run(root, "arith-gemma3", "gemma3-270m-it", 0.5)
+    ev = evaluate_runs(None, store=root, seed=0)
+    out = tmp_path_factory.mktemp("specialists-report")
+    return ev, write_report(ev, out, title="specialists")
+
+
+CELLS_JS = """(() => {
+  const svg = document.querySelector('#fig-per_difficulty svg');
+  const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+  return [...svg.querySelectorAll('g[id^="text_"]')].map(g => [...g.querySelectorAll('text')])
+    .filter(ts => ts.length > 1 && /^[+-]\\d\\.\\d\\d$/.test(ts[ts.length - 1].textContent))
+    .map(ts => ({lines: ts.map(t => t.textContent), px: parseFloat(ts[0].style.fontSize) * scale}));
+})()"""
+
+
+def test_heatmap_names_models_in_full_at_a_readable_size(browser, two_specialists):
+    ev, path = two_specialists
+    browser.goto(path.as_uri())
+    cells = browser.evaluate(CELLS_JS)
+    models = {"smollm2-135m-instruct", "gemma3-270m-it"}
+    named = {"".join(c["lines"][1:-1]) for c in cells}  # a wrapped name is its lines joined
+    assert cells and named == models, named  # both compete; never cut to "smollm2-13"
+    assert all(re.fullmatch(r"[a-z-]+@\d+", c["lines"][0]) for c in cells)
+    assert min(c["px"] for c in cells) >= 10, cells[0]  # the cell text as shown on the page, in CSS px
+    layout = browser.evaluate(OVERFLOW_JS)
+    assert layout["scrollWidth"] <= layout["width"] and not layout["bad"], layout
+
+
+def test_overview_frontier_is_the_line_its_caption_describes(browser, two_specialists):
+    from ttclab.analysis import optimize
+    from ttclab.report import plots
+
+    ev, path = two_specialists
+    opt = optimize(ev)
+    table = ev.table()
+    cost = np.asarray(table["total_tokens"].to_pylist(), dtype=float)
+    widest = float(cost[np.isfinite(cost) & (cost > 0)].max())
+    for frontier in (opt.frontier, opt.frontier[:1]):  # a frontier of one point is a line too
+        fig = plots.overview(table, "total_tokens", "tokens", frontier, ("pass_at_k",))
+        line = next(ln for ln in fig.axes[0].lines if ln.get_color() == "black")
+        x, y = line.get_xydata().T
+        assert len(x) >= 2 and x[0] == min(r["cost"] for r in frontier) and x[-1] == widest
+        assert y[-1] == max(r["accuracy"] for r in frontier) and np.all(np.diff(y) >= 0)
+    browser.goto(path.as_uri())
+    caption = browser.evaluate("document.querySelector('#fig-overview figcaption').innerText")
+    first = opt.frontier[0]
+    assert "black line is the compute-optimal frontier" in caption
+    assert f"circled points ({first['model']} {first['strategy']}@{first['k']}" in caption

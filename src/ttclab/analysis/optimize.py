@@ -10,7 +10,7 @@ the Pareto frontier, saturation, and the choice per difficulty bin.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from ttclab.optimize.optimal import DiffSE, Pick, collapse_budgets, compute_opti
 from ttclab.optimize.pareto import pareto_mask
 from ttclab.optimize.saturation import saturation_findings, saturation_points
 from ttclab.strategies import evaluate
+from ttclab.tables import Table
 
 DIFFICULTY_METHODS = ("oracle", "heldout")
 
@@ -107,8 +108,15 @@ def _one_sample(curves: Curves, model: str) -> Pick | None:
     return (model, str(curves.strategy[hit[0]]), 1) if hit.size else None
 
 
+def _diff(value: float) -> float:
+    """A paired difference of accuracies with its floating-point noise (8e-17 for two equal means) as 0."""
+    return float(np.round(value, 12)) + 0.0  # + 0.0: no -0.0
+
+
 def with_gains(ev: Evaluation, curves: Curves, choices: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each collapsed choice with paired differences: minus one sample, minus the runner-up."""
+    """Each collapsed choice with paired differences: minus one sample, minus the runner-up (named like
+    the choice: with its model when the curves hold several)."""
+    many = len(set(map(str, curves.model))) > 1
     out = []
     for row in choices:
         row = dict(row)
@@ -119,29 +127,66 @@ def with_gains(ev: Evaluation, curves: Curves, choices: list[dict[str, Any]]) ->
             one = _one_sample(curves, row["model"])
             if one is not None and one != me:
                 d = ev.paired(me, one)
-                row.update(gain_vs_one_sample=d.difference, gain_ci_low=d.ci_low, gain_ci_high=d.ci_high)
+                row.update(gain_vs_one_sample=_diff(d.difference), gain_ci_low=_diff(d.ci_low),
+                           gain_ci_high=_diff(d.ci_high))
             elif one == me:  # the choice is one sample: no gain, nothing to bootstrap
                 row.update(gain_vs_one_sample=0.0)
             other = _runner_up(curves, row)
             if other is not None:
                 d = ev.paired(me, other)
-                row.update(runner_up=f"{other[1]}@{other[2]}" if other[0] == me[0] else f"{other[0]} {other[1]}@{other[2]}",
-                           vs_runner_up=d.difference, vs_runner_up_ci_low=d.ci_low, vs_runner_up_ci_high=d.ci_high)
+                row.update(runner_up=f"{other[0]} {other[1]}@{other[2]}" if many else f"{other[1]}@{other[2]}",
+                           vs_runner_up=_diff(d.difference), vs_runner_up_ci_low=_diff(d.ci_low),
+                           vs_runner_up_ci_high=_diff(d.ci_high))
         out.append(row)
     return out
 
 
 def choice_label(row: dict[str, Any], shown: int = 2) -> str:
-    """``majority@8``, or ``majority@8 ≈ esc`` when other strategies are within error (at most
-    ``shown`` named, then how many more)."""
+    """``majority@8``, or ``majority@8 ≈ esc@8`` when other strategies are within error (at most
+    ``shown`` named, then how many more); every point names its model when the choice is made across
+    models (``gemma3-270m majority@1 ≈ smollm2-135m majority@1``)."""
     if row.get("reason"):
         return "—"
-    label = f"{row['strategy']}@{row['k']}"
+    label = row.get("choice") or f"{row['strategy']}@{row['k']}"
     ties = [t for t in str(row.get("ties") or "").split(", ") if t]
     if not ties:
         return label
     more = f" (+{len(ties) - shown} more)" if len(ties) > shown else ""
     return f"{label} ≈ {' ≈ '.join(ties[:shown])}{more}"
+
+
+def names_models(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether the choices name their model (made across models): a ``model`` column beside them would
+    repeat it."""
+    return any(r.get("choice") and r["choice"] != f"{r['strategy']}@{r['k']}" for r in rows)
+
+
+def without_model(table: Table) -> Table:
+    """The table without its ``model`` column, for choices that name their model (:func:`names_models`)."""
+    i = table.headers.index("model")
+    return replace(table, headers=table.headers[:i] + table.headers[i + 1:], rows=[r[:i] + r[i + 1:] for r in table.rows])
+
+
+def single_label(row: dict[str, Any], model: bool) -> str:
+    """A policy row's one choice for all questions, named like the per-difficulty choices."""
+    name = f"{row['single_strategy']}@{row['single_k']}"
+    return f"{row['single_model']} {name}" if model else name
+
+
+def unaffordable_notes(rows: list[dict[str, Any]], unit: str) -> list[str]:
+    """One line per budget range where some difficulties afford nothing (their rows are left out): the
+    cheapest point of a difficulty is a mean over its own questions, so it can cost more than the budget
+    that the cheapest point over all questions fits."""
+    by_range: dict[tuple[float, float], list[dict[str, Any]]] = {}
+    for r in rows:
+        by_range.setdefault((r["budget_from"], r["budget_to"]), []).append(r)
+    out = []
+    for (lo, hi), group in by_range.items():
+        where = " or ".join(f"{str(r['difficulty']).split(' (')[0]} (cheapest point {r['cheapest']:.4g})" for r in group)
+        budget = f"{lo:.4g}" if lo == hi else f"{lo:.4g}–{hi:.4g}"
+        out.append(f"budget {budget} {unit}: nothing fits in {where}; a difficulty's costs are means over its own "
+                   "questions; rows left out")
+    return out
 
 
 def optimize(
@@ -249,4 +294,5 @@ def _heldout_ledgers(ev: Evaluation, deploy: list[StrategyLedger],
     return select, held, scores
 
 
-__all__ = ["DIFFICULTY_METHODS", "Optimization", "choice_label", "deployable", "optimize", "paired_se", "with_gains"]
+__all__ = ["DIFFICULTY_METHODS", "Optimization", "choice_label", "deployable", "names_models", "optimize", "paired_se",
+           "single_label", "unaffordable_notes", "with_gains", "without_model"]

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     from ttclab.analysis import optimize
-    from ttclab.analysis.optimize import choice_label
+    from ttclab.analysis.optimize import choice_label, names_models, single_label, unaffordable_notes, without_model
     from ttclab.cli._common import emit, info, out_dir
     from ttclab.cli.evaluate import evaluation_from_args
     from ttclab.errors import ConfigError
@@ -40,22 +40,36 @@ def _main(args: argparse.Namespace) -> int:
                    r["ci_high"], r["cost"], r["gain_vs_one_sample"], _ci(r["gain_ci_low"], r["gain_ci_high"]),
                    r["runner_up"], r["vs_runner_up"], _ci(r["vs_runner_up_ci_low"], r["vs_runner_up_ci_high"])]
                   for r in opt.choices],
-                 title=f"compute-optimal choice per budget ({opt.unit_note}; budgets that choose the same collapsed)")
-    tables = [best]
+                 title=f"compute-optimal choice per budget ({opt.unit_note}; budgets that choose the same collapsed)",
+                 decimals=DIFFERENCES)
+    tables = [without_model(best) if names_models(opt.choices) else best]
     if opt.efficiency:
         tables.append(Table(["baseline", "model", "target accuracy", "ratio", "note"],
                             [[r["baseline"], r["model"], r.get("target_accuracy"), r.get("ratio"), r.get("reason", "")]
                              for r in opt.efficiency],
                             title="efficiency ratio: baseline compute / compute-optimal compute at the same accuracy"))
     if opt.by_difficulty:
-        tables.append(Table(["difficulty", f"budget ({u})", "to", "choice", "accuracy", "one sample", "gain"],
-                            [[r["difficulty"], r["budget_from"], r["budget_to"], choice_label(r), r["accuracy"],
-                              r["one_sample_accuracy"], r["gain"]] for r in opt.by_difficulty_collapsed],
-                            title=f"per difficulty: {opt.difficulty_note}"))
+        rows = opt.by_difficulty_collapsed
+        shown = [r for r in rows if not r["reason"]]
+        notes = unaffordable_notes([r for r in rows if r["reason"]], u)
+        if args.difficulty == "heldout":
+            notes.append("held-out: each choice is made on one half of every question's samples; accuracy, one sample "
+                         "and gain are measured on the other half (a negative gain: the choice did not carry over)")
+        many = names_models(rows)
+        per_bin = Table(["difficulty", f"budget ({u})", "to", "model", "choice", "accuracy", "one sample", "gain"],
+                        [[r["difficulty"], r["budget_from"], r["budget_to"], r["model"], choice_label(r),
+                          r["accuracy"], r["one_sample_accuracy"], r["gain"]] for r in shown],
+                        title=f"per difficulty: {opt.difficulty_note}", decimals=DIFFERENCES, notes=notes)
+        tables.append(without_model(per_bin) if many else per_bin)
+        policy = [r for r in opt.policy if not r["reason"]]
+        skipped = len(opt.policy) - len(policy)
         tables.append(Table([f"budget ({u})", "per-difficulty policy", "one choice for all", "its accuracy", "gain"],
-                            [[r["budget"], r["policy_accuracy"], f"{r['single_strategy']}@{r['single_k']}",
-                              r["single_accuracy"], r["gain_over_single"]] for r in opt.policy],
-                            title="applying each difficulty's choice to its questions vs one choice for all"))
+                            [[r["budget"], r["policy_accuracy"], single_label(r, many), r["single_accuracy"],
+                              r["gain_over_single"]] for r in policy],
+                            title="applying each difficulty's choice to its questions vs one choice for all",
+                            decimals=DIFFERENCES,
+                            notes=[f"{skipped} budget(s) left out: some difficulty affords nothing there (see above)"]
+                            if skipped else []))
     if opt.saturation:
         tables.append(Table.from_records(opt.saturation, ["model", "strategy", "finding"], title="saturation"))
     notes = [*ev.notes, *opt.saturation_notes, *dict.fromkeys(r["note"] for r in opt.best if r.get("note"))]
@@ -70,6 +84,10 @@ def _main(args: argparse.Namespace) -> int:
             paths.append(write_csv(opt.by_difficulty, out / "per_difficulty.csv"))
         info("wrote " + ", ".join(map(str, paths)), args)
     return 0
+
+
+DIFFERENCES = {"gain vs 1 sample": 3, "choice − runner-up": 3, "gain": 3}
+"""Differences of accuracies: three decimals in every row (never 8.33e-17 for a difference of 0)."""
 
 
 def _ci(lo: float, hi: float) -> str:

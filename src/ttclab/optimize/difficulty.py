@@ -175,7 +175,8 @@ def optimal_by_bin(
     paired standard errors on those questions); its accuracy and cost are read from ``evaluate`` (the
     held-out half's ledgers: same models, strategies and k) when given, else from ``ledgers``.
     ``one_sample_accuracy`` is the chosen model's accuracy with one sample on the bin's questions and
-    ``gain`` the choice's accuracy above it. The ``single_*`` columns give, on the same questions,
+    ``gain`` the choice's accuracy above it; ``cheapest`` is the bin's cheapest candidate (mean cost over
+    the bin's questions: a budget below it has no choice in that bin). The ``single_*`` columns give, on the same questions,
     the one choice that is optimal for the whole set at that budget -- the comparison that shows what
     adapting to difficulty buys.
     """
@@ -197,14 +198,19 @@ def optimal_by_bin(
     groups = [int(b) for b in np.unique(bins[binned])]
     labels = labels or {b: f"bin {b}" for b in groups}
 
-    def choose(mask: np.ndarray, at: np.ndarray) -> dict[str, np.ndarray]:
+    cheapest: dict[int, float] = {}  # per bin: the cheapest candidate's mean cost over the bin's questions
+
+    def choose(mask: np.ndarray, at: np.ndarray, b: int = -1) -> dict[str, np.ndarray]:
         se = diff_se_for(mask) if diff_se_for is not None else None
-        return compute_optimal(Curves.from_ledgers(ledgers, unit, mask=mask), at, diff_se=se)
+        curves = Curves.from_ledgers(ledgers, unit, mask=mask)
+        ok = curves.valid & (curves.same_as == "")
+        cheapest[b] = float(curves.cost[ok].min()) if ok.any() else float("nan")
+        return compute_optimal(curves, at, diff_se=se)
 
     whole = Curves.from_ledgers(ledgers, unit, mask=binned)
     budgets = default_budgets(whole) if budgets is None else np.asarray(budgets, dtype=np.float64).ravel()
     single = choose(binned, budgets)
-    choices = {b: choose(bins == b, budgets) for b in groups}
+    choices = {b: choose(bins == b, budgets, b) for b in groups}
     cache: dict[tuple[int, str, str], Curves] = {}
 
     def measured(mask_id: int, model: str, strategy: str, k: int) -> tuple[float, float]:
@@ -228,9 +234,9 @@ def optimal_by_bin(
         model, strategy, k = str(table["model"][i]), str(table["strategy"][i]), int(table["k"][i])
         return (model, strategy, k, *measured(mask_id, model, strategy, k))
 
-    bin_cols = ("bin", "difficulty", "n_questions", "budget", "model", "strategy", "k", "accuracy", "cost",
+    bin_cols = ("bin", "difficulty", "n_questions", "budget", "model", "strategy", "k", "choice", "accuracy", "cost",
                 "one_sample_accuracy", "gain", "ties", "single_model", "single_strategy", "single_k",
-                "single_accuracy", "reason")
+                "single_accuracy", "cheapest", "reason")
     pol_cols = ("budget", "n_questions", "policy_accuracy", "policy_cost", "single_model", "single_strategy", "single_k",
                 "single_accuracy", "single_cost", "gain_over_single", "reason")
     rows: dict[str, list[Any]] = {c: [] for c in bin_cols}
@@ -248,8 +254,9 @@ def optimal_by_bin(
             reason = str(choices[b]["reason"][i])
             if reason:
                 reasons.append(f"{labels.get(b, b)}: {reason}")
-            values = (b, labels.get(b, f"bin {b}"), n, float(budget), model, strategy, k, acc, cost, one, acc - one,
-                      str(choices[b]["ties"][i]), s_model, s_strategy, s_k, s_acc, reason)
+            values = (b, labels.get(b, f"bin {b}"), n, float(budget), model, strategy, k, str(choices[b]["choice"][i]),
+                      acc, cost, one, acc - one, str(choices[b]["ties"][i]), s_model, s_strategy, s_k, s_acc,
+                      cheapest[b], reason)
             for col, v in zip(bin_cols, values):
                 rows[col].append(v)
             acc_total += n * acc
@@ -260,6 +267,6 @@ def optimal_by_bin(
                   s_acc, s_cost, p_acc - s_acc, "; ".join(reasons))
         for col, v in zip(pol_cols, totals):
             policy[col].append(v)
-    text = {"difficulty", "model", "strategy", "ties", "single_model", "single_strategy", "reason"}
+    text = {"difficulty", "model", "strategy", "choice", "ties", "single_model", "single_strategy", "reason"}
     as_arrays = lambda cols: {c: np.asarray(v, dtype=object if c in text else None) for c, v in cols.items()}  # noqa: E731
     return ByDifficulty(as_arrays(rows), as_arrays(policy), dict(labels))

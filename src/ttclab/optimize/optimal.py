@@ -54,16 +54,17 @@ def compute_optimal(
       that a resampled estimate never beats an exact one by less than the standard error of their
       difference (``diff_se``; default ``sqrt(se_a^2 + se_b^2)``): the best exact point wins then;
     * ``ties`` lists the other strategies whose best affordable point is within ``z`` standard errors
-      of the choice ("majority ≈ esc").
+      of the choice, each named like the choice (``choice``): ``strategy@k``, or ``model strategy@k``
+      for every point when the curves hold more than one model ("majority@8 ≈ esc@8").
 
-    Returns columns ``budget, model, strategy, k, accuracy, ci_low, ci_high, cost, exact, ties, note,
-    reason`` (one row per budget); a budget below every valid point gets NaN accuracy with the reason.
+    Returns columns ``budget, model, strategy, k, choice, accuracy, ci_low, ci_high, cost, exact, ties,
+    note, reason`` (one row per budget); a budget below every valid point gets NaN accuracy with the reason.
     """
     budgets = default_budgets(curves) if budgets is None else np.asarray(budgets, dtype=np.float64).ravel()
     se_of = diff_se or (lambda a, b: float(np.hypot(_point_se(curves, a), _point_se(curves, b))))
     valid = curves.valid & (curves.same_as == "")
-    names = ("budget", "model", "strategy", "k", "accuracy", "ci_low", "ci_high", "cost", "exact", "ties", "note",
-             "reason")
+    names = ("budget", "model", "strategy", "k", "choice", "accuracy", "ci_low", "ci_high", "cost", "exact", "ties",
+             "note", "reason")
     rows: dict[str, list[Any]] = {c: [] for c in names}
     idx = np.flatnonzero(valid)
     # order: accuracy descending, then cost ascending, then input order
@@ -71,6 +72,8 @@ def compute_optimal(
 
     def pick(i: int) -> Pick:
         return (str(curves.model[i]), str(curves.strategy[i]), int(curves.k[i]))
+
+    many = len({str(m) for m in curves.model[idx]}) > 1  # name the model of every point, the choice's too
 
     for b in budgets:
         affordable = ranked[curves.cost[ranked] <= b] if not np.isnan(b) else ranked[:0]
@@ -82,7 +85,7 @@ def compute_optimal(
             else:
                 cheapest = " ".join(filter(None, [f"{curves.cost[idx].min():.4g}", curves.unit]))
                 reason = f"budget below the cheapest point ({cheapest})"
-            empty = {"model": "", "strategy": "", "k": -1, "accuracy": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+            empty = {"model": "", "strategy": "", "k": -1, "choice": "", "accuracy": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                      "cost": np.nan, "exact": False, "ties": "", "note": "", "reason": reason}
             for col in names:
                 rows[col].append(float(b) if col == "budget" else empty[col])
@@ -95,8 +98,8 @@ def compute_optimal(
                 e = int(exact_aff[0])
                 se = se_of(pick(i), pick(e))
                 if curves.accuracy[i] - curves.accuracy[e] <= se or not np.isfinite(se):
-                    note = (f"{_label(pick(i))} ({curves.accuracy[i]:.3f}, resampled) is within one standard error "
-                            f"({se:.3f}) of exact {_label(pick(e))}")
+                    note = (f"{_label(pick(i), model=many)} ({curves.accuracy[i]:.3f}, resampled) is within one "
+                            f"standard error ({se:.3f}) of exact {_label(pick(e), model=many)}")
                     i = e
         ties = []
         seen = {(pick(i)[0], pick(i)[1])}
@@ -107,14 +110,14 @@ def compute_optimal(
             seen.add(key)
             se = se_of(pick(i), pick(int(j)))
             if np.isfinite(se) and curves.accuracy[i] - curves.accuracy[j] <= z * se:
-                ties.append(_label(pick(int(j)), k=False, model=key[0] != pick(i)[0]))
+                ties.append(_label(pick(int(j)), model=many))
         values = {"budget": float(b), "model": str(curves.model[i]), "strategy": str(curves.strategy[i]),
-                  "k": int(curves.k[i]), "accuracy": float(curves.accuracy[i]), "ci_low": float(curves.ci_low[i]),
-                  "ci_high": float(curves.ci_high[i]), "cost": float(curves.cost[i]), "exact": bool(curves.exact[i]),
-                  "ties": ", ".join(ties), "note": note, "reason": ""}
+                  "k": int(curves.k[i]), "choice": _label(pick(i), model=many), "accuracy": float(curves.accuracy[i]),
+                  "ci_low": float(curves.ci_low[i]), "ci_high": float(curves.ci_high[i]), "cost": float(curves.cost[i]),
+                  "exact": bool(curves.exact[i]), "ties": ", ".join(ties), "note": note, "reason": ""}
         for col in names:
             rows[col].append(values[col])
-    text = {"model", "strategy", "ties", "note", "reason"}
+    text = {"model", "strategy", "choice", "ties", "note", "reason"}
     return {c: np.asarray(v, dtype=object if c in text else None) for c, v in rows.items()}
 
 
@@ -123,9 +126,19 @@ def _point_se(curves: Curves, p: Pick) -> float:
     return float(curves.se[hit[0]]) if hit.size else float("nan")
 
 
-def _label(p: Pick, *, k: bool = True, model: bool = False) -> str:
-    text = f"{p[1]}@{p[2]}" if k else p[1]
-    return f"{p[0]} {text}" if model else text
+def _label(p: Pick, *, model: bool = False) -> str:
+    return f"{p[0]} {p[1]}@{p[2]}" if model else f"{p[1]}@{p[2]}"
+
+
+def _merge_ties(*lists: str) -> str:
+    """Ties of consecutive budgets as one list: each (model, strategy) once, at the k of the last budget
+    it tied at (the largest budget of the range, where the runner-up is read too)."""
+    named: dict[str, str] = {}
+    for text in lists:
+        for t in str(text or "").split(", "):
+            if t:
+                named[t.rsplit("@", 1)[0]] = t
+    return ", ".join(named.values())
 
 
 def collapse_budgets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -136,8 +149,7 @@ def collapse_budgets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         key = (r["model"], r["strategy"], r["k"], r.get("reason", ""))
         if out and out[-1]["_key"] == key:
             out[-1]["budget_to"] = r["budget"]
-            merged = out[-1]["ties"].split(", ") + str(r.get("ties", "")).split(", ")
-            out[-1]["ties"] = ", ".join(dict.fromkeys(t for t in merged if t))
+            out[-1]["ties"] = _merge_ties(out[-1]["ties"], r.get("ties", ""))
             continue
         out.append({"budget_from": r["budget"], "budget_to": r["budget"], **r, "_key": key})
     for r in out:

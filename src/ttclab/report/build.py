@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from ttclab.analysis.evaluate import Evaluation, is_oracle
-from ttclab.analysis.optimize import Optimization, choice_label, optimize
+from ttclab.analysis.optimize import (
+    Optimization,
+    choice_label,
+    names_models,
+    optimize,
+    single_label,
+    unaffordable_notes,
+    without_model,
+)
 from ttclab.ledger.costs import unit_column
 from ttclab.report.html import Report
 from ttclab.tables import Table, write_csv
@@ -68,7 +76,8 @@ def with_interval(value: Any, lo: Any, hi: Any) -> str:
 
 
 def choices_table(opt: Optimization, unit: str) -> Table:
-    """The collapsed choices; a choice kept over a resampled estimate within its error is marked †."""
+    """The collapsed choices; a choice kept over a resampled estimate within its error is marked †. When
+    the choices are made across models they name their model, and no model column repeats it."""
     rows = []
     for r in opt.choices:
         diff = with_interval(r["vs_runner_up"], r["vs_runner_up_ci_low"], r["vs_runner_up_ci_high"])
@@ -76,8 +85,22 @@ def choices_table(opt: Optimization, unit: str) -> Table:
                      with_interval(r["accuracy"], r["ci_low"], r["ci_high"]) if not r["reason"] else r["reason"],
                      r["cost"], with_interval(r["gain_vs_one_sample"], r["gain_ci_low"], r["gain_ci_high"]),
                      f"{r['runner_up']}: {diff}" if r["runner_up"] else "-"])
-    return Table(["budget", "model", "choice", "accuracy (95% CI)", "cost", "gain vs 1 sample (95% CI)",
-                  "choice − runner-up (95% CI)"], rows)
+    table = Table(["budget", "model", "choice", "accuracy (95% CI)", "cost", "gain vs 1 sample (95% CI)",
+                   "choice − runner-up (95% CI)"], rows)
+    return without_model(table) if names_models(opt.choices) else table
+
+
+def difficulty_table(opt: Optimization, unit: str) -> Table:
+    """The choice per difficulty (collapsed), named like the overall choices; a budget where a difficulty
+    affords nothing is a note under the table, not a row of dashes."""
+    rows = opt.by_difficulty_collapsed
+    table = Table(["difficulty", f"budget from ({unit})", "to", "model", "choice", "accuracy", "one-sample accuracy",
+                   "gain", "within error", "questions"],
+                  [[r["difficulty"], r["budget_from"], r["budget_to"], r["model"], r["choice"] or f"{r['strategy']}@{r['k']}",
+                    r["accuracy"], r["one_sample_accuracy"], r["gain"], r["ties"], r["n_questions"]]
+                   for r in rows if not r["reason"]],
+                  decimals={"gain": 3}, notes=unaffordable_notes([r for r in rows if r["reason"]], unit))
+    return without_model(table) if names_models(rows) else table
 
 
 def results_table(ev: Evaluation, column: str) -> Table:
@@ -119,10 +142,13 @@ def write_report(
 
     oracles = tuple(s for s in dict.fromkeys(map(str, table["strategy"].to_pylist())) if is_oracle(s))
     sec = rep.section("Overview")
+    on_frontier = _frontier_points(opt, len(set(table["model"].to_pylist())) > 1)
     sec.figure(plots.overview(table, column, unit, opt.frontier, oracles), "overview",
                f"Expected accuracy against expected {unit} per question for every model (colour) and strategy (marker "
-               "and line) at k = 1..N samples; light bars are 95% intervals; the black line is the compute-optimal "
-               "frontier of deployable strategies (pass@k, an oracle, is faint and never chosen).")
+               "and line) at k = 1..N samples; light bars are 95% intervals. The black line is the compute-optimal "
+               "frontier of deployable strategies: the best accuracy affordable at each budget, set by the circled "
+               f"points ({on_frontier}) and flat after the last one. pass@k, an oracle, is faint and never "
+               "chosen.")
     runs = runs_table(ev, links)
     sec.raw(_runs_html(runs, links))
     sec.notes(ev.notes)
@@ -141,21 +167,28 @@ def write_report(
     sec = rep.section("Per difficulty")
     sec.text(opt.difficulty_note, note=True)
     if opt.by_difficulty:
+        none_fits = any(r["reason"] for r in opt.by_difficulty)
         sec.figure(plots.difficulty_heatmap(opt.by_difficulty, unit), "per_difficulty",
-                   "Each cell: the compute-optimal strategy@k on that difficulty's questions at that budget, and its "
-                   "accuracy minus the chosen model's accuracy with one sample (colour).")
+                   "Each cell: the compute-optimal strategy@k on that difficulty's questions at that budget (and its "
+                   "model, when several compete), and its accuracy minus the chosen model's accuracy with one sample "
+                   "(colour)." + (" —: nothing fits that budget on that difficulty's questions (a difficulty's costs "
+                                  "are means over its own questions, so its cheapest point can cost more than the "
+                                  "cheapest over all questions)." if none_fits else ""))
         if opt.policy:
-            sec.table(Table.from_records(opt.policy, ["budget", "policy_accuracy", "single_strategy", "single_k",
-                                                      "single_accuracy", "gain_over_single", "policy_cost"],
-                                         [f"budget ({unit})", "per-difficulty policy accuracy", "one choice for all",
-                                          "k", "its accuracy", "policy gain", f"policy cost ({unit})"]),
+            many = names_models(opt.by_difficulty)
+            policy = [r for r in opt.policy if not r["reason"]]
+            sec.table(Table([f"budget ({unit})", "per-difficulty policy accuracy", "one choice for all", "its accuracy",
+                             "policy gain", f"policy cost ({unit})"],
+                            [[r["budget"], r["policy_accuracy"], single_label(r, many), r["single_accuracy"],
+                              r["gain_over_single"], r["policy_cost"]] for r in policy],
+                            decimals={"policy gain": 3}),
                       "per-difficulty policy vs one choice for all questions")
-        sec.table(Table.from_records(opt.by_difficulty_collapsed,
-                                     ["difficulty", "budget_from", "budget_to", "strategy", "k", "accuracy",
-                                      "one_sample_accuracy", "gain", "ties", "n_questions"],
-                                     ["difficulty", f"budget from ({unit})", "to", "strategy", "k", "accuracy",
-                                      "one-sample accuracy", "gain", "within error", "questions"]),
-                  "the choice per difficulty (budgets that choose the same collapsed)")
+            if len(policy) < len(opt.policy):
+                sec.notes([f"{len(opt.policy) - len(policy)} budget(s) left out of the policy: some difficulty affords "
+                           "nothing there (—)"])
+        per_bin = difficulty_table(opt, unit)
+        sec.table(per_bin, "the choice per difficulty (budgets that choose the same collapsed)")
+        sec.notes(per_bin.notes)
 
     sec = rep.section("Pareto frontier")
     sec.figure(plots.pareto_plot(table, column, unit, opt.frontier, oracles), "pareto",
@@ -197,6 +230,11 @@ def write_report(
     write_csv(opt.best, out / "compute_optimal.csv")
     write_csv(opt.choices, out / "compute_optimal_collapsed.csv")
     return rep.write(out / "report.html")
+
+
+def _frontier_points(opt: Optimization, many: bool) -> str:
+    names = [f"{r['model']} {r['strategy']}@{r['k']}" if many else f"{r['strategy']}@{r['k']}" for r in opt.frontier]
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "") if names else "none"
 
 
 def _runs_html(runs: Table, links: dict[str, str]) -> str:

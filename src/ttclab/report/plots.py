@@ -149,7 +149,8 @@ def overview(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[st
     if frontier:
         fx = np.array([r["cost"] for r in frontier], dtype=float)
         fy = np.array([r["accuracy"] for r in frontier], dtype=float)
-        ax.step(fx, fy, where="post", color="black", lw=2.2, alpha=0.55, zorder=3)
+        ax.step(*frontier_steps(fx, fy, _max_cost(cols[cost_column])), where="post", color="black", lw=2.2,
+                alpha=0.55, zorder=3)
         ax.scatter(fx, fy, s=46, facecolors="none", edgecolors="black", lw=1.1, zorder=4)
         extra.append(Line2D([], [], color="black", lw=2.2, alpha=0.55, marker="o", mfc="none",
                             label="compute-optimal frontier"))
@@ -158,6 +159,23 @@ def overview(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[st
     ax.set_title("Accuracy vs compute: every model and strategy")
     _legends(ax, models, colors, strategies, extra)
     return fig
+
+
+def _max_cost(costs: Any) -> float:
+    x = np.asarray(costs, dtype=float)
+    x = x[np.isfinite(x) & (x > 0)]
+    return float(x.max()) if x.size else float("nan")
+
+
+def frontier_steps(cost: np.ndarray, accuracy: np.ndarray, until: float) -> tuple[np.ndarray, np.ndarray]:
+    """The compute-optimal frontier as a step line: the best accuracy affordable at each budget, from the
+    cheapest frontier point on and flat after the last one up to ``until`` (the largest cost drawn), so a
+    frontier of one point -- nothing costlier is more accurate -- is a line too."""
+    order = np.argsort(cost, kind="stable")
+    x, y = cost[order], accuracy[order]
+    if x.size and np.isfinite(until) and until > x[-1]:
+        x, y = np.append(x, until), np.append(y, y[-1])
+    return x, y
 
 
 def choice_plot(best: Sequence[dict[str, Any]], unit: str) -> Any:
@@ -204,39 +222,60 @@ def choice_plot(best: Sequence[dict[str, Any]], unit: str) -> Any:
 
 
 def difficulty_heatmap(rows: Sequence[dict[str, Any]], unit: str) -> Any:
-    """Difficulty (rows, easy on top) x budget (columns): the best strategy and its gain over one sample."""
+    """Difficulty (rows, easy on top) x budget (columns): the best strategy@k (and its model, in full,
+    when several models compete) and its gain over one sample; "—" where nothing fits the budget.
+
+    Sized for the report's page (at most :data:`PAGE_WIDTH_IN` wide, so the SVG is shown at its own size
+    and the cell text at :data:`CELL_FONT` points): a name wider than its cell wraps (at hyphens)."""
+    import textwrap
+
     plt = _plt()
     bins = sorted({(r["bin"], r["difficulty"]) for r in rows})
     budgets = sorted({r["budget"] for r in rows})
     many = len({r["model"] for r in rows if r.get("model")}) > 1  # name the model in each cell
     gain = np.full((len(bins), len(budgets)), np.nan)
-    text = [["" for _ in budgets] for _ in bins]
+    cells: list[list[list[str]]] = [[[] for _ in budgets] for _ in bins]
+    ylabels = [label.replace(" (", "\n(", 1) for _, label in bins]  # "easy\n(pass rate 0.56–0.88)"
+    label_in = max((len(line) for y in ylabels for line in y.split("\n")), default=4) * 0.075 + 0.3
+    cell_in = max(0.62, min(1.2, (PAGE_WIDTH_IN - label_in - 1.0) / max(1, len(budgets))))
+    chars = max(6, int(cell_in * 72 / (0.6 * CELL_FONT)))  # what fits a cell's width at CELL_FONT
     for r in rows:
         i = [b for b, _ in bins].index(r["bin"])
         j = budgets.index(r["budget"])
         if r.get("reason") or not r.get("strategy"):
-            text[i][j] = "—"
+            cells[i][j] = ["—"]
             continue
-        gain[i, j] = r["gain"]
-        g = r["gain"]
-        label = f"{_short(r['strategy'])}@{r['k']}" + (f"\n{str(r['model'])[:10]}" if many else "")
-        text[i][j] = f"{label}\n{'+' if g >= 0 else ''}{g:.2f}" if np.isfinite(g) else label
-    width = min(14.0, 2.6 + 0.82 * len(budgets))
-    fig, ax = plt.subplots(figsize=(width, 1.2 + (0.85 if many else 0.66) * len(bins)), constrained_layout=True)
+        gain[i, j] = g = r["gain"]
+        lines = [f"{_short(r['strategy'])}@{r['k']}"]
+        if many:
+            lines += textwrap.wrap(str(r["model"]), chars, break_on_hyphens=True) or [str(r["model"])]
+        cells[i][j] = lines + ([f"{'+' if g >= 0 else ''}{g:.2f}"] if np.isfinite(g) else [])
+    height_lines = max((len(c) for row in cells for c in row), default=1)
+    row_in = max(0.55, 0.2 + height_lines * CELL_FONT * 1.25 / 72)
+    fig, ax = plt.subplots(figsize=(label_in + 1.0 + cell_in * len(budgets), 1.5 + row_in * len(bins)),
+                           constrained_layout=True)
     lim = max(0.05, float(np.nanmax(np.abs(gain))) if np.isfinite(gain).any() else 0.05)
     im = ax.imshow(gain, cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
     for i in range(len(bins)):
         for j in range(len(budgets)):
-            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=6.4 if many else 6.8)
-    ax.set_yticks(range(len(bins)), [label for _, label in bins])
+            dark = np.isfinite(gain[i, j]) and abs(gain[i, j]) > 0.6 * lim  # the ends of RdYlGn are dark
+            ax.text(j, i, "\n".join(cells[i][j]), ha="center", va="center", fontsize=CELL_FONT, linespacing=1.15,
+                    color="white" if dark else "#111")
+    ax.set_yticks(range(len(bins)), ylabels)
     ax.set_xticks(range(len(budgets)), [si(b, unit) for b in budgets], rotation=0)
     ax.set_xlabel(f"budget: {UNIT_LABELS.get(unit, unit)}")
     ax.set_title("Best strategy per difficulty and budget, and its accuracy gain over one sample")
     fig.colorbar(im, ax=ax, shrink=0.9, pad=0.01, label="gain over one sample")
     names = sorted({r["strategy"] for r in rows if r.get("strategy")})
-    fig.text(0.01, -0.02, "  ".join(f"{_short(n)} = {n}" for n in names if _short(n) != n), fontsize=7, color="#555",
+    fig.text(0.01, -0.02, "  ".join(f"{_short(n)} = {n}" for n in names if _short(n) != n), fontsize=8, color="#555",
              ha="left", va="top")
     return fig
+
+
+PAGE_WIDTH_IN = 11.4
+"""Widest figure shown at its own size in the report (its page is 1,120 px wide: 11.67 in at 96 px/in)."""
+CELL_FONT = 8.5
+"""Points of the heatmap's cell text."""
 
 
 SHORT_NAMES = {"majority": "maj", "adaptive_consistency": "adapt", "weighted_confidence": "w-conf",
@@ -268,7 +307,8 @@ def pareto_plot(table: Any, cost_column: str, unit: str, frontier: Sequence[dict
         fy = np.array([r["accuracy"] for r in frontier], dtype=float)
         lo = np.array([r.get("ci_low", np.nan) for r in frontier], dtype=float)
         hi = np.array([r.get("ci_high", np.nan) for r in frontier], dtype=float)
-        ax.step(fx, fy, where="post", color="black", lw=1.5, zorder=3)
+        ax.step(*frontier_steps(fx, fy, _max_cost(x[np.array([s not in oracle for s in cols["strategy"]], dtype=bool)])),
+                where="post", color="black", lw=1.5, zorder=3)
         band = np.isfinite(lo) & np.isfinite(hi)
         ax.errorbar(fx[band], fy[band], yerr=[fy[band] - lo[band], hi[band] - fy[band]], fmt="none", ecolor="black",
                     alpha=0.5, lw=1, capsize=3, zorder=3)
