@@ -5,6 +5,9 @@
 - ``value_curves``: V(θ) = q − p per provider,
 - ``dynamics``: Φ and welfare along the path of the dynamics at each configured β,
 - ``market_shares``: equilibrium shares (and the outside option) against β.
+
+Money is drawn in the unit of the market's tables (``money``: a factor on USD per query and its name,
+:meth:`ttclab.market.api.MarketReport.money_scale`, e.g. ``(1000, "USD per 1,000 queries")``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+PER_QUERY = (1.0, "USD per query")
 
 
 def _plt() -> Any:
@@ -55,41 +60,44 @@ def inefficiency_vs_beta(rows: Sequence[dict[str, Any]], out: Path) -> list[Path
     return _save(fig, out, "inefficiency_vs_beta")
 
 
-def welfare_vs_beta(rows: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+def welfare_vs_beta(rows: Sequence[dict[str, Any]], out: Path, money: tuple[float, str] = PER_QUERY) -> list[Path]:
     plt = _plt()
     base = [r for r in rows if r["varied"] == "base"]
     b = [r["beta"] for r in base]
+    f, unit = money
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ax.plot(b, [r["opt_sw"] for r in base], label="optimum SW*")
-    ax.plot(b, [r["eq_sw"] for r in base], label="equilibrium SW")
-    ax.plot(b, [r["auction_sw"] for r in base], ls="--", label="auction SW")
-    ax.plot(b, [r["wV"] for r in base], ls=":", label="user surplus wV (market)")
+    ax.plot(b, [r["opt_sw"] * f for r in base], label="optimum SW*")
+    ax.plot(b, [r["eq_sw"] * f for r in base], label="equilibrium SW")
+    ax.plot(b, [r["auction_sw"] * f for r in base], ls="--", label="auction SW")
+    ax.plot(b, [r["wV"] * f for r in base], ls=":", label="user surplus wV (market)")
     ax.set_xscale("log")
     ax.set_xlabel("user rationality β")
-    ax.set_ylabel("USD per query")
+    ax.set_ylabel(f"welfare ({unit})")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _save(fig, out, "welfare_vs_beta")
 
 
-def value_curves(game: Any, out: Path) -> list[Path]:
+def value_curves(game: Any, out: Path, money: tuple[float, str] = PER_QUERY) -> list[Path]:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     lv = np.asarray(game.levels, dtype=float)
+    f, unit = money
     for i, name in enumerate(game.names):
-        ax.plot(lv, game.eco.V[i], marker="o", ms=3, label=name)
+        ax.plot(lv, np.asarray(game.eco.V[i], dtype=float) * f, marker="o", ms=3, label=name)
     if lv.min() > 0 and lv.max() / lv.min() >= 16:
         ax.set_xscale("log", base=2)
     ax.set_xlabel("compute level θ")
-    ax.set_ylabel("user net value V(θ) = q − p (USD)")
+    ax.set_ylabel(f"net value V = q − p\n({unit})")
     ax.set_title(f"value curve: {game.params.value_curve}, α = {game.params.alpha:g}")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.grid(alpha=0.3)
     return _save(fig, out, "value_curves")
 
 
-def dynamics(report: Any, out: Path) -> list[Path]:
+def dynamics(report: Any, out: Path, money: tuple[float, str] = PER_QUERY) -> list[Path]:
     plt = _plt()
+    f, unit = money
     k = len(report.analyses)
     fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 3.4), squeeze=False)
     for ax, a in zip(axes[0], report.analyses):
@@ -99,9 +107,9 @@ def dynamics(report: Any, out: Path) -> list[Path]:
         ax.set_xlabel("move")
         ax.set_ylabel("potential Φ", color="C0")
         ax2 = ax.twinx()
-        ax2.plot(x, d.welfare, color="C1")
-        ax2.axhline(a.optimum.welfare, color="C1", ls="--", lw=0.8)
-        ax2.set_ylabel("SW (dashed: SW*)", color="C1")
+        ax2.plot(x, np.asarray(d.welfare, dtype=float) * f, color="C1")
+        ax2.axhline(a.optimum.welfare * f, color="C1", ls="--", lw=0.8)
+        ax2.set_ylabel(f"SW, dashed: SW* ({unit})", color="C1")
         ax.set_title(f"β = {a.beta:g}: {len(d.moves)} moves, {d.rounds} rounds")
     return _save(fig, out, "dynamics")
 
@@ -124,5 +132,6 @@ def market_shares(game: Any, rows: Sequence[dict[str, Any]], out: Path) -> list[
 def all_figures(game: Any, rows: Sequence[dict[str, Any]], report: Any, out: Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return [*inefficiency_vs_beta(rows, out), *welfare_vs_beta(rows, out), *value_curves(game, out),
-            *dynamics(report, out), *market_shares(game, rows, out)]
+    money = report.money_scale()  # the tables' unit
+    return [*inefficiency_vs_beta(rows, out), *welfare_vs_beta(rows, out, money), *value_curves(game, out, money),
+            *dynamics(report, out, money), *market_shares(game, rows, out)]
