@@ -317,6 +317,8 @@ def test_unanimous_questions_get_a_wilson_interval_not_a_point(toy_files, arrays
         row = summarize([led], **opts)
         assert row["ci_low"][0] == 0.0 and row["ci_high"][0] == pytest.approx(wilson(0, 2)[1])
         assert row["ci_high"][0] > 0.6 and row["ci_high"][1] == 1.0 and row["ci_low"][1] < 0.4  # 2 questions prove little
+    for q in range(1, 300):  # the interval holds the unanimous accuracy exactly (plots draw error bars from it)
+        assert wilson(0, q)[0] == 0.0 and wilson(q, q)[1] == 1.0
     mixed = build_ledger(arrays, result_factory(2, [1, 2], accuracy=np.array([[0.0, 1.0], [1.0, 1.0]])), spec(toy_files))
     row = summarize([mixed])
     se = np.std([0.0, 1.0], ddof=1) / np.sqrt(2)

@@ -139,7 +139,7 @@ def overview(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[st
                     alpha=0.45 if faint else 0.9, zorder=2)
             if not faint:
                 band = np.isfinite(lo) & np.isfinite(hi)
-                ax.errorbar(x[band], y[band], yerr=[y[band] - lo[band], hi[band] - y[band]], fmt="none",
+                ax.errorbar(x[band], y[band], yerr=_yerr(y[band], lo[band], hi[band]), fmt="none",
                             ecolor=colors[m], alpha=0.25, lw=0.9, capsize=0, zorder=1)
             if s == "majority" or (s not in oracle and "majority" not in strategies and s == strategies[0]):
                 for xi, yi, ki in zip(x, y, k):
@@ -201,7 +201,7 @@ def choice_plot(best: Sequence[dict[str, Any]], unit: str) -> Any:
         c = color[(r["model"], r["strategy"])]
         tie = bool(r.get("ties"))
         if np.isfinite(lo[i]) and np.isfinite(hi[i]):
-            ax.errorbar([x[i]], [y[i]], yerr=[[y[i] - lo[i]], [hi[i] - y[i]]], fmt="none", ecolor=c, alpha=0.55,
+            ax.errorbar([x[i]], [y[i]], yerr=_yerr(y[i:i + 1], lo[i:i + 1], hi[i:i + 1]), fmt="none", ecolor=c, alpha=0.55,
                         lw=1.2, capsize=3, zorder=2)
         ax.scatter([x[i]], [y[i]], s=48, marker=style(r["strategy"])[0], facecolors="white" if tie else c,
                    edgecolors=c, lw=1.5, zorder=3)
@@ -310,7 +310,7 @@ def pareto_plot(table: Any, cost_column: str, unit: str, frontier: Sequence[dict
         ax.step(*frontier_steps(fx, fy, _max_cost(x[np.array([s not in oracle for s in cols["strategy"]], dtype=bool)])),
                 where="post", color="black", lw=1.5, zorder=3)
         band = np.isfinite(lo) & np.isfinite(hi)
-        ax.errorbar(fx[band], fy[band], yerr=[fy[band] - lo[band], hi[band] - fy[band]], fmt="none", ecolor="black",
+        ax.errorbar(fx[band], fy[band], yerr=_yerr(fy[band], lo[band], hi[band]), fmt="none", ecolor="black",
                     alpha=0.5, lw=1, capsize=3, zorder=3)
         for r in frontier:
             ax.scatter([r["cost"]], [r["accuracy"]], s=44, color=colors[str(r["model"])], marker=style(str(r["strategy"]))[0],
@@ -324,5 +324,11 @@ def pareto_plot(table: Any, cost_column: str, unit: str, frontier: Sequence[dict
     return fig
 
 
+def _yerr(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Error-bar lengths below and above ``y`` (never negative: an interval's end may sit on ``y`` up to rounding)."""
+    return np.clip(np.vstack([np.asarray(y, float) - lo, np.asarray(hi, float) - y]), 0.0, None)
+
+
 __all__ = ["UNIT_LABELS", "budget_axis", "choice_plot", "difficulty_heatmap", "overview", "pareto_plot", "si",
            "style"]
+

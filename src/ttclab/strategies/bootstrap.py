@@ -170,7 +170,9 @@ def wilson(successes: float, n: int, z: float = 1.959964) -> tuple[float, float]
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * float(np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)  # exact ends: rounding must not exclude p
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return low, high
 
 
 __all__ = ["Interval", "QuestionBootstrap", "bootstrap_ci", "bootstrap_means", "mc_standard_error", "wilson"]
