@@ -120,3 +120,11 @@ def test_mistyped_command_is_one_line(tmp_path, argv, line):
     result = _run(*argv, cwd=tmp_path)
     _assert_one_line_error(result, line)
     assert "usage:" not in result.stderr and "choose from" not in result.stderr
+
+
+@pytest.mark.parametrize("argv", [[], ["--store", "runs"], ["--store=runs", "--format", "json"]])
+def test_no_command_prints_the_commands(tmp_path, argv):
+    result = _run(*argv, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "usage: ttclab" in result.stderr and "sample" in result.stderr and "evaluate" in result.stderr
+    assert "the following arguments are required" not in result.stderr

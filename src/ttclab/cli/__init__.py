@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ttclab.cli._common import apply_global
 
     unknown = _unknown_verb(parser, argv)
+    if unknown is None:  # no command at all: the commands, not "the following arguments are required: VERB"
+        parser.print_help(sys.stderr)
+        return 2
     if unknown:
         print(f"ttclab: error: {unknown}", file=sys.stderr)
         return 2
@@ -72,8 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(code or 0)
 
 
-def _unknown_verb(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
-    """One line for a first positional that is no verb (with the closest verb); "" otherwise.
+def _unknown_verb(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """One line for a first positional that is no verb (with the closest verb); "" for a verb (or
+    ``--help`` / ``--version``); None when there is no command at all.
 
     argparse would print the usage and every verb; the global options before the verb are skipped.
     """
@@ -85,8 +89,12 @@ def _unknown_verb(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
         if token == "--":
             token = next(tokens, "")
         elif token.startswith("-"):
-            action = parser._option_string_actions.get(token)
-            if action is not None and action.nargs != 0:
+            if token in ("-h", "--help", "--version"):
+                return ""
+            action = parser._option_string_actions.get(token.split("=", 1)[0])
+            if action is None:
+                return ""  # an unknown option: argparse names it
+            if action.nargs != 0 and "=" not in token:
                 next(tokens, None)  # the option's value (``--store DIR``)
             continue
         if not token or token in verbs:
@@ -94,7 +102,7 @@ def _unknown_verb(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
         close = difflib.get_close_matches(token, list(verbs), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"unknown command {token!r}{hint} (ttclab --help lists the commands)"
-    return ""
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover
