@@ -128,3 +128,18 @@ def test_no_command_prints_the_commands(tmp_path, argv):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "usage: ttclab" in result.stderr and "sample" in result.stderr and "evaluate" in result.stderr
     assert "the following arguments are required" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["search", "grph"], "ttclab: error: search: argument ACTION: invalid choice: 'grph' (choose from 'graph', "
+                             "'controller'); did you mean 'graph'?"),
+        (["evaluate", "--ks"], "ttclab: error: evaluate: argument --ks: expected one argument"),
+        (["runs", "--bogus"], "ttclab: error: unrecognized arguments: --bogus"),
+    ],
+)
+def test_usage_errors_are_one_line(tmp_path, argv, line):
+    result = _run(*argv, cwd=tmp_path)
+    _assert_one_line_error(result, line)
+    assert "usage:" not in result.stderr and "--help` shows the usage" in result.stderr

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ttclab import __version__
 from ttclab.errors import TTCLabError
@@ -20,8 +21,23 @@ VERB_MODULES = ("sample", "run", "runs", "show", "rm", "repair", "importer", "ev
                 "strategies", "prices", "serve", "search")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (its sub-command parsers too): the problem, a close choice, where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        import difflib
+        import re
+
+        bad = re.match(r"argument \S+: invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if bad:
+            close = difflib.get_close_matches(bad.group(1), re.findall(r"'([^']*)'", bad.group(2)), n=1, cutoff=0.6)
+            message += f"; did you mean {close[0]!r}?" if close else ""
+        verb = self.prog.removeprefix("ttclab").strip()  # "search" for ``ttclab search``; the one prefix as elsewhere
+        self.exit(2, f"ttclab: error: {verb + ': ' if verb else ''}{message} (`{self.prog} --help` shows the usage)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ttclab",
         description="Test-time compute for LLMs: sample, verify, store, evaluate, optimise, market.",
     )
