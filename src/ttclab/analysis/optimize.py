@@ -94,7 +94,7 @@ def paired_se(ev: Evaluation, mask: np.ndarray | None = None) -> DiffSE:
 
 def _runner_up(curves: Curves, row: dict[str, Any]) -> Pick | None:
     """The most accurate affordable point of another strategy (or model) at the row's budget."""
-    ok = (curves.valid & (curves.same_as == "") & (curves.cost <= row["budget_to"])
+    ok = (curves.candidates & (curves.cost <= row["budget_to"])
           & ~((curves.model == row["model"]) & (curves.strategy == row["strategy"])))
     idx = np.flatnonzero(ok)
     if idx.size == 0:
@@ -171,6 +171,13 @@ def single_label(row: dict[str, Any], model: bool) -> str:
     """A policy row's one choice for all questions, named like the per-difficulty choices."""
     name = f"{row['single_strategy']}@{row['single_k']}"
     return f"{row['single_model']} {name}" if model else name
+
+
+def affordable_policy(opt: Optimization) -> tuple[list[dict[str, Any]], list[str]]:
+    """The policy rows where every difficulty affords a choice, and a note for the budgets left out."""
+    shown = [r for r in opt.policy if not r["reason"]]
+    left = len(opt.policy) - len(shown)
+    return shown, [f"{left} budget(s) left out of the policy: some difficulty affords nothing there"] if left else []
 
 
 def unaffordable_notes(rows: list[dict[str, Any]], unit: str) -> list[str]:
@@ -294,5 +301,5 @@ def _heldout_ledgers(ev: Evaluation, deploy: list[StrategyLedger],
     return select, held, scores
 
 
-__all__ = ["DIFFICULTY_METHODS", "Optimization", "choice_label", "deployable", "names_models", "optimize", "paired_se",
-           "single_label", "unaffordable_notes", "with_gains", "without_model"]
+__all__ = ["DIFFICULTY_METHODS", "Optimization", "affordable_policy", "choice_label", "deployable", "names_models",
+           "optimize", "paired_se", "single_label", "unaffordable_notes", "with_gains", "without_model"]

@@ -21,7 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     from ttclab.analysis import optimize
-    from ttclab.analysis.optimize import choice_label, names_models, single_label, unaffordable_notes, without_model
+    from ttclab.analysis.optimize import (
+        affordable_policy,
+        choice_label,
+        names_models,
+        single_label,
+        unaffordable_notes,
+        without_model,
+    )
     from ttclab.cli._common import emit, info, out_dir
     from ttclab.cli.evaluate import evaluation_from_args
     from ttclab.errors import ConfigError
@@ -61,15 +68,12 @@ def _main(args: argparse.Namespace) -> int:
                           r["accuracy"], r["one_sample_accuracy"], r["gain"]] for r in shown],
                         title=f"per difficulty: {opt.difficulty_note}", decimals=DIFFERENCES, notes=notes)
         tables.append(without_model(per_bin) if many else per_bin)
-        policy = [r for r in opt.policy if not r["reason"]]
-        skipped = len(opt.policy) - len(policy)
+        policy, left_out = affordable_policy(opt)
         tables.append(Table([f"budget ({u})", "per-difficulty policy", "one choice for all", "its accuracy", "gain"],
                             [[r["budget"], r["policy_accuracy"], single_label(r, many), r["single_accuracy"],
                               r["gain_over_single"]] for r in policy],
                             title="applying each difficulty's choice to its questions vs one choice for all",
-                            decimals=DIFFERENCES,
-                            notes=[f"{skipped} budget(s) left out: some difficulty affords nothing there (see above)"]
-                            if skipped else []))
+                            decimals=DIFFERENCES, notes=left_out))
     if opt.saturation:
         tables.append(Table.from_records(opt.saturation, ["model", "strategy", "finding"], title="saturation"))
     notes = [*ev.notes, *opt.saturation_notes, *dict.fromkeys(r["note"] for r in opt.best if r.get("note"))]

@@ -118,6 +118,16 @@ class Curves:
         """(n,) points with a finite accuracy and a finite, non-negative cost."""
         return np.isfinite(self.accuracy) & np.isfinite(self.cost) & (self.cost >= 0)
 
+    @property
+    def candidates(self) -> np.ndarray:
+        """(n,) points a choice can pick: valid, and not a copy of an exact strategy's point (``same_as``)."""
+        return self.valid & (self.same_as == "")
+
+    def cheapest(self) -> float:
+        """The cost of the cheapest candidate (NaN when there is none): a lower budget affords nothing."""
+        ok = self.candidates
+        return float(self.cost[ok].min()) if ok.any() else float("nan")
+
     def select(self, mask: np.ndarray) -> Curves:
         mask = np.asarray(mask)
         extra = {name: getattr(self, name)[mask] for name in self._OPTIONAL}

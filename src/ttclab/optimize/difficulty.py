@@ -203,8 +203,7 @@ def optimal_by_bin(
     def choose(mask: np.ndarray, at: np.ndarray, b: int = -1) -> dict[str, np.ndarray]:
         se = diff_se_for(mask) if diff_se_for is not None else None
         curves = Curves.from_ledgers(ledgers, unit, mask=mask)
-        ok = curves.valid & (curves.same_as == "")
-        cheapest[b] = float(curves.cost[ok].min()) if ok.any() else float("nan")
+        cheapest[b] = curves.cheapest()
         return compute_optimal(curves, at, diff_se=se)
 
     whole = Curves.from_ledgers(ledgers, unit, mask=binned)

@@ -62,7 +62,7 @@ def compute_optimal(
     """
     budgets = default_budgets(curves) if budgets is None else np.asarray(budgets, dtype=np.float64).ravel()
     se_of = diff_se or (lambda a, b: float(np.hypot(_point_se(curves, a), _point_se(curves, b))))
-    valid = curves.valid & (curves.same_as == "")
+    valid = curves.candidates
     names = ("budget", "model", "strategy", "k", "choice", "accuracy", "ci_low", "ci_high", "cost", "exact", "ties",
              "note", "reason")
     rows: dict[str, list[Any]] = {c: [] for c in names}
@@ -83,7 +83,7 @@ def compute_optimal(
             elif np.isnan(b):
                 reason = "budget is not a number"
             else:
-                cheapest = " ".join(filter(None, [f"{curves.cost[idx].min():.4g}", curves.unit]))
+                cheapest = " ".join(filter(None, [f"{curves.cheapest():.4g}", curves.unit]))
                 reason = f"budget below the cheapest point ({cheapest})"
             empty = {"model": "", "strategy": "", "k": -1, "choice": "", "accuracy": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                      "cost": np.nan, "exact": False, "ties": "", "note": "", "reason": reason}

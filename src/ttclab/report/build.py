@@ -20,6 +20,7 @@ import numpy as np
 from ttclab.analysis.evaluate import Evaluation, is_oracle
 from ttclab.analysis.optimize import (
     Optimization,
+    affordable_policy,
     choice_label,
     names_models,
     optimize,
@@ -176,16 +177,14 @@ def write_report(
                                   "cheapest over all questions)." if none_fits else ""))
         if opt.policy:
             many = names_models(opt.by_difficulty)
-            policy = [r for r in opt.policy if not r["reason"]]
+            policy, left_out = affordable_policy(opt)
             sec.table(Table([f"budget ({unit})", "per-difficulty policy accuracy", "one choice for all", "its accuracy",
                              "policy gain", f"policy cost ({unit})"],
                             [[r["budget"], r["policy_accuracy"], single_label(r, many), r["single_accuracy"],
                               r["gain_over_single"], r["policy_cost"]] for r in policy],
                             decimals={"policy gain": 3}),
                       "per-difficulty policy vs one choice for all questions")
-            if len(policy) < len(opt.policy):
-                sec.notes([f"{len(opt.policy) - len(policy)} budget(s) left out of the policy: some difficulty affords "
-                           "nothing there (—)"])
+            sec.notes(left_out)
         per_bin = difficulty_table(opt, unit)
         sec.table(per_bin, "the choice per difficulty (budgets that choose the same collapsed)")
         sec.notes(per_bin.notes)

@@ -331,4 +331,3 @@ def _yerr(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 __all__ = ["UNIT_LABELS", "budget_axis", "choice_plot", "difficulty_heatmap", "overview", "pareto_plot", "si",
            "style"]
-
