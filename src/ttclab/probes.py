@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttclab.errors import ConfigError
+from ttclab.store.schema import rows_table
 
 PROBES_DIR = "probes"
 PROBE_VERSION = 1
@@ -49,7 +50,7 @@ def _write_part(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     n = len(list(folder.glob("part-*.parquet")))
     path = folder / f"part-{n:05d}-{time.time_ns()}.parquet"
     tmp = path.with_suffix(".tmp")
-    pq.write_table(pa.Table.from_pylist(rows, schema=PROBES_SCHEMA), tmp)
+    pq.write_table(rows_table(rows, PROBES_SCHEMA), tmp)
     tmp.replace(path)
 
 

@@ -76,3 +76,39 @@ def test_row_dicts_are_built_by_the_builder_only():
     offenders = [p.relative_to(SRC).as_posix() for p in SRC.rglob("*.py")
                  if p.name != "rows.py" and re.search(r'"mean_logprob":\s*None', p.read_text())]
     assert offenders == []
+
+
+def test_rows_table_is_from_pylist_column_by_column():
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    from ttclab.store.schema import PIPELINE_SCHEMAS, rows_table
+
+    now = datetime(2026, 12, 3, 16, 0, 0, 123456, tzinfo=UTC)
+    rows = [{"run_id": "r", "candidate_id": "c0", "question_index": 0, "parent_ids": ["a", "b"], "call_ids": [],
+             "text": "é \\boxed{2}", "score": 0.5, "correct": True, "created_at": now, "unknown": 1},
+            {"candidate_id": "c1", "score": 3, "parent_ids": None, "created_at": None},  # missing keys: null
+            {}]
+    for schema in (PIPELINE_SCHEMAS["candidates"], SAMPLES_SCHEMA, QUESTIONS_SCHEMA):
+        assert rows_table(rows, schema).equals(pa.Table.from_pylist(rows, schema=schema), check_metadata=True)
+    nan = rows_table([{"score": float("nan")}], PIPELINE_SCHEMAS["candidates"])["score"].to_pylist()[0]
+    assert nan != nan  # NaN stays NaN (not null)
+    assert rows_table([], SAMPLES_SCHEMA).equals(pa.Table.from_pylist([], schema=SAMPLES_SCHEMA))
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):  # a wrong type fails as from_pylist does
+        rows_table([{"question_index": "zero"}], PIPELINE_SCHEMAS["candidates"])
+
+
+def test_small_parts_are_snappy_and_large_ones_zstd(tmp_path):
+    import pyarrow as pa
+
+    from ttclab.store.writer import ZSTD_MIN_BYTES, atomic_write_table
+
+    small = pa.table({"x": pa.array(range(10), pa.int64())})
+    large = pa.table({"x": pa.array(range(ZSTD_MIN_BYTES // 8 + 1), pa.int64())})
+    for name, table, codec in (("s", small, "SNAPPY"), ("l", large, "ZSTD")):
+        atomic_write_table(tmp_path / f"{name}.parquet", table)
+        meta = pq.ParquetFile(tmp_path / f"{name}.parquet").metadata
+        assert meta.row_group(0).column(0).compression == codec
+        assert pq.read_table(tmp_path / f"{name}.parquet").equals(table)
+    assert not list(tmp_path.glob(".*.tmp"))

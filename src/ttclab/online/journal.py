@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttclab.errors import StoreError
-from ttclab.store.schema import PIPELINE_KEYS, PIPELINE_SCHEMAS, validate_table
+from ttclab.store.schema import PIPELINE_KEYS, PIPELINE_SCHEMAS, rows_table, validate_table
 from ttclab.store.writer import atomic_write_table
 
 _TS = "created_at"
@@ -92,7 +92,7 @@ class TableLog:
         """Move the journal's rows into an atomic Parquet part."""
         if not self._pending:
             return
-        table = pa.Table.from_pylist(self._pending, schema=self.schema)
+        table = rows_table(self._pending, self.schema)
         atomic_write_table(self.dir / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet", table)
         self._pending = []
         if self._fd is not None:
@@ -128,7 +128,7 @@ def read_table(run_dir: Path, table: str, columns: list[str] | None = None) -> p
                 rows += [r for r in map(_decode, fh) if r is not None]
         if rows:
             try:
-                tables.append(pa.Table.from_pylist(rows, schema=schema))
+                tables.append(rows_table(rows, schema))
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 raise StoreError(f"{folder}: a journal row does not fit the {table} schema ({exc})") from None
     if not tables:

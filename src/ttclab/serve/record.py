@@ -30,7 +30,7 @@ from ttclab.errors import StoreError
 from ttclab.online.journal import TableLog, compact_table
 from ttclab.online.runner import _slug, result_sample, write_samples
 from ttclab.store.integrity import RunContext, compact_parts, read_parts, visible_parts
-from ttclab.store.schema import PIPELINE_TABLES, QUESTIONS_SCHEMA, SAMPLES_SCHEMA, SCHEMA_VERSION
+from ttclab.store.schema import PIPELINE_TABLES, QUESTIONS_SCHEMA, SAMPLES_SCHEMA, SCHEMA_VERSION, rows_table
 from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json, atomic_write_table
 from ttclab.tasks.base import Question
 
@@ -109,9 +109,9 @@ class RecordedRun:
     def _write_questions(self) -> None:
         new = self.questions[self._converted:]
         if new or not self._question_tables:
-            self._question_tables.append(pa.Table.from_pylist(
+            self._question_tables.append(rows_table(
                 [{**{k: v for k, v in q.items() if k != "run_id"}, "run_id": self.run_id} for q in new],
-                schema=QUESTIONS_SCHEMA))
+                QUESTIONS_SCHEMA))
             self._converted = len(self.questions)
         if len(self._question_tables) > COMPACT_PARTS:
             self._question_tables = [pa.concat_tables(self._question_tables).combine_chunks()]
@@ -122,7 +122,7 @@ class RecordedRun:
         rows = [row for r in self._new_results if (row := result_sample(self.run_id, label, r)) is not None]
         samples = self.dir / SAMPLES_DIR
         if rows:
-            SampleWriter(self.dir).write_table(pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA))
+            SampleWriter(self.dir).write_table(rows_table(rows, SAMPLES_SCHEMA))
         parts = visible_parts(samples)
         if len(parts) >= COMPACT_PARTS:  # the server holds the run's lock
             ctx = RunContext(self.dir, run_id=self.run_id, n_questions=len(self.questions))

@@ -12,6 +12,8 @@ Identity is never encoded in column names; the strategy, model and sample index 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 from ttclab.errors import StoreError
@@ -60,6 +62,12 @@ QUESTIONS_SCHEMA = pa.schema(
     ],
     metadata={b"ttclab.schema_version": str(SCHEMA_VERSION).encode(), b"ttclab.table": b"questions"},
 )
+
+
+def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """``pa.Table.from_pylist(rows, schema=schema)`` built column by column (the same table, several
+    times faster: from_pylist converts each row as a struct). A key missing from a row is null."""
+    return pa.Table.from_arrays([pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema], schema=schema)
 
 
 def validate_table(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
