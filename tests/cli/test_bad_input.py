@@ -122,6 +122,13 @@ def test_mistyped_command_is_one_line(tmp_path, argv, line):
     assert "usage:" not in result.stderr and "choose from" not in result.stderr
 
 
+@pytest.mark.parametrize("argv", [["--bogus"], ["--store", "runs", "--bogus=1"]])
+def test_an_unknown_option_without_a_command_is_named(tmp_path, argv):
+    result = _run(*argv, cwd=tmp_path)
+    _assert_one_line_error(result, "ttclab: error: unknown option '--bogus' and no command")
+    assert "required" not in result.stderr
+
+
 @pytest.mark.parametrize("argv", [[], ["--store", "runs"], ["--store=runs", "--format", "json"]])
 def test_no_command_prints_the_commands(tmp_path, argv):
     result = _run(*argv, cwd=tmp_path)
@@ -137,6 +144,7 @@ def test_no_command_prints_the_commands(tmp_path, argv):
                              "'controller'); did you mean 'graph'?"),
         (["evaluate", "--ks"], "ttclab: error: evaluate: argument --ks: expected one argument"),
         (["runs", "--bogus"], "ttclab: error: unrecognized arguments: --bogus"),
+        (["--bogus", "runs"], "ttclab: error: unrecognized arguments: --bogus"),
     ],
 )
 def test_usage_errors_are_one_line(tmp_path, argv, line):

@@ -101,6 +101,7 @@ def _unknown_verb(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str |
 
     verbs = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     tokens = iter(argv)
+    unknown_option = None
     for token in tokens:
         if token == "--":
             token = next(tokens, "")
@@ -108,16 +109,18 @@ def _unknown_verb(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str |
             if token in ("-h", "--help", "--version"):
                 return ""
             action = parser._option_string_actions.get(token.split("=", 1)[0])
-            if action is None:
-                return ""  # an unknown option: argparse names it
-            if action.nargs != 0 and "=" not in token:
+            if action is None:  # an unknown option: argparse names it when a command follows
+                unknown_option = unknown_option or token.split("=", 1)[0]
+            elif action.nargs != 0 and "=" not in token:
                 next(tokens, None)  # the option's value (``--store DIR``)
             continue
-        if not token or token in verbs:
+        if not token or token in verbs or unknown_option:
             return ""
         close = difflib.get_close_matches(token, list(verbs), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"unknown command {token!r}{hint} (ttclab --help lists the commands)"
+    if unknown_option:
+        return f"unknown option {unknown_option!r} and no command (ttclab --help lists the options and commands)"
     return None
 
 
