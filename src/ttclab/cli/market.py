@@ -10,17 +10,52 @@ import argparse
 import json
 
 ACTIONS = ("run", "sweep")
+VALUE_OPTIONS = ("-o", "--out", "--store", "--format")  # options of the actions that take a value
 
 
 def with_default_action(argv: list[str]) -> list[str]:
-    """``ttclab market CONFIG`` means ``ttclab market run CONFIG``."""
+    """``ttclab market CONFIG`` means ``ttclab market run CONFIG``.
+
+    The first argument after ``market`` that is no option (nor an option's value) is the action or the
+    config. A word that is no file and is close to an action (``swep``) is left as the action, so that
+    argparse says ``invalid choice: 'swep' ...; did you mean 'sweep'?`` instead of "no such file".
+    """
     if "market" not in argv:
         return argv
     i = argv.index("market")
     rest = argv[i + 1:]
-    if any(a in ACTIONS or a in ("-h", "--help") for a in rest):
+    first = _first_positional(rest)
+    if first is None:  # ``ttclab market -h``, or nothing: ``market run`` asks for the config
+        return argv if any(a in ("-h", "--help") for a in rest) else [*argv[: i + 1], "run", *rest]
+    if rest[first] in ACTIONS or any(a in ("-h", "--help") for a in rest[:first]):
         return argv
+    if _mistyped_action(rest[first]):  # first, so that argparse names it (not an option's value) as the action
+        return [*argv[: i + 1], rest[first], *rest[:first], *rest[first + 1:]]
     return [*argv[: i + 1], "run", *rest]
+
+
+def _first_positional(args: list[str]) -> int | None:
+    skip = False
+    for j, a in enumerate(args):
+        if skip:
+            skip = False
+        elif a == "--":
+            return j + 1 if j + 1 < len(args) else None
+        elif a.startswith("-") and a != "-":
+            skip = a in VALUE_OPTIONS  # ``--out DIR`` (not ``--out=DIR``)
+        else:
+            return j
+    return None
+
+
+def _mistyped_action(word: str) -> bool:
+    """A word (no path, no suffix) that names no file and is close to an action: ``swep``, ``rnu``."""
+    import difflib
+    from pathlib import Path
+
+    if "/" in word or "." in word or Path(word).exists():
+        return False
+    return bool(difflib.get_close_matches(word, ACTIONS, n=1, cutoff=0.6))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,13 +114,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from ttclab.market.api import run_sweep
+    from ttclab.market.api import beta_label, run_sweep
 
     result = run_sweep(_config(args), args.out, figures=not args.no_figures)
     base = [r for r in result.rows if r["varied"] == "base"]
     worst = max(base, key=lambda r: r["inefficiency_pct"])
     print(f"{len(result.rows)} sweep rows ({len(base)} betas at the base parameters); "
-          f"max inefficiency {worst['inefficiency_pct']:.2f}% at beta={worst['beta']:.4g}")
+          f"max inefficiency {worst['inefficiency_pct']:.2f}% at β = {beta_label(worst['beta'])}")
     for f in result.files:
         print(f"wrote {f}")
     return 0

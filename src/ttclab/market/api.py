@@ -27,6 +27,7 @@ from ttclab.market.providers import (
 from ttclab.tables import Table
 
 STAT_KEYS = ("wV", "V", "wP", "P", "wU", "U")
+SHARE_DECIMALS = 4  # market shares (the outside option's too) as fractions with fixed decimals: 0.0417, 0.0000
 
 
 def build_providers(cfg: MarketConfig) -> list[Provider]:
@@ -145,7 +146,8 @@ class MarketReport:
             [[r["beta"], money(r["opt_sw"]), money(r["eq_sw"]), r["poa"], r["inefficiency_pct"], r["outside_share"],
               "yes" if r["equilibrium_checked"] else "NO", r["rounds"], r["n_equilibria"], r["poa_worst"], r["pos"]]
              for r in rows],
-            title=f"equilibrium vs optimum at each β ({unit})", digits=4, floors={"outside option share": 1e-6})
+            title=f"equilibrium vs optimum at each β ({unit})", digits=4,
+            decimals={"PoA": 3, "worst PoA": 3, "PoS": 3, "inefficiency %": 2, "outside option share": SHARE_DECIMALS})
         published = Table(
             ["β", "user surplus wV", "mean net value V", "revenue wP", "mean price P", "provider profit wU",
              "mean profit U"],
@@ -158,8 +160,10 @@ class MarketReport:
                      for name, eq, v, p, s, u, opt, s_opt in self.provider_rows(a)]
             out.append(Table(["provider", "equilibrium level θ", "net value V = q − p", "price p", "share s", "profit",
                               "optimal level θ*", "share at optimum"], prows,
-                             title=f"β = {_beta(a.beta)}: each provider at the equilibrium reached and at the optimum ({unit})",
-                             digits=4, floors={"share s": 1e-6, "share at optimum": 1e-6}))
+                             title=f"β = {beta_label(a.beta)}: each provider at the equilibrium reached and at the "
+                                   f"optimum ({unit})",
+                             digits=4, decimals={"share s": SHARE_DECIMALS, "share at optimum": SHARE_DECIMALS,
+                                                 "profit": money_decimals([r[5] for r in prows])}))
         ad = self.auction_dict()
         out.append(Table(["winner", "level θ", "welfare W1", "runner-up", "level θ", "welfare W2", "payment",
                           "user surplus", "winner utility", "total welfare"],
@@ -192,8 +196,21 @@ class MarketReport:
 
 
 
-def _beta(b: float) -> str:
-    return f"{b:,.0f}" if float(b).is_integer() and b < 1e12 else f"{b:g}"
+def money_decimals(values: list[Any], digits: int = 3) -> int:
+    """Fixed decimals for a money column whose small entries are negligible (a provider's share-weighted
+    profit, 1e-90 when users have left it): ``digits`` significant digits of its largest magnitude, so
+    the column never turns to scientific notation because of those entries."""
+    top = max((abs(float(v)) for v in values if v is not None and np.isfinite(v)), default=0.0)
+    return 3 if top == 0 else int(min(6, max(0, digits - 1 - np.floor(np.log10(top)))))
+
+
+def beta_label(b: float) -> str:
+    """β as the tables title it: 100,000, never 1e+05; a swept β of 1,000 or more to the unit (112,468),
+    a smaller one to 4 significant digits (533.7, 0.5)."""
+    b = float(b)
+    if abs(b) < 1e12 and (abs(b) >= 1e3 or b.is_integer()):
+        return f"{b:,.0f}"
+    return f"{b:.4g}"
 
 
 def vars_params(p: MarketParams) -> dict[str, Any]:

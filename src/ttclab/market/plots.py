@@ -30,6 +30,11 @@ def _plt() -> Any:
     return plt
 
 
+def _plain(x: float) -> str:
+    """A config number as written there: 0.00002, not 2e-05."""
+    return np.format_float_positional(x, trim="-")
+
+
 def _save(fig: Any, out: Path, stem: str) -> list[Path]:
     paths = [out / f"{stem}.png", out / f"{stem}.svg"]
     fig.tight_layout()
@@ -89,13 +94,17 @@ def value_curves(game: Any, out: Path, money: tuple[float, str] = PER_QUERY) -> 
         ax.set_xscale("log", base=2)
     ax.set_xlabel("compute level θ")
     ax.set_ylabel(f"net value V = q − p\n({unit})")
-    ax.set_title(f"value curve: {game.params.value_curve}, α = {game.params.alpha:g}")
+    ax.set_title(f"value curve: {game.params.value_curve}, α = {_plain(game.params.alpha)}")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.grid(alpha=0.3)
     return _save(fig, out, "value_curves")
 
 
 def dynamics(report: Any, out: Path, money: tuple[float, str] = PER_QUERY) -> list[Path]:
+    from matplotlib.ticker import MaxNLocator
+
+    from ttclab.market.api import beta_label
+
     plt = _plt()
     f, unit = money
     k = len(report.analyses)
@@ -105,12 +114,13 @@ def dynamics(report: Any, out: Path, money: tuple[float, str] = PER_QUERY) -> li
         x = np.arange(len(d.phi))
         ax.plot(x, d.phi, color="C0", marker=".", ms=3)
         ax.set_xlabel("move")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # moves are counted: no tick at 0.5
         ax.set_ylabel("potential Φ", color="C0")
         ax2 = ax.twinx()
         ax2.plot(x, np.asarray(d.welfare, dtype=float) * f, color="C1")
         ax2.axhline(a.optimum.welfare * f, color="C1", ls="--", lw=0.8)
         ax2.set_ylabel(f"SW, dashed: SW* ({unit})", color="C1")
-        ax.set_title(f"β = {a.beta:g}: {len(d.moves)} moves, {d.rounds} rounds")
+        ax.set_title(f"β = {beta_label(a.beta)}: {len(d.moves)} moves, {d.rounds} rounds")
     return _save(fig, out, "dynamics")
 
 

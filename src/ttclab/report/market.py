@@ -11,8 +11,8 @@ from typing import Any
 from ttclab.report.html import Report, Section, svg_figure
 
 FIGURE_CAPTIONS = {
-    "inefficiency_vs_beta": "Inefficiency (PoA − 1) × 100 % against user rationality β, at the base parameters and "
-                            "varying one parameter at a time.",
+    "inefficiency_vs_beta": "Inefficiency (PoA − 1) × 100 % against user rationality β at the base parameters, and a "
+                            "panel for each parameter the config's sweep varies (one at a time).",
     "welfare_vs_beta": "Social welfare at the optimum, at the equilibrium reached and under the reverse auction, and "
                        "the users' surplus in the market, against β.",
     "value_curves": "Each provider's net value to the user, V(θ) = q(θ) − p(θ), at every compute level θ.",

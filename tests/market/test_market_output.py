@@ -1,0 +1,111 @@
+"""What a user reads from ``ttclab market``: numbers without scientific notation, and a mistyped action
+answered with "did you mean" (one line, exit 2) instead of "no such file"."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ttclab.cli import main
+from ttclab.cli.market import with_default_action
+from ttclab.market.api import beta_label, run_market
+from ttclab.report.market import write_market_page
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs"
+SCIENTIFIC = re.compile(r"\d\.?\d*e[+-]?\d+")  # 4.170e-02, 1e-6, 1e+05
+
+
+def _column(report_table, header):
+    i = report_table.headers.index(header)
+    return [row[i] for row in report_table.formatted()]
+
+
+@pytest.mark.parametrize("cfg", ["market_gsm8k_majority.yaml", "market_gsm8k_reasoning.yaml"])
+def test_market_tables_have_no_scientific_notation(cfg, tmp_path):
+    """The reasoning market has shares of 7e-05 and inefficiencies of 1e-04 %, the majority market
+    profits of 1e-134 and an outside option of 4.6e-04: all in fixed decimals, in text and HTML."""
+    report = run_market(CONFIGS / cfg)
+    text = report.text()
+    assert not SCIENTIFIC.findall(text), SCIENTIFIC.findall(text)[:5]
+    html = write_market_page(report, [], tmp_path / "market.html").read_text()
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert cells and not [c for c in cells if SCIENTIFIC.search(c)]
+
+    tables = report.tables()
+    outside = _column(tables[0], "outside option share")
+    raw = [r["outside_share"] for r in report.summary_rows()]
+    assert all(re.fullmatch(r"0\.\d{4}", c) for c in outside), outside
+    assert [float(c) for c in outside] == [round(v, 4) for v in raw]
+    assert all(re.fullmatch(r"\d+\.\d{2}", c) for c in _column(tables[0], "inefficiency %"))
+    for t in tables[2:2 + len(report.analyses)]:  # one provider table per β
+        for header in ("share s", "share at optimum"):
+            assert all(re.fullmatch(r"[01]\.\d{4}", c) for c in _column(t, header)), (t.title, header)
+        profits = _column(t, "profit")
+        assert len({len(c.split(".")[1]) for c in profits}) == 1  # one number of decimals in the column
+        assert max(float(c) for c in profits) > 0  # the largest profit keeps its significant digits
+
+
+def test_outside_option_share_matches_the_raw_value():
+    report = run_market(CONFIGS / "market_gsm8k_majority.yaml")
+    text = report.text()
+    line = next(ln for ln in text.splitlines() if ln.lstrip().startswith("200 "))
+    assert " 0.0417 " in line  # 4.170e-02 before
+    assert report.summary_rows()[0]["outside_share"] == pytest.approx(0.0417, abs=5e-5)
+
+
+def test_beta_labels_are_plain():
+    assert [beta_label(b) for b in (200, 1e5, 1e7, 533.669, 112468.3, 0.5)] == [
+        "200", "100,000", "10,000,000", "533.7", "112,468", "0.5"]
+
+
+@pytest.mark.parametrize("argv, close", [
+    (["market", "swep"], "sweep"),
+    (["market", "swep", str(CONFIGS / "market_gsm8k_majority.yaml")], "sweep"),
+    (["market", "rnu", str(CONFIGS / "market_gsm8k_majority.yaml")], "run"),
+    (["market", "--out", "/tmp/x", "sweeep", str(CONFIGS / "market_gsm8k_majority.yaml")], "sweep"),
+])
+def test_mistyped_action_says_did_you_mean(argv, close, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ttclab: error: market: "), err
+    assert f"did you mean {close!r}?" in err[0] and "no such file" not in err[0]
+
+
+def test_mistyped_action_subprocess_is_one_line_without_traceback():
+    r = subprocess.run([sys.executable, "-m", "ttclab", "market", "swep", str(CONFIGS / "market_gsm8k_majority.yaml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "did you mean 'sweep'?" in lines[0]
+
+
+def test_a_file_named_like_an_action_is_still_a_config(tmp_path, monkeypatch, capsys):
+    """``swep`` that exists is the config (its own error), a path or a .yaml name is never an action."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "swep").write_text("name: t\n")
+    assert main(["market", "swep"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean" not in err and "providers" in err
+    assert with_default_action(["market", "swep"]) == ["market", "run", "swep"]
+    assert with_default_action(["market", "sweep.yaml"]) == ["market", "run", "sweep.yaml"]
+    assert with_default_action(["market", "configs/swep"]) == ["market", "run", "configs/swep"]
+    assert main(["market", "nosuch.yaml"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_default_action_reads_the_first_positional():
+    cfg = "configs/market_gsm8k_majority.yaml"
+    assert with_default_action(["market", cfg]) == ["market", "run", cfg]
+    assert with_default_action(["market", cfg, "--out", "run"]) == ["market", "run", cfg, "--out", "run"]
+    assert with_default_action(["market", "--out", "d", cfg]) == ["market", "run", "--out", "d", cfg]
+    assert with_default_action(["market", "sweep", cfg]) == ["market", "sweep", cfg]
+    assert with_default_action(["market", cfg, "-h"]) == ["market", "run", cfg, "-h"]
+    assert with_default_action(["market", "-h"]) == ["market", "-h"]
+    assert with_default_action(["market"]) == ["market", "run"]
