@@ -31,6 +31,8 @@ from typing import Any
 FORMATS: tuple[str, ...] = ("table", "csv", "json")
 MISSING_TEXT = "-"
 MISSING_HTML = "–"
+#: HTML cells of at most this many characters do not wrap (a difficulty label, "medium (pass rate 0.44–0.50)", fits).
+SHORT_CELL = 28
 
 
 def is_number(value: Any) -> bool:
@@ -211,8 +213,10 @@ class Table:
         numeric = [self._numeric(i) for i in range(len(self.headers))]
         head = "".join(('<th class="n">' if n else "<th>") + f"{html.escape(h)}</th>" for h, n in zip(self.headers, numeric))
         def td(text: str, num: bool) -> str:
-            cls = "n" if num else ("s" if len(text) <= 24 else "")  # short text stays on one line
-            return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>"
+            cls = "n" if num else ("s" if len(text) <= SHORT_CELL else "")  # short text stays on one line
+            if cls:
+                return f'<td class="{cls}">{html.escape(text)}</td>'
+            return f'<td><div class="w">{html.escape(text)}</div></td>'  # long text wraps, but not into a sliver
 
         body = "".join("<tr>" + "".join(td(c, n) for c, n in zip(row, numeric)) + "</tr>" for row in cells)
         cap = f'<p class="caption">{html.escape(caption)}</p>' if caption else ""

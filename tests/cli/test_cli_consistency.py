@@ -69,7 +69,7 @@ def test_analysis_verbs_accept_options_before_and_after_positionals(capsys, stor
     root, run = store
     opts = ["--store", root, "--unit", "completion_tokens", "--strategies", "majority,pass_at_k", "--ks", "1,2,4"]
     for verb, extra in (("evaluate", ["--out", tmp_path / f"e{before}"]), ("optimize", ["--out", tmp_path / f"o{before}"]),
-                        ("report", ["--out", tmp_path / f"r{before}"])):
+                        ("report", ["-o" if before else "--out", tmp_path / f"r{before}"])):  # -o is --out
         argv = [verb, *opts, *extra, run.run_id] if before else [verb, run.run_id, *opts, *extra]
         code, out, err = _cli(capsys, *argv)
         assert code == 0, (argv, err)

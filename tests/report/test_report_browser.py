@@ -218,3 +218,47 @@ def test_overview_frontier_is_the_line_its_caption_describes(browser, two_specia
     first = opt.frontier[0]
     assert "black line is the compute-optimal frontier" in caption
     assert f"circled points ({first['model']} {first['strategy']}@{first['k']}" in caption
+
+
+DIFFICULTY_JS = """(() => {
+  document.querySelectorAll('details').forEach(d => d.open = true);
+  const d = [...document.querySelectorAll('details')].find(e => e.querySelector('summary').innerText
+    .startsWith('the choice per difficulty'));
+  const lines = el => { const r = document.createRange(); r.selectNodeContents(el);
+    return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; };  // line boxes of the text
+  return {rows: [...d.querySelectorAll('tbody tr')].map(tr => {
+    const td = [...tr.children];
+    return {label: td[0].innerText, labelLines: lines(td[0]),
+            wide: td.filter(c => c.querySelector('div.w')).map(c => c.getBoundingClientRect().width),
+            ties: td[td.length - 2].innerText};
+  })};
+})()"""
+
+
+def test_per_difficulty_table_reads_on_one_line_per_label(browser, report):
+    import csv
+
+    path, out = report
+    browser.goto(path.as_uri())
+    table = browser.evaluate(DIFFICULTY_JS)
+    assert table["rows"], table
+    for row in table["rows"]:
+        assert "(pass rate " in row["label"]
+        assert row["labelLines"] == 1, row  # "easy (pass rate 0.58–0.70)" on one line, not five
+        assert all(w >= 200 for w in row["wide"]), row  # long text wraps in a column, not a sliver
+    with open(out / "per_difficulty_collapsed.csv", newline="") as fh:  # every tie is in the CSV; the page shows a few
+        full = [r["ties"] for r in csv.DictReader(fh) if not r["reason"]]
+    shown = [r["ties"] for r in table["rows"]]
+    assert len(full) == len(shown) and (out / "per_difficulty.csv").is_file()
+    for ties in shown:
+        if ties == "–":  # no tie
+            continue
+        names = [t for t in re.split(r", | and \d+ more$", ties) if t]
+        more = re.search(r" and (\d+) more$", ties)
+        total = len(names) + (int(more.group(1)) if more else 0)
+        assert any(len([t for t in f.split(", ") if t]) == total and f.startswith(", ".join(names)) for f in full), \
+            (ties, full)
+        assert (more is None) == (total <= 3)
+    from ttclab.report.build import few
+
+    assert few(["a", "b", "c", "d"], 2) == "a, b and 2 more" and few(["a", "b", "c"], 2) == "a, b, c"

@@ -45,7 +45,7 @@ def add_format(p: argparse.ArgumentParser) -> None:
 
 def add_out(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
     shown = f"default {default}" if default else "default: no files"
-    p.add_argument("--out", default=default, metavar="DIR", help=f"output folder for {what} ({shown})")
+    p.add_argument("-o", "--out", default=default, metavar="DIR", help=f"output folder for {what} ({shown})")
 
 
 def emit(tables: Table | Iterable[Table], args: argparse.Namespace, notes: Iterable[str] = ()) -> None:

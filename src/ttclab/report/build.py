@@ -91,6 +91,11 @@ def choices_table(opt: Optimization, unit: str) -> Table:
     return without_model(table) if names_models(opt.choices) else table
 
 
+def few(names: list[str], shown: int) -> str:
+    """The first ``shown`` names, then how many more (all of them when one more would be left)."""
+    return ", ".join(names) if len(names) <= shown + 1 else f"{', '.join(names[:shown])} and {len(names) - shown} more"
+
+
 def difficulty_table(opt: Optimization, unit: str) -> Table:
     """The choice per difficulty (collapsed), named like the overall choices; a budget where a difficulty
     affords nothing is a note under the table, not a row of dashes."""
@@ -98,7 +103,8 @@ def difficulty_table(opt: Optimization, unit: str) -> Table:
     table = Table(["difficulty", f"budget from ({unit})", "to", "model", "choice", "accuracy", "one-sample accuracy",
                    "gain", "within error", "questions"],
                   [[r["difficulty"], r["budget_from"], r["budget_to"], r["model"], r["choice"] or f"{r['strategy']}@{r['k']}",
-                    r["accuracy"], r["one_sample_accuracy"], r["gain"], r["ties"], r["n_questions"]]
+                    r["accuracy"], r["one_sample_accuracy"], r["gain"], few([t for t in (r["ties"] or "").split(", ") if t], 2),
+                    r["n_questions"]]
                    for r in rows if not r["reason"]],
                   decimals={"gain": 3}, notes=unaffordable_notes([r for r in rows if r["reason"]], unit))
     return without_model(table) if names_models(rows) else table
@@ -228,12 +234,15 @@ def write_report(
     write_csv(ev.rows(), out / "evaluation.csv")
     write_csv(opt.best, out / "compute_optimal.csv")
     write_csv(opt.choices, out / "compute_optimal_collapsed.csv")
+    if opt.by_difficulty:  # as ttclab optimize writes it, and collapsed as on the page (with every tie in full)
+        write_csv(opt.by_difficulty, out / "per_difficulty.csv")
+        write_csv(opt.by_difficulty_collapsed, out / "per_difficulty_collapsed.csv")
     return rep.write(out / "report.html")
 
 
 def _frontier_points(opt: Optimization, many: bool) -> str:
     names = [f"{r['model']} {r['strategy']}@{r['k']}" if many else f"{r['strategy']}@{r['k']}" for r in opt.frontier]
-    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "") if names else "none"
+    return few(names, 4) if names else "none"
 
 
 def _runs_html(runs: Table, links: dict[str, str]) -> str:
