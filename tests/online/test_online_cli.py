@@ -31,10 +31,19 @@ def test_run_runs_evaluate_report(tmp_path: Path) -> None:
     with ScriptedServer() as srv:
         model = json.dumps(scripted_model(srv.base_url))
         for name in ("reflect-then-aggregate", "aggregate-oracle-score"):
+            quiet = ["--no-progress"] if name == "reflect-then-aggregate" else []
             proc = _ttclab("run", str(PIPELINES / f"{name}.yaml"), "--model", model, "--limit", "3", "--store",
-                           str(store), "--no-progress", cwd=tmp_path)
+                           str(store), *quiet, cwd=tmp_path)
             assert proc.returncode == 0, proc.stderr
             assert name in proc.stdout and "role" in proc.stdout and "generate" in proc.stdout
+            if quiet:
+                assert proc.stderr == ""
+            else:  # stderr is a pipe: progress as lines, not a bar's carriage-return updates
+                assert "\r" not in proc.stderr and "it/s" not in proc.stderr
+                lines = proc.stderr.strip().splitlines()
+                assert lines[0].startswith(f"{name} (scripted): 3 question(s) to run"), lines
+                assert lines[-1].startswith(f"{name} (scripted): 3/3 questions ("), lines
+                assert "calls " in lines[-1] and "tokens " in lines[-1]
             if name == "reflect-then-aggregate":
                 assert all(role in proc.stdout for role in ("critic", "reviser", "judge"))
     runs = _ttclab("runs", "--store", str(store), cwd=tmp_path)

@@ -17,11 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the model's chat template, for pipelines that continue partial answers (extend, search, "
                         "budget forcing, DeepConf) on a server model (instead of the file's continuation_format)")
     p.add_argument("--store", help="store folder (default: $TTCLAB_STORE or ./runs)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (without a terminal, a line every few seconds instead of the bar)")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
+    import sys
+
     from ttclab.cli._table import format_table
     from ttclab.errors import ConfigError
     from ttclab.online.results import pipeline_outcome
@@ -31,9 +34,11 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--limit must be at least 1 (got {args.limit})")
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1 (got {args.concurrency})")
+    bar = not args.no_progress and sys.stderr.isatty()  # a piped bar would print every update: lines instead
+    lines = None if args.no_progress or bar else (lambda line: print(line, file=sys.stderr, flush=True))
     r = run_pipeline(args.pipeline, task=parse_override(args.task), model=parse_override(args.model),
                      limit=args.limit, seed=args.seed, store=args.store, concurrency=args.concurrency,
-                     progress=not args.no_progress,
+                     progress=bar, log=lines,
                      overrides={"continuation_format": args.continuation_format} if args.continuation_format else None)
     outcome = pipeline_outcome(r.run)
     print(format_table([[r.pipeline, r.questions, r.ran, r.skipped, r.failed, outcome.accuracy, r.stats.calls,

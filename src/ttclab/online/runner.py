@@ -24,6 +24,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,8 @@ from ttclab.store.schema import PIPELINE_TABLES
 from ttclab.store.writer import META_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json
 from ttclab.tasks.base import Question
 
+#: Without a progress bar, at most one log line per this many seconds as questions finish (and the last).
+LOG_EVERY_S = 5.0
 
 @dataclass
 class PipelineRunResult:
@@ -133,11 +136,14 @@ def _formats(pipe: Pipeline) -> tuple[bool, Any]:
 def run_pipeline(pipeline: str | Path | Pipeline, *, task: Any = None, model: Any = None, limit: int | None = None,
                  store: str | Path | None = None, concurrency: int | None = None, seed: int | None = None,
                  progress: bool = True, overrides: dict[str, Any] | None = None,
-                 backend: Any = None, backends: dict[str, Any] | None = None) -> PipelineRunResult:
+                 backend: Any = None, backends: dict[str, Any] | None = None,
+                 log: Callable[[str], None] | None = None) -> PipelineRunResult:
     """Run (or resume) a pipeline file; ``task`` / ``model`` / ``limit`` / ``seed`` override the file's,
     ``overrides`` any other top-level setting (``{"sampling": {...}, "continuation_format": "chatml"}``).
     ``backend``: an already created backend for the file's model (kept open; e.g. one loaded model
-    shared by several runs); ``backends``: the same for the file's named ``models``, by name."""
+    shared by several runs); ``backends``: the same for the file's named ``models``, by name. ``log`` gets a
+    line as the run starts and as questions finish (at most one every few seconds, and the last): progress
+    where there is no bar (a log file, a pipe)."""
     if isinstance(pipeline, Pipeline):
         pipe = pipeline
     else:
@@ -146,11 +152,12 @@ def run_pipeline(pipeline: str | Path | Pipeline, *, task: Any = None, model: An
                      "limit": limit, "seed": seed, **(overrides or {})}
         pipe = load_pipeline(pipeline, overrides)
     return asyncio.run(_run(pipe, store=store, concurrency=concurrency, progress=progress, backend=backend,
-                            backends=backends))
+                            backends=backends, log=log))
 
 
 async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | None, progress: bool,
-               backend: Any = None, backends: dict[str, Any] | None = None) -> PipelineRunResult:
+               backend: Any = None, backends: dict[str, Any] | None = None,
+               log: Callable[[str], None] | None = None) -> PipelineRunResult:
     from ttclab.tasks.config import load_task
     from ttclab.verify.registry import get_verifier
 
@@ -181,7 +188,7 @@ async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | N
     with _locked(run_dir):
         return await _run_locked(pipe, run_id, run_dir, root, questions, task, verifier, chat, fmt, identity,
                                  concurrency=concurrency, progress=progress, started=started, backend=backend,
-                                 backends=backends)
+                                 backends=backends, log=log)
 
 
 @contextlib.contextmanager
@@ -202,7 +209,8 @@ def _locked(run_dir: Path) -> Any:
 async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, questions: list[Question], task: Any,
                       verifier: Any, chat: bool, fmt: Any, identity: dict[str, Any], *, concurrency: int | None,
                       progress: bool, started: float, backend: Any = None,
-                      backends: dict[str, Any] | None = None) -> PipelineRunResult:
+                      backends: dict[str, Any] | None = None,
+                      log: Callable[[str], None] | None = None) -> PipelineRunResult:
     spec = pipe.spec
     oracle = pipe.uses_oracle()
     label = f"{pipe.name} ({spec.model.display})"
@@ -242,16 +250,27 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     for other, _ in extra:
         other.caller.on_call = caller.on_call
     gate = asyncio.Semaphore(limit)
-    counts = {"failed": 0, "done": 0}
+    counts = {"failed": 0, "done": 0, "correct": 0}
+    last_line = [time.perf_counter()]
+    if log is not None:
+        log(f"{label}: {len(todo)} question(s) to run" + (f", {len(finished)} finished before" if finished else "")
+            + f", {limit} at a time -> {run_dir}")
 
     async def one(index: int) -> None:
         async with gate:
             row = await run_question(pipe, ctx, questions[index], index, price, logs)
         counts["done"] += 1
-        if row["verdict"] == "error":
-            counts["failed"] += 1
+        counts["failed"] += row["verdict"] == "error"
+        counts["correct"] += bool(row["correct"])
         if bar is not None:
             bar.update(1)
+        now = time.perf_counter()
+        if log is not None and (now - last_line[0] >= LOG_EVERY_S or counts["done"] == len(todo)):
+            last_line[0] = now
+            graded = counts["done"] - counts["failed"]
+            log(f"{label}: {counts['done']}/{len(todo)} questions ({counts['correct']}/{graded} correct"
+                + (f", {counts['failed']} failed" if counts["failed"] else "") + f"), {stats.describe()}, "
+                f"{now - started:.0f} s")
 
     refresher = asyncio.ensure_future(_refresh(bar)) if bar is not None else None
     try:
