@@ -285,8 +285,8 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     finally:
         if refresher is not None:
             refresher.cancel()
-        for log in logs.values():
-            log.close()
+        for table in logs.values():
+            table.close()
         await caller.aclose()
         if own_backend:
             await backend.aclose()
