@@ -26,7 +26,9 @@ def main() -> int:
     start = time.perf_counter()
     try:
         print("== 1. sample: both embedded models, configs/demo.yaml", flush=True)
-        results = sample(ROOT / "configs" / "demo.yaml", progress=sys.stderr.isatty())
+        bar = sys.stderr.isatty()  # without a terminal, a progress line every few seconds instead of the bar
+        results = sample(ROOT / "configs" / "demo.yaml", progress=bar,
+                         log=None if bar else (lambda line: print(f"   {line}", file=sys.stderr, flush=True)))
         rows = [[r.summary["model"], r.summary["questions"], r.summary["rows"], r.summary["errors"],
                  r.summary["truncated_pct"], r.summary["accuracy"], r.summary["majority_accuracy"],
                  r.summary["completion_tokens"], r.stats.tokens_per_s if r.stats.generated else None]

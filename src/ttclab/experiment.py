@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,24 +28,27 @@ class RunResult:
 
 
 def sample(config: SampleConfig | str | Path, *, progress: bool = True, store: str | Path | None = None,
-           probe: dict[str, Any] | None = None, **overrides: Any) -> list[RunResult]:
+           probe: dict[str, Any] | None = None, log: Callable[[str], None] | None = None,
+           **overrides: Any) -> list[RunResult]:
     """Sample every model of ``config`` on its task; resume runs that were interrupted.
 
     ``overrides`` (``limit``, ``samples``, ``model``, ``max_tokens``, ``temperature``, ``seed``) change
     the config for a quick study (see :func:`ttclab.config.override_config`); they are part of the run
     identity like any edit of the YAML. ``probe`` (``{"every": D, "cue": ..., "max_tokens": ...}``)
-    also stores each sample's probe answers after every D tokens (:mod:`ttclab.probes`).
+    also stores each sample's probe answers after every D tokens (:mod:`ttclab.probes`). ``log`` gets
+    progress lines where there is no bar (a log file, a pipe).
     """
     cfg = config if isinstance(config, SampleConfig) else load_config(config)
     if any(v is not None for v in overrides.values()):
         cfg = override_config(cfg, **overrides)
     for warning in config_warnings(cfg):
         logging.getLogger("ttclab").warning("ttclab: warning: %s", warning)
-    return [asyncio.run(_sample_model(cfg, m, progress=progress, store=store, probe=probe)) for m in cfg.models]
+    return [asyncio.run(_sample_model(cfg, m, progress=progress, store=store, probe=probe, log=log))
+            for m in cfg.models]
 
 
 async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, store: str | Path | None,
-                        probe: dict[str, Any] | None = None) -> RunResult:
+                        probe: dict[str, Any] | None = None, log: Callable[[str], None] | None = None) -> RunResult:
     from ttclab.store.summary import run_summary
     from ttclab.tasks.config import build_prompt_template, load_task
     from ttclab.verify.registry import get_verifier
@@ -83,7 +87,7 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
                 run_dir=run_dir, run_id=run_id, model=model.display, samples=cfg.samples,
                 samples_per_request=cfg.samples_per_request or (cfg.samples if caps.batched_samples else 1),
                 concurrency=cfg.concurrency or caps.concurrency or 1,
-                flush_seconds=cfg.flush_seconds, progress=progress,
+                flush_seconds=cfg.flush_seconds, progress=progress, log=log,
             )
         except BaseException as exc:  # the run says how it ended; finished samples stay and resume
             _mark(run_dir, "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed",

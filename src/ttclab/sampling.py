@@ -26,6 +26,9 @@ from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR, SampleWr
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict, Verifier
 
+#: Without a progress bar, at most one log line per this many seconds as questions finish (and the last).
+LOG_EVERY_S = 5.0
+
 Prompt = str | tuple[ChatMessage, ...]
 @dataclass
 class SamplingStats:
@@ -95,6 +98,7 @@ async def sample_questions(
     concurrency: int = 1,
     flush_seconds: float = 2.0,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> SamplingStats:
     """Generate the missing samples of every question and append them to the run's store.
 
@@ -105,7 +109,8 @@ async def sample_questions(
     finished samples stay stored, nothing is written for requests never sent, and the error is
     raised as one line saying so. The run is locked meanwhile (a second process on the same run gets
     a one-line StoreError), and damaged part files found at the start are moved aside (with a
-    warning) so that their samples are generated again.
+    warning) so that their samples are generated again. ``log`` gets a line at the start and as
+    questions finish (at most one every few seconds, and the last): progress where there is no bar.
     """
     with run_lock(run_dir, f"sampling {model}"):  # a second process on the same run gets a clear error
         run = Run(run_dir)
@@ -116,7 +121,7 @@ async def sample_questions(
         return await _sample_locked(backend, questions, render, verifier, params, run=run, run_dir=run_dir,
                                     run_id=run_id, model=model, samples=samples,
                                     samples_per_request=samples_per_request, concurrency=concurrency,
-                                    flush_seconds=flush_seconds, progress=progress)
+                                    flush_seconds=flush_seconds, progress=progress, log=log)
 
 
 async def _sample_locked(
@@ -135,6 +140,7 @@ async def _sample_locked(
     concurrency: int,
     flush_seconds: float,
     progress: bool,
+    log: Callable[[str], None] | None = None,
 ) -> SamplingStats:
     done = run.done_keys()
     work: list[tuple[int, list[int]]] = []
@@ -153,9 +159,13 @@ async def _sample_locked(
     for item in work:
         queue.put_nowait(item)
     start = time.perf_counter()
+    last_line = start
+    if log is not None:
+        log(f"{model}: {total - len(done)} sample(s) of {len(questions)} question(s) to generate"
+            + (f", {len(done)} stored before" if done else "") + f" -> {run_dir}")
 
     async def worker() -> None:
-        nonlocal questions_done
+        nonlocal questions_done, last_line
         while True:
             try:
                 qi, indices = queue.get_nowait()
@@ -191,6 +201,12 @@ async def _sample_locked(
                     refresh=False,
                 )
                 bar.update(len(indices))
+            now = time.perf_counter()
+            if log is not None and (now - last_line >= LOG_EVERY_S or questions_done == len(questions)):
+                last_line = now
+                log(f"{model}: questions {questions_done}/{len(questions)}, samples {len(done) + stats.generated}/"
+                    f"{total}, {stats.completion_tokens / max(now - start, 1e-9):.0f} tok/s"
+                    + (f", {stats.errors} errors" if stats.errors else "") + f", {now - start:.0f} s")
 
     tasks = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
     failure: BaseException | None = None

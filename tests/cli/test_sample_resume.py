@@ -70,8 +70,15 @@ def test_kill_9_then_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     run_dir = list_runs(store)[0].path
     before = _rows(run_dir)  # what survived the kill (atomic parts only: every file is whole)
 
-    done = _ttclab("sample", str(cfg), "--no-progress")
+    done = _ttclab("sample", str(cfg))  # stderr is a pipe: progress as lines, not a bar
     assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert "\r" not in done.stderr and lines, done.stderr
+    assert lines[0].startswith(f"smollm2-135m: {QUESTIONS * SAMPLES - len(before)} sample(s) of {QUESTIONS} "
+                               f"question(s) to generate, {len(before)} stored before"), lines
+    progress = [ln for ln in lines if not ln.startswith("warning: ")]  # a truncation warning may follow
+    assert progress[-1].startswith(f"smollm2-135m: questions {QUESTIONS}/{QUESTIONS}, samples {QUESTIONS * SAMPLES}/"
+                                   f"{QUESTIONS * SAMPLES}, "), lines
     after = _rows(run_dir)
     keys = [(q, s) for q, s, _ in after]
     assert len(keys) == len(set(keys)) == QUESTIONS * SAMPLES  # none duplicated, none lost

@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML config (see configs/)")
     add_store(p, "store folder (default: the config's store, $TTCLAB_STORE or ./runs)")
     add_format(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (also off when stderr is not a terminal)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (without a terminal, a line every few seconds instead of the bar)")
     quick = p.add_argument_group("quick-study overrides (part of the run identity, like editing the YAML)")
     quick.add_argument("--limit", type=int, help="questions: the task's limit (files) or size (generators)")
     quick.add_argument("--samples", type=int, help="samples per question")
@@ -35,7 +36,8 @@ def _main(args: argparse.Namespace) -> int:
     from ttclab.experiment import sample
     from ttclab.tables import Table
 
-    progress = not args.no_progress and sys.stderr.isatty()  # a piped bar would print every update
+    progress = not args.no_progress and sys.stderr.isatty()  # a piped bar would print every update: lines instead
+    lines = None if args.no_progress or progress else (lambda line: print(line, file=sys.stderr, flush=True))
     from ttclab.errors import ConfigError
 
     if args.probe_every is not None and args.probe_every < 1:
@@ -44,7 +46,8 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--probe-tokens must be at least 1 (got {args.probe_tokens})")
     probe = None if args.probe_every is None else {"every": args.probe_every, "max_tokens": args.probe_tokens,
                                                     "cue": args.probe_cue.encode().decode("unicode_escape")}
-    results = sample(args.config, progress=progress, store=args.store, probe=probe, limit=args.limit, samples=args.samples,
+    results = sample(args.config, progress=progress, store=args.store, probe=probe, log=lines, limit=args.limit,
+                     samples=args.samples,
                      model=args.model, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     rows, notes = [], []
     for r in results:

@@ -44,7 +44,7 @@ from ttclab.online.state import QuestionState, RunContext
 from ttclab.online.steps.base import QuestionFailed
 from ttclab.online.steps.select import vote_winners
 from ttclab.online.templates import builtin_template, chat_format, default_format
-from ttclab.sampling import prepare_run
+from ttclab.sampling import LOG_EVERY_S, prepare_run
 from ttclab.store.integrity import update_manifest
 from ttclab.store.reader import Run, store_root
 from ttclab.store.rows import run_meta, sample_row
@@ -52,8 +52,6 @@ from ttclab.store.schema import PIPELINE_TABLES
 from ttclab.store.writer import META_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json
 from ttclab.tasks.base import Question
 
-#: Without a progress bar, at most one log line per this many seconds as questions finish (and the last).
-LOG_EVERY_S = 5.0
 
 @dataclass
 class PipelineRunResult:
