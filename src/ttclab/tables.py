@@ -9,7 +9,8 @@ digits in every row:
   decimals; otherwise fixed-point with enough decimals for ``digits`` significant digits of the
   column's smallest non-zero magnitude (at most 6 decimals), or scientific notation for the whole
   column when its magnitudes span beyond that (below 1e-3 or at/above 1e7);
-* a column with ``floor`` shows values in (0, floor) as ``< floor`` (e.g. market shares);
+* a column with ``floor`` shows values in (0, floor) as ``< floor`` (market shares: ``< 0.0001``, not a
+  ``0.0000`` that reads as exactly zero);
 * missing values (None, NaN) as ``-`` in text and ``–`` in HTML (never the word "nan").
 
 ``Table.render(fmt)`` gives ``table`` (aligned text), ``csv`` or ``json`` (raw values, NaN as null):
@@ -86,6 +87,8 @@ class NumberFormat:
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
         if self.floor is not None and 0 < abs(v) < self.floor:
+            if self.style == "fixed" and self.floor >= 10 ** -self.decimals:  # "< 0.0001" beside 0.0417
+                return f"< {self.floor:.{self.decimals}f}"
             return f"< {self.floor:.0e}".replace("e-0", "e-")
         if self.style == "int":
             return f"{int(round(v)):,}" if self.thousands else str(int(round(v)))

@@ -28,6 +28,7 @@ from ttclab.tables import Table
 
 STAT_KEYS = ("wV", "V", "wP", "P", "wU", "U")
 SHARE_DECIMALS = 4  # market shares (the outside option's too) as fractions with fixed decimals: 0.0417, 0.0000
+SHARE_FLOOR = 10.0 ** -SHARE_DECIMALS  # a share that is not zero but rounds to it reads "< 0.0001"
 
 
 def build_providers(cfg: MarketConfig) -> list[Provider]:
@@ -147,7 +148,8 @@ class MarketReport:
               "yes" if r["equilibrium_checked"] else "NO", r["rounds"], r["n_equilibria"], r["poa_worst"], r["pos"]]
              for r in rows],
             title=f"equilibrium vs optimum at each β ({unit})", digits=4,
-            decimals={"PoA": 3, "worst PoA": 3, "PoS": 3, "inefficiency %": 2, "outside option share": SHARE_DECIMALS})
+            decimals={"PoA": 3, "worst PoA": 3, "PoS": 3, "inefficiency %": 2, "outside option share": SHARE_DECIMALS},
+            floors={"outside option share": SHARE_FLOOR})
         published = Table(
             ["β", "user surplus wV", "mean net value V", "revenue wP", "mean price P", "provider profit wU",
              "mean profit U"],
@@ -163,7 +165,8 @@ class MarketReport:
                              title=f"β = {beta_label(a.beta)}: each provider at the equilibrium reached and at the "
                                    f"optimum ({unit})",
                              digits=4, decimals={"share s": SHARE_DECIMALS, "share at optimum": SHARE_DECIMALS,
-                                                 "profit": money_decimals([r[5] for r in prows])}))
+                                                 "profit": money_decimals([r[5] for r in prows])},
+                             floors={"share s": SHARE_FLOOR, "share at optimum": SHARE_FLOOR}))
         ad = self.auction_dict()
         out.append(Table(["winner", "level θ", "welfare W1", "runner-up", "level θ", "welfare W2", "payment",
                           "user surplus", "winner utility", "total welfare"],
