@@ -48,7 +48,10 @@ def test_serve_command(tmp_path: Path) -> None:
         assert "Traceback" not in err
         # a strategy request logs a line as it starts and as it ends; --access-log adds uvicorn's per request
         assert f"{r.id} up-model:majority@2: 1 choice(s) started" in err
-        assert f"{r.id} up-model:majority@2: answered in " in err
+        assert f"{r.id} up-model:majority@2: answered (2 calls, {r.usage.total_tokens} tokens) in " in err
+        assert f"ttclab serve: up-model; default strategy none; GET /v1/models lists 2 model ids " \
+               f"(aliases such as up-model:majority@2); recording every request to {tmp_path / 'rec'}; " \
+               "1 API key(s) accepted" in err  # the startup line says what is served and where it is recorded
         assert '"GET /v1/models HTTP/1.1" 200' in out  # uvicorn writes its access lines to stdout
         [run] = list((tmp_path / "rec").iterdir())
         assert (run / "questions.parquet").exists() and (run / "samples").is_dir()

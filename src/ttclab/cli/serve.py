@@ -7,7 +7,7 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="OpenAI-compatible gateway: strategies and pipelines behind /v1/chat/completions")
-    p.add_argument("config", nargs="?", help="serve config YAML (default: embedded smollm2-135m, pass-through; "
+    p.add_argument("config", nargs="?", help="serve config YAML (default: embedded smollm2-135m and gemma3-270m, pass-through; "
                                              "examples in configs/serve_*.yaml)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="info (default): a line as each strategy request starts and ends")
     p.add_argument("--access-log", action="store_true", help="a line for every request, pass-through ones too")
+    p.add_argument("--store", help=argparse.SUPPRESS)  # what other commands call it: answered with the fix
     p.set_defaults(func=_main)
 
 
@@ -22,6 +23,9 @@ def _main(args: argparse.Namespace) -> int:
     from ttclab.errors import ConfigError
     from ttclab.serve import serve
 
+    if args.store is not None:
+        raise ConfigError(f"--store: ttclab serve records with --record {args.store} (then ttclab runs / evaluate "
+                          f"--store {args.store} read it)")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535 (got {args.port})")
     serve(args.config, host=args.host, port=args.port, record=args.record, log_level=args.log_level,

@@ -7,6 +7,7 @@ embedding. The package uses ``online`` (the strategy programs and the call store
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ def serve(config: str | Path | None = None, *, host: str = "127.0.0.1", port: in
         raise missing_extra("uvicorn", "serve") from None
     import logging
 
+    _check_port(host, port)
     app = create_app(config, record=record)
     log = logging.getLogger("ttclab.serve")
     if not log.handlers:  # the gateway's lines beside uvicorn's, in its format
@@ -43,6 +45,26 @@ def serve(config: str | Path | None = None, *, host: str = "127.0.0.1", port: in
     log.setLevel(log_level.upper())
     uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="on", access_log=access_log,
                 timeout_graceful_shutdown=10)
+
+
+def _check_port(host: str, port: int) -> None:
+    """A ConfigError naming the fix when ``host:port`` cannot be listened on (before any model work)."""
+    import socket
+
+    from ttclab.errors import ConfigError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.EADDRINUSE:
+                where, fix = f"--port {port}", "another server is listening there: stop it or pick another --port"
+            else:
+                where, fix = f"--host {host}", "give an address of this machine (127.0.0.1, or 0.0.0.0 for all)"
+            raise ConfigError(f"{where}: cannot listen on {host}:{port} ({reason}); {fix}") from None
 
 
 __all__ = ["create_app", "serve"]

@@ -137,6 +137,19 @@ class ServeApp:
     async def startup(self) -> None:
         if self.gateway.recorder is not None:
             self._flusher = asyncio.ensure_future(self._flush_every(2.0))
+        log.info("%s", self.describe())
+
+    def describe(self) -> str:
+        """The startup line: what is served, how a strategy is picked, where traffic is recorded."""
+        gw = self.gateway
+        ids = [mid for mid, _ in gw.model_ids()]
+        example = next((mid for mid in ids if ":" in mid), None)
+        parts = [f"ttclab serve: {', '.join(gw.models)}", f"default strategy {gw.default.label}",
+                 f"GET /v1/models lists {len(ids)} model ids" + (f" (aliases such as {example})" if example else ""),
+                 f"recording every request to {self.record}" if self.record is not None else "not recording (--record DIR)"]
+        if self.keys is not None:
+            parts.append(f"{len(self.keys)} API key(s) accepted")
+        return "; ".join(parts)
 
     async def shutdown(self) -> None:
         if self._flusher is not None:
@@ -261,10 +274,17 @@ class ServeApp:
                                code="request_too_large")
             if not message.get("more_body"):
                 break
+        body = b"".join(chunks)
+        if not body.strip():
+            raise APIError(400, "the request body is empty; send a JSON object (Content-Type: application/json)",
+                           code="invalid_json")
         try:
-            return json.loads(b"".join(chunks))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise APIError(400, f"could not parse the JSON body ({exc}); send a JSON object",
+            return json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise APIError(400, f"the request body is not valid JSON ({exc.msg} at line {exc.lineno} column "
+                                f"{exc.colno}); send a JSON object", code="invalid_json") from None
+        except (ValueError, UnicodeDecodeError):
+            raise APIError(400, "the request body is not UTF-8 JSON; send a JSON object encoded as UTF-8",
                            code="invalid_json") from None
 
     async def _completion(self, scope: dict[str, Any], receive: Any, send: Any, *, chat: bool) -> None:
@@ -292,32 +312,35 @@ class ServeApp:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         await self.admission.enter()
         self.counts["active"] += 1
-        strategy = job.plan.strategy != "none"  # pass-through requests are not logged (uvicorn's --access-log is)
+        strategy = job.plan.strategy != "none"  # pass-through requests are logged only when they fail
+        where = f"{job.rid} {job.served.name}:{job.plan.label}"
         if strategy:
-            log.info("%s %s:%s: %d choice(s) started (%d active)", job.rid, job.served.name, job.plan.label,
-                     job.choices, self.counts["active"])
+            log.info("%s: %d choice(s) started (%d active)", where, job.choices, self.counts["active"])
         t0, outcome = time.perf_counter(), "cancelled"
+        failure: APIError | None = None
         try:
             if req.stream:
-                answered = await self._stream(job, receive, send, include_usage, model=req.model)
+                outcome, failure = await self._stream(job, receive, send, include_usage, model=req.model)
             else:
-                answered = await self._answer(job, receive, send, model=req.model)
-            outcome = "answered" if answered else "cancelled (the client went away)"
+                outcome = await self._answer(job, receive, send, model=req.model)
         except APIError as exc:
-            outcome = f"error {exc.status}"
+            failure = exc
             raise
         except Exception:
-            outcome = "internal error"
+            outcome = "internal error (its traceback follows)"
             raise
         finally:
             self.counts["active"] -= 1
             self.admission.leave()
-            if strategy:
-                log.info("%s %s:%s: %s in %.1f s", job.rid, job.served.name, job.plan.label, outcome,
-                         time.perf_counter() - t0)
+            took = time.perf_counter() - t0
+            if failure is not None and failure.status >= 500:  # the operator's problem (upstream down, timeout)
+                log.warning("%s: error %d in %.1f s: %s", where, failure.status, took, failure.message)
+            elif strategy:
+                log.info("%s: %s in %.1f s", where, f"error {failure.status}" if failure else outcome, took)
 
-    async def _answer(self, job: Job, receive: Any, send: Any, *, model: str) -> bool:
-        """Run the job and send its answer; False when the client went away first (the work is cancelled)."""
+    async def _answer(self, job: Job, receive: Any, send: Any, *, model: str) -> str:
+        """Run the job and send its answer: what happened, for the log ("answered (4 calls, ...)", or
+        "cancelled ..." when the client went away first and the work was cancelled)."""
         assert self.gateway is not None
         t0 = time.perf_counter()
         work = asyncio.ensure_future(asyncio.wait_for(self.gateway.run(job), self.config.limits.timeout_s))
@@ -332,7 +355,7 @@ class ServeApp:
         if work not in done:  # the client went away: stop every internal call
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
-            return False
+            return _GONE
         try:
             outcomes = work.result()
         except TimeoutError:
@@ -346,14 +369,17 @@ class ServeApp:
                 else completion_response(job.rid, model, created, choices, usage))
         body["ttc_usage"] = ttc
         await _send_json(send, 200, body)
-        return True
+        return _answered(outcomes)
 
-    async def _stream(self, job: Job, receive: Any, send: Any, include_usage: bool, *, model: str) -> bool:
-        """Stream the job's answer; False when the client went away first (the work is cancelled)."""
+    async def _stream(self, job: Job, receive: Any, send: Any, include_usage: bool, *,
+                      model: str) -> tuple[str, APIError | None]:
+        """Stream the job's answer: what happened, for the log, and the error the stream ended with (its
+        status is 200 by then: the error is an event)."""
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
                                 (b"x-accel-buffering", b"no")]})
-        events = self._events(job, include_usage, model)
+        result: dict[str, Any] = {}
+        events = self._events(job, include_usage, model, result)
         pump = asyncio.ensure_future(self._pump(events, send))
         watch = asyncio.ensure_future(_until_disconnect(receive))
         try:
@@ -363,9 +389,9 @@ class ServeApp:
         if pump not in done:  # the client went away: cancel the work behind the stream
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
-            return False
+            return _GONE, None
         pump.result()
-        return True
+        return result.get("outcome", _GONE), result.get("error")
 
     @staticmethod
     async def _pump(events: AsyncIterator[bytes], send: Any) -> None:
@@ -376,8 +402,9 @@ class ServeApp:
         finally:
             await events.aclose()  # type: ignore[attr-defined]
 
-    async def _events(self, job: Job, include_usage: bool, model: str) -> AsyncIterator[bytes]:
-        """The SSE events of a streamed request (the work runs in tasks cancelled when this closes)."""
+    async def _events(self, job: Job, include_usage: bool, model: str, result: dict[str, Any]) -> AsyncIterator[bytes]:
+        """The SSE events of a streamed request (the work runs in tasks cancelled when this closes); ``result``
+        gets the ``outcome`` for the log and the ``error`` event that ended the stream, if one did."""
         gw = self.gateway
         assert gw is not None
         t0 = time.perf_counter()
@@ -411,8 +438,9 @@ class ServeApp:
             while len(outcomes) < job.choices:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    yield event(APIError(504, f"the request took longer than {self.config.limits.timeout_s:g} s",
-                                         type="server_error", code="timeout").body())
+                    result["error"] = APIError(504, f"the request took longer than {self.config.limits.timeout_s:g} s "
+                                                    "(limits.timeout_s)", type="server_error", code="timeout")
+                    yield event(result["error"].body())
                     return
                 try:
                     kind, i, value = await asyncio.wait_for(queue.get(), min(self.config.limits.keepalive_s, left))
@@ -425,7 +453,8 @@ class ServeApp:
                 out: ChoiceOutcome = value
                 outcomes[i] = out
                 if out.error is not None:
-                    yield event(_failure(out.error).body())
+                    result["error"] = _failure(out.error)
+                    yield event(result["error"].body())
                     return
                 if not passthrough:
                     for piece in _pieces(out.text):
@@ -437,6 +466,7 @@ class ServeApp:
                 body = usage_chunk(job.rid, model, created, job.chat, usage)
                 body["ttc_usage"] = ttc
                 yield event(body)
+            result["outcome"] = _answered([outcomes[i] for i in sorted(outcomes)])
             yield b"data: [DONE]\n\n"
         finally:
             for t in tasks:
@@ -456,6 +486,17 @@ def _pieces(text: str, size: int = 48) -> list[str]:
         out.append(text[start:end])
         start = end
     return out
+
+
+_GONE = "cancelled (the client went away)"
+
+
+def _answered(outcomes: list[ChoiceOutcome]) -> str:
+    """The log's word on an answered request: its calls and tokens over every choice."""
+    rows = [r for o in outcomes for r in o.rows]
+    tokens = sum(int(r["prompt_tokens"] or 0) + int(r["completion_tokens"] or 0) for r in rows)
+    failed = sum(1 for r in rows if r["error"] is not None)
+    return f"answered ({len(rows)} calls{f', {failed} failed' if failed else ''}, {tokens} tokens)"
 
 
 def _failure(error: str) -> APIError:

@@ -94,7 +94,7 @@ def load_serve_config(path: str | Path | None = None, overrides: dict[str, Any] 
     data: dict[str, Any] = {}
     source = "serve config"
     if path is not None:
-        data = read_yaml_mapping(path, "serve config", "models, default, aliases, limits")
+        data = read_yaml_mapping(path, "serve", "models, default, aliases, limits")
         source = str(path)
         data["base_dir"] = str(Path(path).resolve().parent)
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})

@@ -215,7 +215,7 @@ class Gateway:
         try:
             plan = parse_alias(text, where)
         except APIError as exc:
-            raise ConfigError(f"{where}: {exc.message}") from None
+            raise ConfigError(exc.message) from None  # it starts with where
         self._check_plan(plan, where)
         return plan
 
@@ -277,12 +277,20 @@ class Gateway:
             raise APIError(404, f"The model {model!r} does not exist; served models: {names} "
                                 "(with aliases such as MODEL:majority@8; see GET /v1/models)",
                            param="model", code="model_not_found")
+        alias = plan
         if ttc is not None:
             plan = plan_from_ttc(ttc, plan)
+        from_ttc = plan is not alias  # which field named the plan, for the error's param
         if plan.strategy == "pipeline" and plan.pipeline not in self.pipelines:
             known = ", ".join(self.pipelines) or "none configured"
-            raise APIError(400, f"unknown pipeline {plan.pipeline!r}; this server has: {known}", param="ttc.pipeline",
-                           code="unknown_strategy")
+            param = "ttc.pipeline" if from_ttc else "model"
+            raise APIError(400, f"{param}: unknown pipeline {plan.pipeline!r}; this server has: {known}",
+                           param=param, code="unknown_strategy")
+        if plan.strategy == "best_of_n" and self.config.reward is None:
+            param = "ttc.strategy" if from_ttc else "model"
+            raise APIError(400, f"{param}: best_of_n needs a reward model and this server has none (the serve "
+                                "config's reward: {url, model}); use majority or another strategy",
+                           param=param, code="unknown_strategy")
         return served, plan
 
     def job(self, rid: str, endpoint: str, req: Any, prompts: list[Prompt], chat: bool) -> Job:

@@ -7,6 +7,8 @@ own field is ``ttc`` (the OpenAI client sends it with ``extra_body={"ttc": {...}
 
 from __future__ import annotations
 
+import difflib
+import re
 import time
 from typing import Any, Literal
 
@@ -120,24 +122,66 @@ class CompletionRequest(_Common):
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
 
+#: Union members and validator wrappers pydantic adds to an error's location (not field names).
+_TAG = re.compile(r"^(str|int|float|bool|none|(list|dict|literal|function|constrained)\W.*|[A-Z]\w*)$")
+#: What a field takes, for a value of none of the types a union field accepts.
+_UNION_TYPES = {"stop": "a string or a list of up to 4 strings", "prompt": "a string or a list of strings",
+                "content": 'a string or a list of text parts [{"type": "text", "text": "..."}]'}
+#: An example of an object field, for a value that is not an object.
+_OBJECTS = {"ttc": '{"strategy": "majority", "k": 4}', "stream_options": '{"include_usage": true}',
+            "messages": '{"role": "user", "content": "..."}'}
+#: The fix named when a required field is missing.
+_MISSING = {"model": "name a served model or alias (GET /v1/models lists them)",
+            "messages": 'send "messages": [{"role": "user", "content": "..."}]',
+            "prompt": 'send "prompt": "..." (a string or a list of strings)',
+            "role": "give each message a role: system, developer, user, assistant or tool"}
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+               float: "a number", type(None): "null"}
+
+
 def parse_request(cls: type[BaseModel], data: Any) -> Any:
-    """Validate a request body; the first problem is a 400 naming the field."""
+    """Validate a request body; the first problem is a 400 naming the field and what it takes."""
     if not isinstance(data, dict):
-        raise APIError(400, "the request body must be a JSON object")
+        example = ('{"model": "...", "prompt": "..."}' if "prompt" in cls.model_fields
+                   else '{"model": "...", "messages": [{"role": "user", "content": "..."}]}')
+        raise APIError(400, f"the request body must be a JSON object (got {_JSON_TYPES.get(type(data), 'a value')}), "
+                            f"e.g. {example}")
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "list[", "str", "int"))]
-        field = ".".join(loc) or None
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            msg = "required field is missing"
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown field; remove it or check its spelling"
-        got = err.get("input")
-        shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(got, (dict, list)) else f" (got {got!r})"
-        raise APIError(400, f"{field or 'body'}: {msg}{shown}", param=field) from None
+        raise _field_error(exc.errors()[0]) from None
+
+
+def _field_error(err: Any) -> APIError:
+    """The APIError of pydantic's first error: ``field: what is wrong (got value)``, one line."""
+    parts: list[Any] = []
+    union = False
+    for p in err["loc"]:
+        if isinstance(p, str) and _TAG.match(p):
+            union = True
+            break  # what follows a union member is inside that member's reading of the value
+        parts.append(p)
+    field = ".".join(str(p) for p in parts) or None
+    last = next((p for p in reversed(parts) if isinstance(p, str)), "")
+    kind = err["type"]
+    got = err.get("input")
+    msg = err["msg"].removeprefix("Value error, ").replace("Input should be", "should be")
+    if union and last in _UNION_TYPES:
+        msg = f"should be {_UNION_TYPES[last]}"
+    elif kind in ("model_type", "dict_type", "model_attributes_type"):
+        example = _OBJECTS.get(last)
+        msg = "should be a JSON object" + (f" such as {example}" if example else "")
+    elif kind == "missing":
+        msg = "required field is missing" + (f"; {_MISSING[last]}" if last in _MISSING else "")
+    elif kind == "extra_forbidden":
+        allowed = ", ".join(TTCSpec.model_fields) if parts[:1] == ["ttc"] else ""
+        close = difflib.get_close_matches(str(last), list(TTCSpec.model_fields), n=1) if allowed else []
+        msg = "unknown field; " + (f"did you mean {close[0]}? " if close else "") + (
+            f"ttc takes {allowed}" if allowed else "remove it or check its spelling")
+    elif kind in ("too_short", "string_too_short") and not got:
+        msg = "should not be empty" + (f"; send at least one, e.g. {_OBJECTS[last]}" if last in _OBJECTS else "")
+    shown = "" if kind in ("missing", "extra_forbidden") or isinstance(got, (dict, list)) else f" (got {got!r})"
+    return APIError(400, f"{field or 'body'}: {msg}{shown}", param=field)
 
 
 # -- responses --------------------------------------------------------------------------------------

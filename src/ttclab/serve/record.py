@@ -203,9 +203,12 @@ class Recorder:
         run_id = f"serve-{_slug(label)}-{_slug(served.name)}-{digest}"
         run = self.runs.get(run_id)
         if run is None:
-            model_label = f"{served.name} ({label})"
+            # /v1/completions traffic is its own run: its label says so (chat's is the plain one)
+            endpoint = "" if job.chat else ", completions"
+            model_label = f"{served.name} ({label}{endpoint})"
             meta = {
-                "schema_version": SCHEMA_VERSION, "run_id": run_id, "kind": "pipeline", "name": f"serve {label}",
+                "schema_version": SCHEMA_VERSION, "run_id": run_id, "kind": "pipeline",
+                "name": f"serve {label}{' /v1/completions' if not job.chat else ''}",
                 "created_at": datetime.now(UTC).isoformat(), "ttclab_version": __version__,
                 "identity": identity, "source": "ttclab serve",
                 "pipeline": {"name": label, "file": None, "description": f"ttclab serve traffic ({label})",

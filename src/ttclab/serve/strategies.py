@@ -60,7 +60,7 @@ class Plan:
 def _unknown(name: str, param: str) -> APIError:
     close = difflib.get_close_matches(name, STRATEGIES, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]}? " if close else ""
-    return APIError(400, f"unknown strategy {name!r}; {hint}choose one of: {', '.join(STRATEGIES)} "
+    return APIError(400, f"{param}: unknown strategy {name!r}; {hint}choose one of: {', '.join(STRATEGIES)} "
                          "(or pipeline/NAME)", param=param, code="unknown_strategy")
 
 
@@ -69,7 +69,8 @@ def parse_alias(text: str, param: str = "model") -> Plan:
     if text.startswith("pipeline/"):
         name = text.removeprefix("pipeline/")
         if not name:
-            raise APIError(400, "pipeline/: give the pipeline's name, e.g. pipeline/reflect-then-aggregate", param=param)
+            raise APIError(400, f"{param}: pipeline/ needs the pipeline's name, e.g. pipeline/reflect-then-aggregate",
+                           param=param)
         return Plan("pipeline", pipeline=name)
     m = _ALIAS.match(text)
     if not m or m.group("name") not in STRATEGIES:
@@ -79,7 +80,7 @@ def parse_alias(text: str, param: str = "model") -> Plan:
         return Plan("none")
     k = int(m.group("k")) if m.group("k") else DEFAULT_K
     if k < 1:
-        raise APIError(400, f"{text}: the number of samples must be at least 1", param=param)
+        raise APIError(400, f"{param}: {text}: the number of samples must be at least 1", param=param)
     return Plan(name, k)
 
 
@@ -94,12 +95,17 @@ def plan_from_ttc(spec: TTCSpec, fallback: Plan) -> Plan:
             return fallback
         base = fallback if fallback.strategy != "pipeline" else Plan("majority", DEFAULT_K)
     else:
-        base = parse_alias(spec.strategy, "ttc.strategy")
         if spec.strategy == "pipeline":
-            raise APIError(400, "ttc.strategy: pipeline needs ttc.pipeline: NAME", param="ttc.pipeline")
+            raise APIError(400, 'ttc.pipeline: required with strategy pipeline; send "ttc": {"pipeline": "NAME"} '
+                                "(GET /v1/models lists them as MODEL:pipeline/NAME)", param="ttc.pipeline")
+        base = parse_alias(spec.strategy, "ttc.strategy")
     k = spec.k if spec.k is not None else base.k
     if base.strategy == "none" and spec.k not in (None, 1):
-        raise APIError(400, "ttc.k: strategy none makes one call; use majority or another strategy", param="ttc.k")
+        if spec.strategy is None:
+            raise APIError(400, "ttc.k: this model answers with strategy none (one call), so k does not apply; "
+                                "also set ttc.strategy, e.g. majority", param="ttc.k")
+        raise APIError(400, "ttc.k: strategy none makes one call, so k does not apply; use majority or another "
+                            "strategy", param="ttc.k")
     return Plan(base.strategy, k, None, spec.batch or base.batch, spec.threshold or base.threshold,
                 spec.window or base.window)
 
