@@ -190,11 +190,44 @@ def test_connection_refused_after_a_success_is_transient():
     assert second[0].error and "connection error" in second[0].error and "2 attempts" in second[0].error
 
 
-def test_a_refusing_endpoint_among_several_is_dropped():
+def test_without_fail_fast_nothing_is_remembered_and_a_late_upstream_works():
+    """ttclab serve's setting: the gateway may start before its upstream; a 401 is that request's error."""
+    import socket
+
+    with socket.socket() as sock:  # a free port, with nothing listening on it yet
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    backend = OpenAIBackend("m", base_url=f"http://127.0.0.1:{port}/v1", fail_fast=False, max_retries=5,
+                            backoff_base_s=5.0, timeout_s=10.0)
+
+    async def go():
+        try:
+            with pytest.raises(BackendError) as before:
+                await backend.generate(CHAT, SamplingParams(max_tokens=4))
+            with FlakyServer(script=[401], port=port) as srv:
+                with pytest.raises(BackendError) as refused_key:
+                    await backend.generate(CHAT, SamplingParams(max_tokens=4))
+                after = await backend.generate(CHAT, SamplingParams(max_tokens=4))
+            return str(before.value), str(refused_key.value), after, srv.requests
+
+        finally:
+            await backend.aclose()
+
+    t0 = time.monotonic()
+    before, refused_key, after, requests = asyncio.run(go())
+    assert time.monotonic() - t0 < 5.0  # the refusal is not retried with the 5 s backoff
+    assert "connection refused" in before.lower() and "the next request tries again" in before and "\n" not in before
+    assert "401" in refused_key and "the next request tries again" in refused_key
+    assert after[0].ok and requests == 2  # both calls reached the server once it was up
+
+
+@pytest.mark.parametrize("fail_fast", [True, False])  # dropped for good / cooled down and tried again later
+def test_a_refusing_endpoint_among_several_is_dropped(fail_fast):
     with FlakyServer() as gone:
         url = gone.base_url
     with FlakyServer() as good:
-        backend = OpenAIBackend("m", base_urls=[url, good.base_url], max_retries=2, **FAST)
+        backend = OpenAIBackend("m", base_urls=[url, good.base_url], max_retries=2, fail_fast=fail_fast,
+                                endpoint_failures=1, **FAST)
 
         async def go():
             try:

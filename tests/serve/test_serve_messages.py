@@ -151,3 +151,24 @@ def test_cli_start_errors_are_one_line(tmp_path: Path) -> None:
                         f"(then ttclab runs / evaluate --store {tmp_path / 'rec'} read it)\n")
     p = subprocess.run([*TTCLAB, "serve", str(tmp_path / "nope.yaml")], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "give the path of a serve YAML config" in p.stderr
+
+
+def test_a_gateway_started_before_its_upstream_works_once_the_upstream_is_up() -> None:
+    """vLLM takes minutes to load: the gateway's first requests fail with 502 and the reason, later ones work
+    (the backend remembers no failure in a gateway, unlike a batch run that stops at the first)."""
+    port = free_port()
+    dead = {"backend": "openai", "name": "up-model",
+            "options": {"base_url": f"http://127.0.0.1:{port}/v1", "max_retries": 0}}
+    with serving({"models": [dead]}) as srv:
+        client = srv.client()
+        for _ in range(2):
+            with pytest.raises(openai.APIStatusError) as info:
+                client.chat.completions.create(model="up-model", messages=MSG, max_tokens=8)
+            assert info.value.status_code == 502
+            assert "nothing is listening there" in info.value.body["message"]
+            assert "the next request tries again" in info.value.body["message"]
+        with Upstream(port=port):
+            r = client.chat.completions.create(model="up-model", messages=MSG, max_tokens=8)
+            assert r.choices[0].message.content
+            r = client.chat.completions.create(model="up-model:majority@2", messages=MSG, max_tokens=8)
+            assert r.choices[0].message.content

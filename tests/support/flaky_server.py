@@ -39,6 +39,7 @@ class FlakyServer:
     hold_until: hold successful answers until this many requests were in flight at once (or
         ``hold_timeout_s`` passes): makes a concurrency bound observable without timing.
     hang_s: how long a ``"hang"`` waits before answering.
+    port: the port to listen on (0: any free one).
     """
 
     def __init__(
@@ -54,7 +55,9 @@ class FlakyServer:
         hold_timeout_s: float = 10.0,
         hang_s: float = 5.0,
         error_message: str = "simulated failure",
+        port: int = 0,
     ) -> None:
+        self.port = port
         self.script = list(script)
         self.default = default
         self.retry_after = retry_after
@@ -91,7 +94,7 @@ class FlakyServer:
         class Handler(_Handler):
             owner = server
 
-        httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        httpd = _QuietServer(("127.0.0.1", self.port), Handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -22,7 +22,11 @@ Behaviour, in one place:
   endpoint, the status, the server's message and the fix. Every later call raises it at once without
   sending anything, and until the first request succeeds only one request is in flight, so a bad
   key costs exactly one request. With several base URLs a refusing endpoint is dropped and the run
-  continues on the others; only when every endpoint refuses is it permanent.
+  continues on the others; only when every endpoint refuses is it permanent. ``fail_fast: false``
+  (what ``ttclab serve`` uses: a gateway lives longer than any one upstream outage) raises the same
+  one-line error for that call but remembers nothing: a refusing endpoint is a transient failure
+  (cooled down like any other), and the next call tries again, so a gateway started before its
+  upstream works as soon as the upstream is up.
 - **Retries.** Only transient failures are retried (HTTP 429, 500, 502, 503, 504, timeouts, connection
   errors and resets), at most ``max_retries`` times, after a capped exponential backoff with full
   jitter: ``uniform(0, min(backoff_cap_s, backoff_base_s * 2**attempt))`` drawn from an injected RNG,
@@ -203,7 +207,7 @@ class OpenAIBackend:
     #: ``base_url`` is the one-endpoint spelling of ``base_urls``.
     OPERATIONAL_OPTIONS: ClassVar[frozenset[str]] = frozenset({
         "base_url", "base_urls", "api_key_env", "max_concurrency", "timeout_s", "max_retries", "backoff_base_s",
-        "backoff_cap_s", "endpoint_failures", "endpoint_cooldown_s", "headers", "jitter_seed", "rng",
+        "backoff_cap_s", "endpoint_failures", "endpoint_cooldown_s", "headers", "jitter_seed", "rng", "fail_fast",
     })
     #: Options that determine the samples (part of a run's id).
     SAMPLE_OPTIONS: ClassVar[frozenset[str]] = frozenset({"model", "chat", "supports_n"})
@@ -232,8 +236,10 @@ class OpenAIBackend:
         headers: Mapping[str, str] | None = None,
         jitter_seed: int = 0,
         rng: random.Random | None = None,
+        fail_fast: bool = True,
     ) -> None:
         self.model = model
+        self.fail_fast = fail_fast
         if base_url is not None and base_urls is not None:
             raise ConfigError("backend openai: give base_url (one endpoint) or base_urls (a list), not both")
         if base_urls is None:
@@ -534,6 +540,7 @@ class OpenAIBackend:
         failure: _Failure | None = None
         url = ""
         attempts = 0
+        refused: set[str] = set()  # endpoints that refused this call (fail_fast off)
         for attempt in range(self.max_retries + 1):
             if attempt:
                 assert failure is not None
@@ -556,10 +563,16 @@ class OpenAIBackend:
                 latency = time.perf_counter() - t0
             if isinstance(outcome, _Failure):
                 failure = outcome
-                if outcome.refused and not ep.answered:  # nothing listening there: a wrong URL, not an outage
+                if outcome.refused and not ep.answered and self.fail_fast:  # nothing listening: a wrong URL
                     ep.dead = outcome.message
                     if all(e.dead for e in self._endpoints or []):
-                        raise self._stop(self._refused_error())
+                        raise self._stop(self._refused_error(outcome.message))
+                    continue
+                if outcome.refused and not self.fail_fast:  # an upstream down or still starting: this call fails
+                    refused.add(ep.base_url)
+                    self._mark(ep, ok=False)
+                    if len(refused) == len(self._endpoints or []):
+                        raise self._refused_error(outcome.message)
                     continue
                 if outcome.transient:
                     self._mark(ep, ok=False)
@@ -589,7 +602,9 @@ class OpenAIBackend:
         return self._failed(n, f"{failure.message} ({url}; gave up after {tries})", started)
 
     def _stop(self, error: BackendError) -> BackendError:
-        """Remember a permanent failure (every later call raises it) and return it."""
+        """Remember a permanent failure (every later call raises it; not with ``fail_fast`` off) and return it."""
+        if not self.fail_fast:
+            return error
         if self._permanent is None:
             self._permanent = error
         return self._permanent
@@ -609,17 +624,15 @@ class OpenAIBackend:
             fix = f"unknown model {self.model!r}; list the served models with: curl {ep.base_url}/models"
         else:
             fix = f"the server has no {path} under {ep.base_url}; check base_url (it usually ends in /v1)"
-        return BackendError(f"{ep.base_url}{path}: {failure.message}; {fix} (stopped: this fails every request)")
+        stopped = "stopped: this fails every request" if self.fail_fast else "the next request tries again"
+        return BackendError(f"{ep.base_url}{path}: {failure.message}; {fix} ({stopped})")
 
-    def _refused_error(self) -> BackendError:
+    def _refused_error(self, detail: str) -> BackendError:
         eps = self._endpoints or []
         urls = ", ".join(e.base_url for e in eps)
-        detail = eps[0].dead if eps else "connection refused"
         option = "base_url" if len(eps) == 1 else "base_urls"
-        return BackendError(
-            f"{urls}: {detail}; nothing is listening there: start the server or fix {option} "
-            "(stopped before any request was answered)"
-        )
+        stopped = "stopped before any request was answered" if self.fail_fast else "the next request tries again"
+        return BackendError(f"{urls}: {detail}; nothing is listening there: start the server or fix {option} ({stopped})")
 
     @staticmethod
     def _failed(n: int, message: str, started: float) -> list[Completion]:

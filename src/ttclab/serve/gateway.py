@@ -195,8 +195,11 @@ class Gateway:
         self.recorder = recorder
         self.models: dict[str, ServedModel] = {}
         for spec in config.models:
+            # a gateway outlives upstream outages: an upstream that refuses (still starting) fails that request
+            # only, and the next one tries again (a batch run's backend stops at the first such failure)
+            options = {"fail_fast": False, **spec.options} if spec.backend == "openai" else spec.options
             backend = (backends or {}).get(spec.label or spec.name) or create_backend(
-                spec.backend, model=spec.name, **spec.options)
+                spec.backend, model=spec.name, **options)
             served = ServedModel(spec, backend)
             if served.name in self.models:
                 raise ConfigError(f"models: {served.name!r} is listed twice; give one a label")
