@@ -96,3 +96,45 @@ def test_continuation_format_on_a_server_model(scripted: ScriptedServer, tmp_pat
     [run] = list_runs(tmp_path / "s")
     prompts = read_table(run.path, "calls", ["prompt"])["prompt"].to_pylist()
     assert any(p.startswith("<|im_start|>") for p in prompts)  # steps continued in the chatml format
+
+
+def test_truncated_final_answers_are_counted(scripted: ScriptedServer, tmp_path: Path) -> None:
+    """A final answer cut off by max_tokens is 'length' in results and samples, and `runs` counts it."""
+    from ttclab.online.results import pipeline_summary
+    from ttclab.online.runner import run_pipeline
+    from ttclab.store.summary import run_summary
+
+    store = tmp_path / "store"
+    for name, max_tokens in (("short", 3), ("long", 200)):
+        data = {**load_yaml("aggregate-vote"), "model": scripted_model(scripted.base_url), "name": name,
+                "sampling": {**load_yaml("aggregate-vote").get("sampling", {}), "max_tokens": max_tokens}}
+        run_pipeline(write_pipeline(tmp_path, data, f"{name}.yaml"), limit=3, store=store, progress=False)
+    by_name = {run.meta["pipeline"]["name"]: run for run in list_runs(store)}
+    short, long_ = by_name["short"], by_name["long"]
+    reasons = read_table(short.path, "results", ["finish_reason"])["finish_reason"].to_pylist()
+    assert reasons == ["length"] * 3
+    assert read_table(long_.path, "results", ["finish_reason"])["finish_reason"].to_pylist() == ["stop"] * 3
+    assert pipeline_summary(short)["truncated_pct"] == 100.0 and pipeline_summary(long_)["truncated_pct"] == 0.0
+    assert run_summary(short)["truncated"] == 3  # the samples/ rows say so too (evaluate --truncated)
+    proc = _ttclab("runs", "--store", str(store), "--format", "json", cwd=tmp_path)
+    rows = {r["run"].split("-")[0]: r for r in json.loads(proc.stdout)}
+    assert rows["short"]["truncated %"] == 100.0 and rows["long"]["truncated %"] == 0.0
+
+
+def test_a_pipeline_that_stops_on_an_error_says_so_in_run_json(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: the first call is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = tmp_path / "store"
+    model = json.dumps(scripted_model(f"http://127.0.0.1:{port}/v1"))
+    proc = _ttclab("run", str(PIPELINES / "reflect-none.yaml"), "--model", model, "--limit", "1", "--store", str(store),
+                   "--no-progress", cwd=tmp_path)
+    assert proc.returncode != 0 and "connection refused" in proc.stderr and "Traceback" not in proc.stderr
+    (run,) = list_runs(store)
+    meta = json.loads((run.path / "run.json").read_text())
+    assert meta["status"] == "failed" and "connection refused" in meta["error"] and meta["finished_at"]
+    listed = _ttclab("runs", "--store", str(store), cwd=tmp_path)
+    assert "empty (failed)" in listed.stdout and "running" not in listed.stdout
+    assert f"{run.run_id} has no samples: run its pipeline again (ttclab run)" in listed.stdout + listed.stderr

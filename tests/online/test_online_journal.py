@@ -67,3 +67,27 @@ def test_a_prompt_with_a_non_string_field_is_still_encoded() -> None:
     from ttclab.online.calls import prompt_json
 
     assert prompt_json(({"role": "user", "content": "hi", "n": 2},)) == '[{"role": "user", "content": "hi", "n": 2}]'
+
+
+def test_results_written_before_finish_reason_existed_read_it_as_null(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+    import pytest
+
+    from ttclab.errors import StoreError
+    from ttclab.store.schema import RESULTS_SCHEMA
+
+    row = {"run_id": "r", "question_index": 0, "question_id": "q0", "verdict": "correct", "correct": True,
+           "created_at": datetime.now(UTC)}
+    log = TableLog(tmp_path, "results")
+    log.add({**row, "finish_reason": "length"})
+    log.close()
+    [part] = list((tmp_path / "results").glob("part-*.parquet"))
+    old = pq.read_table(part).drop_columns(["finish_reason"])  # as an earlier ttclab wrote it
+    pq.write_table(old.replace_schema_metadata(RESULTS_SCHEMA.metadata), part)
+    table = read_table(tmp_path, "results")
+    assert table.schema.equals(RESULTS_SCHEMA) and table["finish_reason"].to_pylist() == [None]
+    assert read_table(tmp_path, "results", ["finish_reason", "verdict"]).to_pylist() == [
+        {"finish_reason": None, "verdict": "correct"}]
+    pq.write_table(old.drop_columns(["verdict"]), part)  # any other missing column is still damage
+    with pytest.raises(StoreError, match="missing column"):
+        read_table(tmp_path, "results")

@@ -325,6 +325,10 @@ def test_recorded_traffic_evaluates_offline(upstream: Upstream, tmp_path) -> Non
     assert line["samples"] == 8 and line["acc"] == pytest.approx(sum(expected) / len(expected))
     assert line["completion tokens"] == sum(r.usage.completion_tokens for r, _ in [*sent, (unlabelled, None)])
     assert "2 of 8 served answers carry no reference" in listed.stderr
+    from ttclab.report.build import runs_table  # the report's runs table counts them as `ttclab runs` does
+
+    [shown] = [r for r in runs_table(ev).records() if r["run"] == run.run_id]
+    assert shown["completion tokens"] == line["completion tokens"] and shown["mean accuracy"] == line["acc"]
 
 
 def test_strategy_stream_keeps_alive_then_answers() -> None:

@@ -65,6 +65,9 @@ class RunLedgers:
     arrays: SampleArrays | None
     ledgers: list[StrategyLedger]
     notes: list[str] = field(default_factory=list)
+    #: counts of the run's summary (:func:`~ttclab.store.summary.run_summary`) its kind knows better: a
+    #: pipeline run's come from its results, served traffic without a reference included
+    counts: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------

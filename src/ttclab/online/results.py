@@ -190,15 +190,20 @@ def is_pipeline_run(run: Run) -> bool:
 def pipeline_summary(run: Run) -> dict[str, Any]:
     """The counts of ``ttclab runs`` from a pipeline run's results table (one row per question), so
     served traffic without a reference counts: finished / failed questions, unlabelled ones, accuracy
-    over the labelled, completion tokens and their rate over the summed call latency of all."""
-    rows = read_table(run.path, "results", ["verdict", "correct", "completion_tokens", "latency_s"]).to_pylist()
+    over the labelled, final answers cut off by max_tokens, completion tokens and their rate over the
+    summed call latency of all."""
+    rows = read_table(run.path, "results", ["verdict", "correct", "completion_tokens", "latency_s",
+                                            "finish_reason"]).to_pylist()
     done = [r for r in rows if r["verdict"] != "error"]
     graded = [r for r in done if r["verdict"] != "unlabelled"]
     tokens = sum(int(r["completion_tokens"] or 0) for r in done)
     latency = sum(float(r["latency_s"] or 0.0) for r in done)
+    known = [r for r in done if r["finish_reason"] is not None]  # unknown in runs stored before it was kept
+    truncated = sum(r["finish_reason"] == "length" for r in known)
     return {"rows": len(done), "errors": len(rows) - len(done), "unlabelled": len(done) - len(graded),
             "accuracy": sum(bool(r["correct"]) for r in graded) / len(graded) if graded else float("nan"),
-            "completion_tokens": tokens, "tokens_per_s": tokens / latency if latency > 0 else float("nan")}
+            "completion_tokens": tokens, "tokens_per_s": tokens / latency if latency > 0 else float("nan"),
+            "truncated": truncated, "truncated_pct": 100 * truncated / len(known) if known else float("nan")}
 
 
 
@@ -213,4 +218,5 @@ def evaluate_pipeline_run(run: Run, label: str, opts: Any) -> Any:
 
     ledgers = [dataclasses.replace(led, model=label) for led in pipeline_ledgers(run, spec)]
     notes = [n for led in ledgers for n in led.notes]
-    return RunLedgers(run, None, ledgers, [f"run {run.run_id}: {n}" for n in dict.fromkeys(notes)])
+    return RunLedgers(run, None, ledgers, [f"run {run.run_id}: {n}" for n in dict.fromkeys(notes)],
+                      counts=pipeline_summary(run) if (run.path / "results").is_dir() else {})

@@ -44,7 +44,7 @@ from ttclab.online.state import QuestionState, RunContext
 from ttclab.online.steps.base import QuestionFailed
 from ttclab.online.steps.select import vote_winners
 from ttclab.online.templates import builtin_template, chat_format, default_format
-from ttclab.sampling import LOG_EVERY_S, prepare_run
+from ttclab.sampling import LOG_EVERY_S, mark_ended, prepare_run
 from ttclab.store.integrity import update_manifest
 from ttclab.store.reader import Run, store_root
 from ttclab.store.rows import run_meta, sample_row
@@ -184,9 +184,13 @@ async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | N
     run_dir = root / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     with _locked(run_dir):
-        return await _run_locked(pipe, run_id, run_dir, root, questions, task, verifier, chat, fmt, identity,
-                                 concurrency=concurrency, progress=progress, started=started, backend=backend,
-                                 backends=backends, log=log)
+        try:
+            return await _run_locked(pipe, run_id, run_dir, root, questions, task, verifier, chat, fmt, identity,
+                                     concurrency=concurrency, progress=progress, started=started, backend=backend,
+                                     backends=backends, log=log)
+        except BaseException as exc:  # run.json says how it ended (not "running"); finished questions resume
+            mark_ended(run_dir, exc)
+            raise
 
 
 @contextlib.contextmanager
@@ -359,6 +363,7 @@ async def run_question(pipe: Pipeline, ctx: RunContext, question: Question, inde
         "correct": bool(final is not None and final.correct), "n_calls": q.calls, "prompt_tokens": q.prompt_tokens,
         "completion_tokens": q.completion_tokens, "latency_s": q.latency_s, "wall_s": time.perf_counter() - t0,
         "notes": "; ".join(q.notes) or None, "error": error, "created_at": datetime.now(UTC),
+        "finish_reason": final.finish_reason if final is not None else None,
     }
     logs["results"].add(row)
     return row
@@ -404,7 +409,8 @@ def result_sample(run_id: str, label: str, r: dict[str, Any], question_id: str |
         return None
     return sample_row(
         run_id=run_id, model=label, question_id=question_id or r["question_id"], question_index=r["question_index"],
-        sample_index=0, text=r["text"], finish_reason="error" if r["verdict"] == "error" else "stop",
+        sample_index=0, text=r["text"],
+        finish_reason="error" if r["verdict"] == "error" else r.get("finish_reason") or "stop",
         prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"], latency_s=r["latency_s"],
         error=r["error"], answer=r["answer"], verdict=r["verdict"], correct=bool(r["correct"]),
         verify_reason=r["notes"] or r["error"],

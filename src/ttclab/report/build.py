@@ -41,8 +41,9 @@ def runs_table(ev: Evaluation, links: dict[str, str] | None = None) -> Table:
     from ttclab.store.summary import run_summary
 
     rows = []
-    for run in ev.runs:
-        s = run_summary(run)
+    for part in ev.parts:
+        run = part.run
+        s = run_summary(run) | part.counts  # a pipeline run counts from its results (served traffic too)
         link = (links or {}).get(run.run_id, "")
         rows.append([s["model"], s["task"], s["questions"], s["samples_per_question"], s["errors"],
                      round(s.get("truncated_pct", float("nan")), 1), s["accuracy"], s["majority_accuracy"],

@@ -180,6 +180,7 @@ class Recording:
             "completion_tokens": sum(int(r["completion_tokens"] or 0) for r in rows),
             "latency_s": sum(float(r["latency_s"] or 0.0) for r in rows), "wall_s": None,
             "notes": "; ".join(q.notes) or None, "error": outcome.error, "created_at": datetime.now(UTC),
+            "finish_reason": final.finish_reason if ok else None,
         })
 
 

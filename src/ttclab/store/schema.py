@@ -70,11 +70,17 @@ def rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays([pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema], schema=schema)
 
 
+#: Nullable columns added to a table after files were written without them: such a file reads them as
+#: null (any other missing column is an error). Keyed by the schema's ``ttclab.table``.
+ADDED_COLUMNS: dict[bytes, frozenset[str]] = {b"results": frozenset({"finish_reason"})}
+
+
 def validate_table(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
     """Check ``table`` against ``schema`` and return it cast to the schema's exact types.
 
-    Raises :class:`StoreError` naming the file and the column when a column is missing or has an
-    incompatible type, or when the file was written by a newer schema version.
+    Raises :class:`StoreError` naming the file and the column when a column is missing (except one of
+    :data:`ADDED_COLUMNS`, read as null) or has an incompatible type, or when the file was written by a
+    newer schema version.
     """
     version = (table.schema.metadata or {}).get(b"ttclab.schema_version")
     if version is not None and int(version) > SCHEMA_VERSION:
@@ -82,11 +88,15 @@ def validate_table(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
             f"{source}: written with store schema v{int(version)}, this ttclab reads up to v{SCHEMA_VERSION}; "
             "upgrade ttclab"
         )
-    missing = [f.name for f in schema if f.name not in table.column_names]
+    added = ADDED_COLUMNS.get((schema.metadata or {}).get(b"ttclab.table", b""), frozenset())
+    missing = [f.name for f in schema if f.name not in table.column_names and f.name not in added]
     if missing:
         raise StoreError(f"{source}: missing column(s) {', '.join(missing)}; not a ttclab store file")
     columns = []
     for f in schema:
+        if f.name not in table.column_names:  # written before the column existed
+            columns.append(pa.nulls(table.num_rows, f.type))
+            continue
         col = table.column(f.name)
         if not col.type.equals(f.type):
             try:
@@ -202,6 +212,8 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("notes", pa.string()),  # why loops stopped (consensus, budget, ...), "; "-separated
         pa.field("error", pa.string()),
         pa.field("created_at", pa.timestamp("ms", tz="UTC")),
+        # the final candidate's last call: "length" when max_tokens cut it off (added later: see ADDED_COLUMNS)
+        pa.field("finish_reason", pa.string()),
     ],
     metadata={b"ttclab.schema_version": str(SCHEMA_VERSION).encode(), b"ttclab.table": b"results"},
 )
