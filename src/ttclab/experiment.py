@@ -14,7 +14,7 @@ from typing import Any
 from ttclab.backends import create_backend
 from ttclab.backends.base import backend_capabilities
 from ttclab.config import ModelSpec, SampleConfig, config_warnings, load_config, override_config, run_id_for, run_identity
-from ttclab.sampling import SamplingStats, prepare_run, sample_questions
+from ttclab.sampling import SamplingStats, mark_ended, prepare_run, sample_questions
 from ttclab.store.reader import Run, store_root
 from ttclab.store.rows import run_meta
 from ttclab.store.writer import META_FILE, atomic_write_json
@@ -90,13 +90,13 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
                 flush_seconds=cfg.flush_seconds, progress=progress, log=log,
             )
         except BaseException as exc:  # the run says how it ended; finished samples stay and resume
-            _mark(run_dir, "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed",
-                  str(exc) or exc.__class__.__name__)
+            mark_ended(run_dir, exc)
             raise
         if probe is not None:  # the same loaded model probes the stored traces
             from ttclab.probes import collect_probes
 
-            await collect_probes(backend, run_dir, questions, template.render, verifier, progress=progress, **probe)
+            await collect_probes(backend, run_dir, questions, template.render, verifier, progress=progress, log=log,
+                                 **probe)
         info = dataclasses.asdict(backend.info())
     finally:
         await backend.aclose()
@@ -109,15 +109,6 @@ async def _sample_model(cfg: SampleConfig, model: ModelSpec, *, progress: bool, 
     atomic_write_json(run_dir / META_FILE, final)
     run = Run(run_dir)
     return RunResult(run=run, stats=stats, summary=run_summary(run))
-
-
-def _mark(run_dir: Path, status: str, reason: str) -> None:
-    try:
-        meta = Run(run_dir).meta
-    except Exception:  # noqa: BLE001 - never hide the original error behind a bookkeeping one
-        return
-    atomic_write_json(run_dir / META_FILE, {**meta, "status": status, "error": reason[:500],
-                                            "finished_at": datetime.now(UTC).isoformat()})
 
 
 def _is_chat(model: ModelSpec) -> bool:

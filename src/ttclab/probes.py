@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttclab.errors import ConfigError
+from ttclab.sampling import LOG_EVERY_S
 from ttclab.store.schema import rows_table
 
 PROBES_DIR = "probes"
@@ -56,8 +57,10 @@ def _write_part(run_dir: Path, rows: list[dict[str, Any]]) -> None:
 
 async def collect_probes(backend: Any, run_dir: Path, questions: Sequence[Any], render: Callable[[Any], Any],
                          verifier: Any, *, every: int, cue: str = "\nAnswer:", max_tokens: int = 8,
-                         progress: bool = True) -> int:
-    """Probe every finished sample not probed at ``every`` yet; returns the number of samples probed."""
+                         progress: bool = True, log: Callable[[str], None] | None = None) -> int:
+    """Probe every finished sample not probed at ``every`` yet; returns the number of samples probed.
+
+    ``log`` gets a line as probing starts and one every few seconds (where there is no bar)."""
     from ttclab.store.reader import Run
 
     if every < 1:
@@ -87,6 +90,10 @@ async def collect_probes(backend: Any, run_dir: Path, questions: Sequence[Any], 
                    file=sys.stderr, dynamic_ncols=True)
     count = 0
     run_id = run.run_id
+    total = sum(len(v) for v in todo.values())
+    started = last_line = time.perf_counter()
+    if log is not None and total:
+        log(f"{run_id}: probing {total} trace(s) of {len(todo)} question(s) every {every} tokens")
     try:
         for qi in sorted(todo):
             q = questions[qi]
@@ -115,6 +122,10 @@ async def collect_probes(backend: Any, run_dir: Path, questions: Sequence[Any], 
             count += len(items)
             if bar is not None:
                 bar.update(len(items))
+            tick = time.perf_counter()
+            if log is not None and (tick - last_line >= LOG_EVERY_S or count == total):
+                last_line = tick
+                log(f"{run_id}: probes every {every}: traces {count}/{total}, {tick - started:.0f} s")
     finally:
         if bar is not None:
             bar.close()

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,18 @@ def prepare_run(run_dir: Path, meta: dict[str, Any], questions: Sequence[Questio
                 gold=q.gold, difficulty=q.difficulty, metadata=q.metadata,
             ).as_dict())
         write_questions(run_dir, rows)
+
+
+def mark_ended(run_dir: Path, exc: BaseException) -> None:
+    """Record in run.json that the run stopped on ``exc``: ``interrupted`` (Ctrl-C, cancelled) or ``failed``,
+    with the error. A run folder without a readable run.json is left as it is (never hides ``exc``)."""
+    status = "interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed"
+    try:
+        meta = Run(run_dir).meta
+    except Exception:  # noqa: BLE001 - never hide the original error behind a bookkeeping one
+        return
+    atomic_write_json(run_dir / META_FILE, {**meta, "status": status, "error": (str(exc) or exc.__class__.__name__)[:500],
+                                            "finished_at": datetime.now(UTC).isoformat()})
 
 
 async def sample_questions(

@@ -78,3 +78,27 @@ def test_controller_search_on_smollm2_probes(probed_run):
     res = search_controllers(cfg, store=tmp / "store", progress=False)
     assert len(res.trials) == 6 and res.front and res.headline
     assert (Path(res.out) / "summary.json").exists()
+
+
+def test_probing_without_a_terminal_logs_lines(tmp_path: Path):
+    """`ttclab sample --probe-every` and the controller search's collect step say what they do (no silent minutes)."""
+    import yaml
+
+    from ttclab.backends.models import resolve_model_path
+    from ttclab.errors import BackendError
+    from ttclab.experiment import sample
+
+    try:
+        resolve_model_path("smollm2-135m")
+    except BackendError as exc:
+        pytest.skip(str(exc))
+    cfg = {"name": "probelog", "models": [{"backend": "llamacpp", "name": "smollm2-135m", "options": {"n_ctx": 512}}],
+           "task": {"source": "gym", "name": "basic_arithmetic", "size": 1, "seed": 1}, "samples": 2,
+           "sampling": {"temperature": 0.8, "max_tokens": 30, "seed": 0}}
+    path = tmp_path / "sample.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    lines: list[str] = []
+    [r] = sample(path, progress=False, store=tmp_path / "store", probe={"every": 12, "max_tokens": 2}, log=lines.append)
+    probing = [ln for ln in lines if ln.startswith(f"{r.run.run_id}: prob")]
+    assert probing[0] == f"{r.run.run_id}: probing 2 trace(s) of 1 question(s) every 12 tokens"
+    assert probing[-1].startswith(f"{r.run.run_id}: probes every 12: traces 2/2, ")

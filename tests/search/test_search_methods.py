@@ -114,6 +114,8 @@ def test_graph_search_end_to_end_and_resumes(fixed, tmp_path: Path, method):
         assert lo <= f["heldout"]["accuracy"] <= hi and f["heldout"]["questions"] == 4
     summary = json.loads((r.out / "summary.json").read_text())
     assert summary["method"] == method and len(summary["trials"]) == len(r.trials)
+    page = (r.out / "report.html").read_text()  # the report's text is escaped: no markup in it shows as tags
+    assert f"Method {method}, heuristics" in page and "&lt;" not in page
     # the best graph per budget is a pipeline file ttclab run accepts
     best = r.best["total_tokens-600"]
     assert best["predicted"]["total_tokens"] <= 600

@@ -51,7 +51,8 @@ def _main(args: argparse.Namespace) -> int:
             notes.append(f"{s['run_id']}: {s['unlabelled']} of {s['rows']} served answers carry no reference "
                          "(ttc.reference): their tokens count here; acc is over the labelled ones")
         elif s["rows"] == 0:
-            notes.append(f"{s['run_id']} has no samples: sample it again, or remove it with `ttclab rm {s['run_id']}`")
+            again = "run its pipeline again (ttclab run)" if is_pipeline_run(run) else "sample it again"
+            notes.append(f"{s['run_id']} has no samples: {again}, or remove it with `ttclab rm {s['run_id']}`")
     table = Table(["run", "model", "task", "status", "questions", "N", "samples", "errors", "truncated %", "acc",
                    "maj@N", "completion tokens", "tok/s per sample"], rows, decimals={"truncated %": 1, "tok/s per sample": 1})
     emit(table, args, notes)

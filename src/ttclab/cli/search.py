@@ -68,8 +68,10 @@ def _controller(args: argparse.Namespace) -> int:
     from ttclab.search.controller_search import search_controllers
 
     _check(args)
-    r = search_controllers(args.config, store=args.store, progress=not args.no_progress and sys.stderr.isatty(),
-                           evaluations=args.evaluations, out=args.out)
+    bar = not args.no_progress and sys.stderr.isatty()
+    lines = None if args.no_progress or bar else (lambda line: print(line, file=sys.stderr, flush=True))
+    r = search_controllers(args.config, store=args.store, progress=bar, evaluations=args.evaluations, out=args.out,
+                           log=lines)
     print(format_table([[c["controller"], c["beta"], c["accuracy"], f"[{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]",
                          c["tokens"], c["sequential_tokens"]] for c in r.front],
                        ["Pareto controller (held-out)", "beta", "acc", "95% CI", "tokens/q", "sequential tokens/q"]))

@@ -115,7 +115,7 @@ def graph_section(sec: Section, s: dict[str, Any]) -> None:
     unit = s["unit"]
     evaluated = [dict(r, cost=r["predicted"][unit], latency=r["predicted"]["latency_s"]) for r in s["trials"]
                  if r.get("accuracy") is not None]
-    sec.text(f"Method <b>{s['method']}</b>, heuristics {', '.join(s['heuristics']) or 'none'}; budget {s['budget']:g} "
+    sec.text(f"Method {s['method']}, heuristics {', '.join(s['heuristics']) or 'none'}; budget {s['budget']:g} "
              f"{unit} per question (predicted before running). {len(s['trials'])} candidates, "
              f"{s['rejected_over_budget']} rejected over budget without running, {s['agent_rejected']} agent proposals "
              "rejected. Accuracies on the search split; held-out accuracies (disjoint questions) with 95% Wilson intervals.")

@@ -272,7 +272,8 @@ class ControllerSearchResult:
     code_failures: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _data(cfg: ControllerSearchConfig, base: Path, store: str | Path | None, progress: bool) -> ReplayData:
+def _data(cfg: ControllerSearchConfig, base: Path, store: str | Path | None, progress: bool,
+          log: Callable[[str], None] | None = None) -> ReplayData:
     from ttclab.search.replay import from_run, synthetic
     from ttclab.store.reader import store_root
 
@@ -289,7 +290,7 @@ def _data(cfg: ControllerSearchConfig, base: Path, store: str | Path | None, pro
     cpath = Path(c.config)
     if not cpath.is_absolute():
         cpath = base / cpath
-    results = sample(cpath, progress=progress, store=store, limit=c.limit, samples=c.samples,
+    results = sample(cpath, progress=progress, store=store, limit=c.limit, samples=c.samples, log=log,
                      probe={"every": c.every, "cue": c.cue, "max_tokens": c.probe_tokens})
     if len(results) != 1:
         raise ConfigError(f"data.collect.config: {cpath} has {len(results)} models; controller search uses one")
@@ -298,8 +299,10 @@ def _data(cfg: ControllerSearchConfig, base: Path, store: str | Path | None, pro
 
 def search_controllers(config: str | Path | ControllerSearchConfig, *, store: str | Path | None = None,
                        progress: bool = True, evaluations: int | None = None,
-                       out: str | Path | None = None) -> ControllerSearchResult:
-    """Reference sweeps, the family search (search split), held-out evaluation and the comparison with SC@k."""
+                       out: str | Path | None = None, log: Callable[[str], None] | None = None) -> ControllerSearchResult:
+    """Reference sweeps, the family search (search split), held-out evaluation and the comparison with SC@k.
+
+    ``log`` gets progress lines of collecting the traces (sampling, probing) where there is no bar."""
     from ttclab.search.code_controller import code_controller, code_sweep
     from ttclab.search.controllers import family_space
     from ttclab.search.methods import make_method, run_search
@@ -309,7 +312,7 @@ def search_controllers(config: str | Path | ControllerSearchConfig, *, store: st
         cfg, base = config, Path.cwd()
     else:
         cfg, base = load_controller_search(config)
-    data = _data(cfg, base, store, progress)
+    data = _data(cfg, base, store, progress, log)
     n = data.n_questions
     n_s = cfg.split.get("search") or n // 2
     n_h = cfg.split.get("heldout") or n - n_s
