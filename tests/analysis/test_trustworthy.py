@@ -234,8 +234,11 @@ def test_usd_without_or_with_a_missing_price_file_is_one_line(store):
     with pytest.raises(ConfigError) as exc:
         evaluate_runs(None, store=store, unit="usd", prices="no-such-prices")
     assert "no-such-prices" in str(exc.value) and "pricing_reversal" in str(exc.value)
-    with pytest.raises(TTCLabError, match="no price for model .Model-A."):
+    with pytest.raises(TTCLabError, match="no price for model .Model-A.") as err:
         evaluate_runs(None, store=store, unit="usd", prices="local")
+    message = str(err.value)  # says what to do: the price files there are, and how to give one's own
+    assert "\n" not in message and "ttclab prices" in message and "your own YAML" in message
+    assert "pricing_reversal_2026-02-28" in message and "smollm2-135m" in message
 
 
 def test_imported_runs_without_prompt_tokens_budget_in_completion_tokens(store):

@@ -99,3 +99,20 @@ def test_curves_from_summary_table(ledger_factory):
         assert list(curves.strategy) == ["majority", "majority"]
     with pytest.raises(ConfigError):
         Curves.from_summary(summarize([led]), "joules")
+
+
+def test_rounding_noise_is_neither_a_cheaper_strategy_nor_an_unaffordable_budget():
+    # majority@1 computed by the vote DP as 0.24999999999999994, majority@2 and first_finish@1 as exactly 0.25
+    curves = Curves(
+        model=np.array(["m"] * 4, dtype=object),
+        strategy=np.array(["majority", "majority", "first_finish", "first_finish"], dtype=object),
+        k=np.array([1, 2, 1, 2]),
+        accuracy=np.array([0.24999999999999994, 0.25, 0.25, 0.2]),
+        cost=np.array([192.4, 384.8, 192.39999999999998, 384.0]),
+    )
+    table = efficiency_ratio(curves, "majority")
+    assert list(table["target_accuracy"]) == [0.25]  # one target, not 0.2499... and 0.25
+    assert table["ratio"][0] == pytest.approx(1.0)  # majority@1 reaches it at the same cost: not "2x"
+    # a budget at the cheapest point's cost, summed in another order, affords that point
+    chosen = compute_optimal(curves, [192.39999999999995])
+    assert chosen["reason"][0] == "" and chosen["accuracy"][0] == pytest.approx(0.25)

@@ -162,6 +162,15 @@ def test_counts_with_a_model_column_give_one_run_per_model(tmp_path):
     assert sum(runs["b"].samples()["correct"].to_pylist()) == 5
     again = _ttclab("import", "counts", str(path), "--store", str(tmp_path / "runs"))
     assert again.returncode == 0 and len(list((tmp_path / "runs").iterdir())) == 2  # idempotent
+    # no answers and no tokens were imported: runs and show print '-' for them, never a vote of 0 or 0 tokens
+    listed = _ttclab("runs", "--store", str(tmp_path / "runs"), "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["model"]: r for r in json.loads(listed.stdout)}
+    assert rows["b"]["acc"] == pytest.approx(5 / 8) and rows["b"]["maj@N"] is None
+    assert rows["b"]["completion tokens"] is None
+    shown = _ttclab("show", runs["b"].run_id, "--store", str(tmp_path / "runs"))
+    assert shown.returncode == 0 and "majority@N -" in shown.stderr + shown.stdout and "nan" not in shown.stdout
+    assert "None" not in shown.stdout  # a counts import has no gold
 
 
 @pytest.mark.parametrize("text, words", [

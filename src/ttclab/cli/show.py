@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +31,8 @@ def _main(args: argparse.Namespace) -> int:
         return _question(run, args)
     s = run_summary(run)
     info(f"run {s['run_id']}  model {s['model']}  task {s['task']}  status {s['status']}", args)
-    info(f"accuracy {s['accuracy']:.3f}  majority@N {s['majority_accuracy']:.3f}  samples {s['rows']}  errors "
+    maj = "-" if math.isnan(s["majority_accuracy"]) else f"{s['majority_accuracy']:.3f}"
+    info(f"accuracy {s['accuracy']:.3f}  majority@N {maj}  samples {s['rows']}  errors "
          f"{s['errors']}  truncated {s['truncated']}\n", args)
     per_q = question_summaries(run)
     rows = []

@@ -51,9 +51,13 @@ class PriceTable:
             return self.prices[model]
         except KeyError:
             known = ", ".join(sorted(self.prices)) or "none"
+            files = builtin_price_files()
+            has = [f for f in files if f"ttclab:{f}" != self.path and model in load_prices(f).prices]
+            elsewhere = f"{' and '.join(has)} {'has' if len(has) == 1 else 'have'} it; " if has else ""
             raise DataError(
-                f"no price for model {model!r} in price file {self.path or self.version}; known: {known}; "
-                "add it to the price file or pass an override"
+                f"no price for model {model!r} in price file {self.path or self.version} (it prices {known}); "
+                f"{elsewhere}give a price file that has it: the path of your own YAML, or one of {', '.join(files)} "
+                "(ttclab prices lists them)"
             ) from None
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, float]]) -> PriceTable:

@@ -17,6 +17,13 @@ from ttclab.errors import ConfigError, DataError
 from ttclab.optimize.curves import Curves
 from ttclab.optimize.pareto import pareto_frontier
 
+#: Accuracies equal to this many decimals are equal: an exact estimator's 0.25 may come out as 0.24999999999999994,
+#: and a strategy must not look cheaper (or a baseline twice as costly) for a difference of rounding.
+ACCURACY_DECIMALS = 12
+#: A point costing at most budget x (1 + COST_RTOL) is affordable: a budget set at the cheapest point's mean cost,
+#: summed in another order, is not "below the cheapest point".
+COST_RTOL = 1e-9
+
 
 def default_budgets(curves: Curves, n: int = 12) -> np.ndarray:
     """``n`` budgets spaced geometrically from the cheapest to the most expensive valid point."""
@@ -76,7 +83,7 @@ def compute_optimal(
     many = len({str(m) for m in curves.model[idx]}) > 1  # name the model of every point, the choice's too
 
     for b in budgets:
-        affordable = ranked[curves.cost[ranked] <= b] if not np.isnan(b) else ranked[:0]
+        affordable = ranked[curves.cost[ranked] <= b * (1 + COST_RTOL)] if not np.isnan(b) else ranked[:0]
         if affordable.size == 0:
             if idx.size == 0:
                 reason = "no point has a finite accuracy and cost"
@@ -163,12 +170,12 @@ def cost_to_reach(cost: np.ndarray, accuracy: np.ndarray, targets: Sequence[floa
     A target at or below the cheapest frontier point costs that point; between frontier points the
     cost is interpolated linearly in log cost; a target above the best accuracy is NaN (not reached).
     """
-    curves = Curves.from_points(accuracy, cost)
+    curves = Curves.from_points(np.round(np.asarray(accuracy, dtype=np.float64), ACCURACY_DECIMALS), cost)
     front = pareto_frontier(curves)
     # duplicates on the frontier add nothing; accuracy is strictly increasing after this
     _, first = np.unique(front.accuracy, return_index=True)
     c, a = front.cost[np.sort(first)], front.accuracy[np.sort(first)]
-    targets = np.asarray(targets, dtype=np.float64).ravel()
+    targets = np.round(np.asarray(targets, dtype=np.float64).ravel(), ACCURACY_DECIMALS)
     out = np.full(targets.shape, np.nan)
     if a.size == 0:
         return out
@@ -211,8 +218,8 @@ def efficiency_ratio(
     if not base.valid.any():
         raise DataError(f"baseline strategy {baseline!r} has no point with a finite accuracy and cost")
     if targets is None:
-        targets = np.unique(pareto_frontier(base).accuracy)
-    targets = np.asarray(targets, dtype=np.float64).ravel()
+        targets = np.unique(np.round(pareto_frontier(base).accuracy, ACCURACY_DECIMALS))
+    targets = np.round(np.asarray(targets, dtype=np.float64).ravel(), ACCURACY_DECIMALS)
     base_cost = cost_to_reach(base.cost, base.accuracy, targets)
     opt_cost = cost_to_reach(pool.cost, pool.accuracy, targets)
     front = pareto_frontier(pool)
@@ -242,7 +249,8 @@ def efficiency_ratio(
         if not reason and not np.isfinite(ratio):
             reason, ratio = "the compute-optimal cost is 0", np.nan
         # the frontier point that first reaches the target (the choice one would actually make)
-        reach = np.flatnonzero(front.accuracy >= target) if np.isfinite(target) else np.array([], dtype=int)
+        reached = np.round(front.accuracy, ACCURACY_DECIMALS) >= target
+        reach = np.flatnonzero(reached) if np.isfinite(target) else np.array([], dtype=int)
         i = reach[0] if reach.size else None
         cols["target_accuracy"].append(float(target))
         cols["baseline_cost"].append(float(base_cost[t]))

@@ -20,7 +20,7 @@ class QuestionSummary:
     errors: int
     accuracy: float  # mean correctness of the samples (NaN when n == 0)
     majority_answer: str | None
-    majority_accuracy: float  # plurality vote over all samples, ties split (NaN when n == 0)
+    majority_accuracy: float  # plurality vote over all samples, ties split (NaN when n == 0 or no answers stored)
     answers: list[tuple[str | None, int]]  # answer counts, most common first (None = unparseable)
 
 
@@ -34,6 +34,7 @@ def question_summaries(run: Run) -> list[QuestionSummary]:
     for qi, qid, ans, verdict, ok in zip(*(samples[c] for c in cols)):
         by_q.setdefault(qi, []).append((ans, verdict, ok))
         ids.setdefault(qi, qid)
+    answers = (run.meta.get("data") or {}).get("answers", True)  # False: an import of correct/incorrect counts
     out = []
     for qi in sorted(by_q):
         rows = by_q[qi]
@@ -41,7 +42,9 @@ def question_summaries(run: Run) -> list[QuestionSummary]:
         counts = Counter(r[0] for r in good)
         valid = {a: c for a, c in counts.items() if a is not None}
         acc = float(np.mean([r[2] for r in good])) if good else float("nan")
-        if valid:
+        if not answers:
+            maj, maj_acc = None, float("nan")  # no answers were stored: there is no vote to count
+        elif valid:
             top = max(valid.values())
             leaders = [a for a, c in valid.items() if c == top]
             # A tie among t answers credits 1/t per correct leader.
@@ -49,7 +52,8 @@ def question_summaries(run: Run) -> list[QuestionSummary]:
             maj = sorted(leaders)[0] if len(leaders) > 1 else leaders[0]
         else:
             maj, maj_acc = None, (0.0 if good else float("nan"))  # nobody answered: the vote abstains
-        out.append(QuestionSummary(qi, str(ids.get(qi, qi)), str(gold.get(qi, "")), len(good), len(rows) - len(good),
+        g = gold.get(qi)
+        out.append(QuestionSummary(qi, str(ids.get(qi, qi)), "" if g is None else str(g), len(good), len(rows) - len(good),
                                    acc, maj, maj_acc, counts.most_common()))
     return out
 
@@ -81,6 +85,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "truncated_pct": float(100 * truncated.sum() / ok.sum()) if ok.any() else float("nan"),
         "accuracy": float(correct[ok].mean()) if ok.any() else float("nan"),
         "majority_accuracy": float(np.mean(maj)) if maj else float("nan"),
-        "completion_tokens": int(tokens[ok].sum()),
+        # None (shown as '-') when the run stores no token counts (an import of counts), not a count of 0
+        "completion_tokens": int(tokens[ok].sum()) if (meta.get("data") or {}).get("tokens", True) else None,
         "tokens_per_s": float(tokens[ok].sum() / gen_time) if gen_time > 0 else float("nan"),
     }
