@@ -8,6 +8,7 @@ an imported run is named.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ class RepairResult:
 
 
 def repair(ref: str | Path, *, store: str | Path | None = None, regenerate: bool = True,
-           progress: bool = True) -> RepairResult:
-    """Repair run ``ref`` and, when ``regenerate`` and samples were lost, sample them again."""
+           progress: bool = True, log: Callable[[str], None] | None = None) -> RepairResult:
+    """Repair run ``ref`` and, when ``regenerate`` and samples were lost, sample them again (``progress``:
+    a bar; ``log``: progress lines where there is no bar, as in :func:`ttclab.experiment.sample`)."""
     run = open_run(ref, store)
     report = repair_run(run.path)
     result = RepairResult(report)
@@ -43,14 +45,14 @@ def repair(ref: str | Path, *, store: str | Path | None = None, regenerate: bool
     if not regenerate:
         result.note = f"run `ttclab repair {run.path.name}` without --no-regenerate (or `ttclab sample`) to regenerate"
         return result
-    result.regenerated = _resample(run, meta["config"], progress)
+    result.regenerated = _resample(run, meta["config"], progress, log)
     return result
 
 
-def _resample(run: Run, config: dict[str, Any], progress: bool) -> int:
+def _resample(run: Run, config: dict[str, Any], progress: bool, log: Callable[[str], None] | None) -> int:
     from ttclab.config import SampleConfig
     from ttclab.experiment import sample
 
     cfg = SampleConfig.model_validate(config)
-    results = sample(cfg, progress=progress, store=run.path.parent)
+    results = sample(cfg, progress=progress, store=run.path.parent, log=log)
     return sum(r.stats.generated for r in results if r.run.path.resolve() == run.path.resolve())

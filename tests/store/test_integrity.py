@@ -213,8 +213,9 @@ def test_repair_and_the_next_sample_regenerate_the_lost_samples(tmp_path):
         before = _texts(run)
         assert len(before) == N_Q * N_S and len(run.part_files()) == 1  # compacted at the end
         _flip_a_byte(run.part_files()[0])
-        fixed = _ttclab("repair", run.run_id, "--store", str(tmp_path / "runs"), "--no-progress")
+        fixed = _ttclab("repair", run.run_id, "--store", str(tmp_path / "runs"))  # stderr a pipe: lines, no bar
         assert fixed.returncode == 0 and f"regenerated {N_Q * N_S} sample(s)" in fixed.stdout, fixed.stdout + fixed.stderr
+        assert "\r" not in fixed.stderr and f"sample(s) of {N_Q} question(s) to generate" in fixed.stderr
         assert _texts(Run(run.path)) == before  # same seeds, same samples
         assert Run(run.path).meta["status"] == "complete"
         # the next `sample` does the same on its own, with a warning

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,16 @@ def add_store(p: argparse.ArgumentParser, help: str = STORE_HELP) -> None:
 def add_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default=argparse.SUPPRESS, choices=FORMATS,
                    help="table output: table (default), csv or json")
+
+
+def progress_of(args: argparse.Namespace) -> tuple[bool, Callable[[str], None] | None]:
+    """(bar, lines) for a long verb: a bar on a terminal; without one, progress lines on stderr (a piped bar
+    would print every update); neither with ``--no-progress``."""
+    if args.no_progress:
+        return False, None
+    if sys.stderr.isatty():
+        return True, None
+    return False, lambda line: print(line, file=sys.stderr, flush=True)
 
 
 def add_out(p: argparse.ArgumentParser, default: str | None, what: str) -> None:

@@ -10,14 +10,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run id (or a unique prefix) or run folder")
     p.add_argument("--store", help="store folder (default: $TTCLAB_STORE or ./runs)")
     p.add_argument("--no-regenerate", action="store_true", help="only move damaged files aside")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar while regenerating")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress while regenerating (without a terminal: lines, not a bar)")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
+    from ttclab.cli._common import progress_of
     from ttclab.repair import repair
 
-    result = repair(args.run, store=args.store, regenerate=not args.no_regenerate, progress=not args.no_progress)
+    bar, lines = progress_of(args)
+    result = repair(args.run, store=args.store, regenerate=not args.no_regenerate, progress=bar, log=lines)
     report = result.report
     if report.meta_rebuilt:
         print(f"rebuilt run.json ({report.meta_rebuilt.split(';')[0]})")

@@ -23,8 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    import sys
-
+    from ttclab.cli._common import progress_of
     from ttclab.cli._table import format_table
     from ttclab.errors import ConfigError
     from ttclab.online.results import pipeline_outcome
@@ -34,8 +33,7 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--limit must be at least 1 (got {args.limit})")
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1 (got {args.concurrency})")
-    bar = not args.no_progress and sys.stderr.isatty()  # a piped bar would print every update: lines instead
-    lines = None if args.no_progress or bar else (lambda line: print(line, file=sys.stderr, flush=True))
+    bar, lines = progress_of(args)
     r = run_pipeline(args.pipeline, task=parse_override(args.task), model=parse_override(args.model),
                      limit=args.limit, seed=args.seed, store=args.store, concurrency=args.concurrency,
                      progress=bar, log=lines,

@@ -32,12 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _main(args: argparse.Namespace) -> int:
     import sys
 
-    from ttclab.cli._common import emit
+    from ttclab.cli._common import emit, progress_of
     from ttclab.experiment import sample
     from ttclab.tables import Table
 
-    progress = not args.no_progress and sys.stderr.isatty()  # a piped bar would print every update: lines instead
-    lines = None if args.no_progress or progress else (lambda line: print(line, file=sys.stderr, flush=True))
+    progress, lines = progress_of(args)
     from ttclab.errors import ConfigError
 
     if args.probe_every is not None and args.probe_every < 1:

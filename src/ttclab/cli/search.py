@@ -36,14 +36,12 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    import sys
-
+    from ttclab.cli._common import progress_of
     from ttclab.cli._table import format_table
     from ttclab.search.graph_search import search_graphs
 
     _check(args)
-    bar = not args.no_progress and sys.stderr.isatty()
-    lines = None if args.no_progress or bar else (lambda line: print(line, file=sys.stderr, flush=True))
+    bar, lines = progress_of(args)
     r = search_graphs(args.config, store=args.store, progress=bar, evaluations=args.evaluations, out=args.out,
                       log=lines)
     rows = []
@@ -62,14 +60,12 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _controller(args: argparse.Namespace) -> int:
-    import sys
-
+    from ttclab.cli._common import progress_of
     from ttclab.cli._table import format_table
     from ttclab.search.controller_search import search_controllers
 
     _check(args)
-    bar = not args.no_progress and sys.stderr.isatty()
-    lines = None if args.no_progress or bar else (lambda line: print(line, file=sys.stderr, flush=True))
+    bar, lines = progress_of(args)
     r = search_controllers(args.config, store=args.store, progress=bar, evaluations=args.evaluations, out=args.out,
                            log=lines)
     print(format_table([[c["controller"], c["beta"], c["accuracy"], f"[{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]",
