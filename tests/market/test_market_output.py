@@ -12,7 +12,8 @@ import pytest
 
 from ttclab.cli import main
 from ttclab.cli.market import with_default_action
-from ttclab.market.api import beta_label, run_market
+from ttclab.market.api import run_market
+from ttclab.market.plots import beta_label
 from ttclab.report.market import write_market_page
 
 REPO = Path(__file__).resolve().parents[2]

@@ -114,7 +114,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from ttclab.market.api import beta_label, run_sweep
+    from ttclab.market.api import run_sweep
+    from ttclab.market.plots import beta_label
 
     result = run_sweep(_config(args), args.out, figures=not args.no_figures)
     base = [r for r in result.rows if r["varied"] == "base"]

@@ -17,6 +17,7 @@ from ttclab.market.auction import AuctionResult
 from ttclab.market.config import MarketConfig, load_market_config
 from ttclab.market.economics import MarketParams
 from ttclab.market.game import SYMBOLS, BetaAnalysis, MarketGame
+from ttclab.market.plots import beta_label
 from ttclab.market.providers import (
     Provider,
     load_provider_table,
@@ -205,15 +206,6 @@ def money_decimals(values: list[Any], digits: int = 3) -> int:
     the column never turns to scientific notation because of those entries."""
     top = max((abs(float(v)) for v in values if v is not None and np.isfinite(v)), default=0.0)
     return 3 if top == 0 else int(min(6, max(0, digits - 1 - np.floor(np.log10(top)))))
-
-
-def beta_label(b: float) -> str:
-    """β as the tables title it: 100,000, never 1e+05; a swept β of 1,000 or more to the unit (112,468),
-    a smaller one to 4 significant digits (533.7, 0.5)."""
-    b = float(b)
-    if abs(b) < 1e12 and (abs(b) >= 1e3 or b.is_integer()):
-        return f"{b:,.0f}"
-    return f"{b:.4g}"
 
 
 def vars_params(p: MarketParams) -> dict[str, Any]:

@@ -21,6 +21,15 @@ import numpy as np
 PER_QUERY = (1.0, "USD per query")
 
 
+def beta_label(b: float) -> str:
+    """β as the tables title it: 100,000, never 1e+05; a swept β of 1,000 or more to the unit (112,468),
+    a smaller one to 4 significant digits (533.7, 0.5)."""
+    b = float(b)
+    if abs(b) < 1e12 and (abs(b) >= 1e3 or b.is_integer()):
+        return f"{b:,.0f}"
+    return f"{b:.4g}"
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -103,7 +112,6 @@ def value_curves(game: Any, out: Path, money: tuple[float, str] = PER_QUERY) -> 
 def dynamics(report: Any, out: Path, money: tuple[float, str] = PER_QUERY) -> list[Path]:
     from matplotlib.ticker import MaxNLocator
 
-    from ttclab.market.api import beta_label
 
     plt = _plt()
     f, unit = money
