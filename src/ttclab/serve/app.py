@@ -369,7 +369,7 @@ class ServeApp:
                 else completion_response(job.rid, model, created, choices, usage))
         body["ttc_usage"] = ttc
         await _send_json(send, 200, body)
-        return _answered(outcomes)
+        return _answered(outcomes) if job.plan.strategy != "none" else "answered"  # pass-through: not logged
 
     async def _stream(self, job: Job, receive: Any, send: Any, include_usage: bool, *,
                       model: str) -> tuple[str, APIError | None]:
@@ -466,7 +466,8 @@ class ServeApp:
                 body = usage_chunk(job.rid, model, created, job.chat, usage)
                 body["ttc_usage"] = ttc
                 yield event(body)
-            result["outcome"] = _answered([outcomes[i] for i in sorted(outcomes)])
+            result["outcome"] = (_answered([outcomes[i] for i in sorted(outcomes)]) if not passthrough
+                                 else "answered")
             yield b"data: [DONE]\n\n"
         finally:
             for t in tasks:
