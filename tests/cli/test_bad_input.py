@@ -143,8 +143,9 @@ def test_no_command_prints_the_commands(tmp_path, argv):
         (["search", "grph"], "ttclab: error: search: argument ACTION: invalid choice: 'grph' (choose from 'graph', "
                              "'controller'); did you mean 'graph'?"),
         (["evaluate", "--ks"], "ttclab: error: evaluate: argument --ks: expected one argument"),
-        (["runs", "--bogus"], "ttclab: error: unrecognized arguments: --bogus"),
-        (["--bogus", "runs"], "ttclab: error: unrecognized arguments: --bogus"),
+        (["runs", "--bogus"], "ttclab: error: unrecognized arguments: --bogus (`ttclab runs --help` shows"),
+        (["--bogus", "runs"], "ttclab: error: unrecognized arguments: --bogus (`ttclab runs --help` shows"),
+        (["serve", "--bogus"], "unrecognized arguments: --bogus (`ttclab serve --help` shows the usage)"),
     ],
 )
 def test_usage_errors_are_one_line(tmp_path, argv, line):

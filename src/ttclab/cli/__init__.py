@@ -74,7 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"ttclab: error: {unknown}", file=sys.stderr)
         return 2
-    args = apply_global(parser.parse_args(argv))
+    parsed, extra = parser.parse_known_args(argv)
+    if extra:  # argparse names the top-level parser here; the verb's help is where the options are
+        verb = getattr(parsed, "verb", None)
+        where = f"ttclab {verb} --help" if verb else "ttclab --help"
+        print(f"ttclab: error: unrecognized arguments: {' '.join(extra)} (`{where}` shows the usage)", file=sys.stderr)
+        return 2
+    args = apply_global(parsed)
     try:
         code = args.func(args)
     except TTCLabError as exc:
