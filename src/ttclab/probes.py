@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ttclab.errors import ConfigError
-from ttclab.sampling import LOG_EVERY_S
+from ttclab.sampling import ProgressLines
 from ttclab.store.schema import rows_table
 
 PROBES_DIR = "probes"
@@ -91,9 +91,9 @@ async def collect_probes(backend: Any, run_dir: Path, questions: Sequence[Any], 
     count = 0
     run_id = run.run_id
     total = sum(len(v) for v in todo.values())
-    started = last_line = time.perf_counter()
-    if log is not None and total:
-        log(f"{run_id}: probing {total} trace(s) of {len(todo)} question(s) every {every} tokens")
+    lines = ProgressLines(log)
+    if total:
+        lines.line(f"{run_id}: probing {total} trace(s) of {len(todo)} question(s) every {every} tokens")
     try:
         for qi in sorted(todo):
             q = questions[qi]
@@ -122,10 +122,8 @@ async def collect_probes(backend: Any, run_dir: Path, questions: Sequence[Any], 
             count += len(items)
             if bar is not None:
                 bar.update(len(items))
-            tick = time.perf_counter()
-            if log is not None and (tick - last_line >= LOG_EVERY_S or count == total):
-                last_line = tick
-                log(f"{run_id}: probes every {every}: traces {count}/{total}, {tick - started:.0f} s")
+            lines.tick(f"{run_id}: probes every {every}: traces {count}/{total}, {lines.elapsed:.0f} s",
+                       last=count == total)
     finally:
         if bar is not None:
             bar.close()

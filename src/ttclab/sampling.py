@@ -27,8 +27,35 @@ from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR, SampleWr
 from ttclab.tasks.base import Question
 from ttclab.verify.base import Verdict, Verifier
 
-#: Without a progress bar, at most one log line per this many seconds as questions finish (and the last).
+#: Without a progress bar, at most one log line per this many seconds as work finishes (and the last).
 LOG_EVERY_S = 5.0
+
+
+class ProgressLines:
+    """Progress where there is no bar (a log file, a pipe): :meth:`line` at once, :meth:`tick` at most once
+    every :data:`LOG_EVERY_S` seconds and always for the ``last`` piece of work; nothing when ``log`` is None."""
+
+    def __init__(self, log: Callable[[str], None] | None, started: float | None = None) -> None:
+        self.log = log
+        self.started = started if started is not None else time.perf_counter()
+        self._last = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def line(self, text: str) -> None:
+        if self.log is not None:
+            self.log(text)
+
+    def tick(self, text: str, *, last: bool = False) -> None:
+        """``text`` if it is time for a line, or ``last``."""
+        if self.log is None:
+            return
+        now = time.perf_counter()
+        if last or now - self._last >= LOG_EVERY_S:
+            self._last = now
+            self.log(text)
 
 Prompt = str | tuple[ChatMessage, ...]
 @dataclass
@@ -172,13 +199,12 @@ async def _sample_locked(
     for item in work:
         queue.put_nowait(item)
     start = time.perf_counter()
-    last_line = start
-    if log is not None:
-        log(f"{model}: {total - len(done)} sample(s) of {len(questions)} question(s) to generate"
-            + (f", {len(done)} stored before" if done else "") + f" -> {run_dir}")
+    lines = ProgressLines(log, start)
+    lines.line(f"{model}: {total - len(done)} sample(s) of {len(questions)} question(s) to generate"
+               + (f", {len(done)} stored before" if done else "") + f" -> {run_dir}")
 
     async def worker() -> None:
-        nonlocal questions_done, last_line
+        nonlocal questions_done
         while True:
             try:
                 qi, indices = queue.get_nowait()
@@ -214,12 +240,11 @@ async def _sample_locked(
                     refresh=False,
                 )
                 bar.update(len(indices))
-            now = time.perf_counter()
-            if log is not None and (now - last_line >= LOG_EVERY_S or questions_done == len(questions)):
-                last_line = now
-                log(f"{model}: questions {questions_done}/{len(questions)}, samples {len(done) + stats.generated}/"
-                    f"{total}, {stats.completion_tokens / max(now - start, 1e-9):.0f} tok/s"
-                    + (f", {stats.errors} errors" if stats.errors else "") + f", {now - start:.0f} s")
+            lines.tick(f"{model}: questions {questions_done}/{len(questions)}, samples "
+                       f"{len(done) + stats.generated}/{total}, "
+                       f"{stats.completion_tokens / max(lines.elapsed, 1e-9):.0f} tok/s"
+                       + (f", {stats.errors} errors" if stats.errors else "") + f", {lines.elapsed:.0f} s",
+                       last=questions_done == len(questions))
 
     tasks = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
     failure: BaseException | None = None

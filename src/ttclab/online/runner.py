@@ -44,7 +44,7 @@ from ttclab.online.state import QuestionState, RunContext
 from ttclab.online.steps.base import QuestionFailed
 from ttclab.online.steps.select import vote_winners
 from ttclab.online.templates import builtin_template, chat_format, default_format
-from ttclab.sampling import LOG_EVERY_S, mark_ended, prepare_run
+from ttclab.sampling import ProgressLines, mark_ended, prepare_run
 from ttclab.store.integrity import update_manifest
 from ttclab.store.reader import Run, store_root
 from ttclab.store.rows import run_meta, sample_row
@@ -253,10 +253,9 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
         other.caller.on_call = caller.on_call
     gate = asyncio.Semaphore(limit)
     counts = {"failed": 0, "done": 0, "correct": 0}
-    last_line = [time.perf_counter()]
-    if log is not None:
-        log(f"{label}: {len(todo)} question(s) to run" + (f", {len(finished)} finished before" if finished else "")
-            + f", {limit} at a time -> {run_dir}")
+    lines = ProgressLines(log, started)
+    lines.line(f"{label}: {len(todo)} question(s) to run" + (f", {len(finished)} finished before" if finished else "")
+               + f", {limit} at a time -> {run_dir}")
 
     async def one(index: int) -> None:
         async with gate:
@@ -266,13 +265,10 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
         counts["correct"] += bool(row["correct"])
         if bar is not None:
             bar.update(1)
-        now = time.perf_counter()
-        if log is not None and (now - last_line[0] >= LOG_EVERY_S or counts["done"] == len(todo)):
-            last_line[0] = now
-            graded = counts["done"] - counts["failed"]
-            log(f"{label}: {counts['done']}/{len(todo)} questions ({counts['correct']}/{graded} correct"
-                + (f", {counts['failed']} failed" if counts["failed"] else "") + f"), {stats.describe()}, "
-                f"{now - started:.0f} s")
+        lines.tick(f"{label}: {counts['done']}/{len(todo)} questions ({counts['correct']}/"
+                   f"{counts['done'] - counts['failed']} correct"
+                   + (f", {counts['failed']} failed" if counts["failed"] else "") + f"), {stats.describe()}, "
+                   f"{lines.elapsed:.0f} s", last=counts["done"] == len(todo))
 
     refresher = asyncio.ensure_future(_refresh(bar)) if bar is not None else None
     try:
