@@ -184,7 +184,7 @@ class Table:
 
     # -- renderers ----------------------------------------------------------------------------
     def text(self) -> str:
-        cells = self.formatted()
+        cells = self.formatted(thousands=True)
         widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(self.headers)]
         numeric = [self._numeric(i) for i in range(len(self.headers))]
 

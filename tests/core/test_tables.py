@@ -32,3 +32,11 @@ def test_short_html_cells_do_not_wrap_and_long_ones_wrap_in_a_column():
     html = Table(["difficulty", "within error"], [[label, "a, " * 20 + "b"]]).html()
     assert f'<td class="s">{label}</td>' in html
     assert '<td><div class="w">a, a,' in html
+
+
+def test_text_tables_group_thousands_like_titles_and_html_but_csv_and_json_stay_raw():
+    t = Table(["β", "tokens", "acc"], [[200.0, 1234567, 0.5], [100000.0, 98, 0.25]])
+    text = t.text()
+    assert "100,000" in text and "1,234,567" in text and "0.500" in text
+    assert t.csv().splitlines()[1:] == ["200.0,1234567,0.5", "100000.0,98,0.25"]
+    assert t.records()[1]["β"] == 100000.0

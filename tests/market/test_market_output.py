@@ -111,3 +111,14 @@ def test_default_action_reads_the_first_positional():
     assert with_default_action(["market", cfg, "-h"]) == ["market", "run", cfg, "-h"]
     assert with_default_action(["market", "-h"]) == ["market", "-h"]
     assert with_default_action(["market"]) == ["market", "run"]
+
+
+@pytest.mark.parametrize("argv", [["market"], ["market", "sweep"], ["market", "run"]])
+def test_no_config_says_what_to_give(argv):
+    """``ttclab market`` alone: both forms and the shipped configs, not argparse's 'market run: ... required'."""
+    r = subprocess.run([sys.executable, "-m", "ttclab", *argv], capture_output=True, text=True, timeout=60,
+                       cwd=CONFIGS.parent)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert "`ttclab market CONFIG`" in line and "`ttclab market sweep CONFIG`" in line
+    assert "configs/market_gsm8k_majority.yaml" in line and "required" not in line

@@ -53,8 +53,9 @@ def progress_of(args: argparse.Namespace) -> tuple[bool, Callable[[str], None] |
     return False, lambda line: print(line, file=sys.stderr, flush=True)
 
 
-def add_out(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
-    shown = f"default {default}" if default else "default: no files"
+def add_out(p: argparse.ArgumentParser, default: str | None, what: str, shown: str | None = None) -> None:
+    """``-o/--out DIR``; ``shown`` says what the default is when it is not a fixed folder."""
+    shown = shown or (f"default {default}" if default else "default: no files")
     p.add_argument("-o", "--out", default=default, metavar="DIR", help=f"output folder for {what} ({shown})")
 
 

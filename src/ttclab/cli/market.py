@@ -66,16 +66,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     run = actions.add_parser("run", help="equilibrium vs optimum at each beta, and the auction (the default)")
-    run.add_argument("config", help="a market YAML config (configs/market_*.yaml)")
+    run.add_argument("config", nargs="?", help="a market YAML config (configs/market_*.yaml)")
     add_store(run, "store of the runs for providers.source: runs (default: the config's)")
     add_format(run)
     run.add_argument("--json", action="store_true", help="print the whole report as JSON")
     add_out(run, None, "market.json, tables as CSV and market.html")
     run.set_defaults(func=_run)
     sweep = actions.add_parser("sweep", help="beta / margin / alpha / value-curve sweeps -> CSV, figures, market.html")
-    sweep.add_argument("config", help="a market YAML config (configs/market_*.yaml)")
+    sweep.add_argument("config", nargs="?", help="a market YAML config (configs/market_*.yaml)")
     add_store(sweep, "store of the runs for providers.source: runs (default: the config's)")
-    add_out(sweep, None, "the sweep (default: sweep.out in the config, else out/market/NAME)")
+    add_out(sweep, None, "the sweep", "default: sweep.out in the config, else out/market/NAME")
     sweep.add_argument("--no-figures", action="store_true", help="write the CSV files only")
     sweep.set_defaults(func=_sweep)
 
@@ -83,6 +83,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _config(args: argparse.Namespace):
     from ttclab.market.config import load_market_config
 
+    if args.config is None:  # ``ttclab market``: what to give, not argparse's "market run: ... required: config"
+        from pathlib import Path
+
+        from ttclab.errors import ConfigError
+
+        shipped = sorted(str(p) for p in Path("configs").glob("market_*.yaml"))
+        raise ConfigError("market: give a market config: `ttclab market CONFIG` (equilibria, welfare, auction) or "
+                          "`ttclab market sweep CONFIG`" + (f"; shipped: {', '.join(shipped)}" if shipped else ""))
     cfg = load_market_config(args.config)
     if getattr(args, "store", None) and cfg.providers.source == "runs":
         cfg = cfg.model_copy(update={"providers": cfg.providers.model_copy(update={"store": args.store})})
