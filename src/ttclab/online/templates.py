@@ -23,6 +23,7 @@ from typing import Any
 
 from ttclab.errors import ConfigError
 from ttclab.io import parse_yaml, read_yaml
+from ttclab.tasks.prompts import check_placeholders
 
 ChatMessage = dict[str, str]
 Prompt = str | tuple[ChatMessage, ...]
@@ -30,7 +31,6 @@ Prompt = str | tuple[ChatMessage, ...]
 PLACEHOLDERS = ("question", "solution", "feedback", "candidates", "n", "solution_a", "solution_b", "answer",
                 "verdict", "report")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
-_WORD_IN_BRACES = re.compile(r"(?<!\\)(?<![A-Za-z])\{([A-Za-z_]+)\}")
 TEMPLATE_FIELDS = ("name", "version", "system", "user", "description")
 
 
@@ -71,13 +71,7 @@ def fill(text: str, values: Mapping[str, Any]) -> str:
 
 
 def _check(text: str | None, where: str) -> None:
-    for m in _WORD_IN_BRACES.finditer(text or ""):
-        word = m.group(1)
-        if word not in PLACEHOLDERS:
-            close = difflib.get_close_matches(word, PLACEHOLDERS, n=1, cutoff=0.75)
-            if close:
-                raise ConfigError(f"{where}: unknown placeholder {{{word}}}; did you mean {{{close[0]}}}? "
-                                  f"(placeholders: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})")
+    check_placeholders(text, where, PLACEHOLDERS)
 
 
 def _from_mapping(data: Mapping[str, Any], where: str, default_name: str) -> Template:

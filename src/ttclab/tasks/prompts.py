@@ -114,15 +114,21 @@ def template_style(name: str) -> Style:
                       f"fewshot: {', '.join(FEWSHOT_TEMPLATES)}")
 
 
-def check_format(text: str, where: str, *, needs_question: bool) -> None:
-    """ConfigError for a template string without ``{question}`` (when needed) or with a misspelt placeholder."""
-    for m in _WORD_IN_BRACES.finditer(text):
+def check_placeholders(text: str | None, where: str, known: Sequence[str]) -> None:
+    """ConfigError for a ``{word}`` close to one of ``known`` but not in it (a misspelt placeholder);
+    other braces are text (JSON, LaTeX)."""
+    for m in _WORD_IN_BRACES.finditer(text or ""):
         word = m.group(1)
-        if word not in PLACEHOLDERS:
-            close = difflib.get_close_matches(word, PLACEHOLDERS, n=1, cutoff=0.75)
+        if word not in known:
+            close = difflib.get_close_matches(word, known, n=1, cutoff=0.75)
             if close:
                 raise ConfigError(f"{where}: unknown placeholder {{{word}}}; did you mean {{{close[0]}}}? "
-                                  f"(placeholders: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})")
+                                  f"(placeholders: {', '.join('{' + p + '}' for p in known)})")
+
+
+def check_format(text: str, where: str, *, needs_question: bool) -> None:
+    """ConfigError for a template string without ``{question}`` (when needed) or with a misspelt placeholder."""
+    check_placeholders(text, where, PLACEHOLDERS)
     if needs_question and "{question}" not in text:
         raise ConfigError(f"{where}: must contain {{question}} where the question goes")
 
