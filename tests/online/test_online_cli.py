@@ -44,6 +44,12 @@ def test_run_runs_evaluate_report(tmp_path: Path) -> None:
                 assert lines[0].startswith(f"{name} (scripted): 3 question(s) to run"), lines
                 assert lines[-1].startswith(f"{name} (scripted): 3/3 questions ("), lines
                 assert "calls " in lines[-1] and "tokens " in lines[-1]
+            if name == "aggregate-oracle-score":  # an oracle run is labelled as one where its accuracy shows
+                assert "aggregate-oracle-score (oracle)" in proc.stdout
+                assert "oracle: the pipeline uses the gold answer" in proc.stdout
+            else:
+                assert "(oracle)" not in proc.stdout and "oracle:" not in proc.stdout
+            assert "latency s (sum)" in proc.stdout
             if name == "reflect-then-aggregate":
                 assert all(role in proc.stdout for role in ("critic", "reviser", "judge"))
     runs = _ttclab("runs", "--store", str(store), cwd=tmp_path)

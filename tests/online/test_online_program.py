@@ -43,6 +43,15 @@ def _error(data: dict[str, Any]) -> str:
     ([{"op": "generate", "sampling": {"temperature": -1}}], "steps[0] (generate): sampling.temperature:"),
     ([{"op": "revise", "template": {"user": "Fix {solutoin}"}}], "unknown placeholder {solutoin}; did you mean {solution}?"),
     ([{"op": "generate", "template": "nope"}], "unknown prompt template 'nope'"),
+    # a custom prompt that drops what the call works on: the model would answer blind
+    ([{"op": "generate", "template": {"user": "Solve it"}}],
+     "steps[0] (generate): template.user: no {question}: the model would not see it; add {question}"),
+    ([{"op": "generate"}, {"op": "critique", "kind": "self"}, {"op": "revise", "template": {"user": "{question} again"}}],
+     "steps[2] (revise): template.user: no {solution}: the model would not see it"),
+    ([{"op": "generate"}, {"op": "select", "by": "pairwise", "template": {"user": "{question}: {solution_a}?"}}],
+     "template.user: no {solution_b}"),
+    ([{"op": "generate", "sampling": {"temprature": 0.5}}],
+     "steps[0] (generate): sampling.temprature: unknown setting; did you mean 'temperature'?"),
     ([{"op": "dvts", "n": 3, "beam_width": 2}], "steps[0] (dvts): n (3) must be a multiple of beam_width (2)"),
     ([{"op": "score", "by": "reward_model"}], "steps[0] (score): by: reward_model needs reward"),
 ])
@@ -55,6 +64,9 @@ def test_bad_top_level() -> None:
     assert "p.yaml: steps: " in _error({**BASE, "steps": []})
     assert "p.yaml: colour: unknown setting" in _error({**BASE, "colour": 1})
     assert "sampling.max_tokens: required" in _error({**BASE, "sampling": {}})
+    # a typo in the top-level sampling is named there (not at the first step, which only inherits it)
+    assert _error({**BASE, "sampling": {"max_tokens": 8, "temprature": 0.3}}) == \
+        "p.yaml: sampling.temprature: unknown setting; did you mean 'temperature'?"
     assert "budget.usd: a dollar budget needs prices" in _error({**BASE, "budget": {"usd": 1.0}})
 
 
@@ -92,6 +104,9 @@ def test_templates_are_versioned_data() -> None:
     custom = resolve_template({"user": "Problem: {question}\n{solution}\n{feedback}\nAgain."}, "revise", "w")
     assert custom.name == "revise+custom" and custom.hash != base.hash and custom.system == base.system
     assert "Again." in custom.messages(question="q", solution="s", feedback="f")[-1]["content"]
+    # a built-in name or a template that keeps the inputs is fine, feedback may be left out
+    assert resolve_template("solve_code", "solve", "w").name == "solve_code"
+    assert resolve_template({"user": "{question}\n{solution}\nAgain."}, "revise", "w").name == "revise+custom"
     # only known placeholders are replaced: braces such as \boxed{} stay
     t = resolve_template({"user": "{question} \\boxed{} {unknown_thing}"}, "solve", "w")
     assert t.messages(question="Q")[-1]["content"] == "Q \\boxed{} {unknown_thing}"
@@ -114,3 +129,8 @@ def test_cli_bad_pipeline_is_one_line_exit_2(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "ttclab", "run", str(path), "--limit", "0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--limit must be at least 1" in proc.stderr
+    # YAML flow style needs a space after a colon: '{backend:openai}' is one key, said so (not 'unknown setting')
+    proc = subprocess.run([sys.executable, "-m", "ttclab", "run", str(path), "--store", str(tmp_path / "s"),
+                           "--model", "{backend:openai, name: M}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "--model: 'backend:openai' is read as one key; put a space after each colon (backend: openai)" in proc.stderr

@@ -34,12 +34,14 @@ def _main(args: argparse.Namespace) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1 (got {args.concurrency})")
     bar, lines = progress_of(args)
-    r = run_pipeline(args.pipeline, task=parse_override(args.task), model=parse_override(args.model),
+    r = run_pipeline(args.pipeline, task=parse_override(args.task, "--task"),
+                     model=parse_override(args.model, "--model"),
                      limit=args.limit, seed=args.seed, store=args.store, concurrency=args.concurrency,
                      progress=bar, log=lines,
                      overrides={"continuation_format": args.continuation_format} if args.continuation_format else None)
     outcome = pipeline_outcome(r.run)
-    print(format_table([[r.pipeline, r.questions, r.ran, r.skipped, r.failed, outcome.accuracy, r.stats.calls,
+    name = r.pipeline + (" (oracle)" if outcome.oracle else "")  # as evaluate and report name it
+    print(format_table([[name, r.questions, r.ran, r.skipped, r.failed, outcome.accuracy, r.stats.calls,
                          r.stats.replayed, r.stats.tokens, r.wall_s, str(r.run.path)]],
                        ["pipeline", "questions", "ran", "skipped", "failed", "acc", "calls", "replayed", "tokens",
                         "wall s", "run"]))
@@ -48,7 +50,10 @@ def _main(args: argparse.Namespace) -> int:
         print()
         print(format_table([[k, v["calls"], v["prompt_tokens"], v["completion_tokens"], v["latency_s"]]
                             for k, v in roles.items()], ["role", "calls", "prompt tokens", "completion tokens",
-                                                          "latency s"]))
+                                                          "latency s (sum)"]))
+    if outcome.oracle:
+        print("\noracle: the pipeline uses the gold answer (critique or score by oracle): an upper bound, never chosen "
+              "as compute-optimal")
     if r.failed:
         print(f"\n{r.failed} question(s) failed (a model call failed); run the same command again to retry them")
     return 1 if r.failed else 0

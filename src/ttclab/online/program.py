@@ -19,7 +19,7 @@ from ttclab.config import ModelSpec, VerifierSpec, read_yaml_mapping
 from ttclab.errors import ConfigError
 from ttclab.online.candidates import Candidate
 from ttclab.online.state import QuestionState
-from ttclab.online.steps.base import BindContext, StepSpec
+from ttclab.online.steps.base import BindContext, StepSpec, check_sampling_keys
 from ttclab.online.steps.budget_forcing import BudgetForcingSpec
 from ttclab.online.steps.control import BudgetSpec, RepeatSpec
 from ttclab.online.steps.deepconf import DeepConfSpec
@@ -170,6 +170,7 @@ def compile_pipeline(data: dict[str, Any], source: str = "pipeline", base_dir: P
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
     assert isinstance(raw_steps, list)
+    check_sampling_keys(spec.sampling, f"{source}: ")
     steps = [parse_step(s, f"steps[{i}]", source) for i, s in enumerate(raw_steps)]
     bind_steps(steps, spec, base_dir, source)
     check_routing(steps, spec, source)

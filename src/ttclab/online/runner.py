@@ -68,14 +68,20 @@ class PipelineRunResult:
     wall_s: float
 
 
-def parse_override(value: str | None) -> Any:
+def parse_override(value: str | None, flag: str = "--model") -> Any:
     """A ``--task`` / ``--model`` value: a name or a YAML mapping (``{source: gym, name: ...}``)."""
     if value is None:
         return None
     try:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError:
-        raise ConfigError(f"could not read {value!r}: give a name or a YAML mapping such as {{name: x}}") from None
+        raise ConfigError(f"{flag}: could not read {value!r}: give a name or a YAML mapping such as "
+                          "{name: x}") from None
+    if isinstance(parsed, dict):  # "{backend:openai}" is one key "backend:openai" in YAML flow style
+        glued = next((k for k, v in parsed.items() if v is None and isinstance(k, str) and ":" in k), None)
+        if glued is not None:
+            key, _, rest = glued.partition(":")
+            raise ConfigError(f"{flag}: {glued!r} is read as one key; put a space after each colon ({key}: {rest})")
     return parsed
 
 

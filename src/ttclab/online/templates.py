@@ -31,6 +31,9 @@ Prompt = str | tuple[ChatMessage, ...]
 PLACEHOLDERS = ("question", "solution", "feedback", "candidates", "n", "solution_a", "solution_b", "answer",
                 "verdict", "report")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+#: What a step's call works on: a custom template that drops one of these where the default has it
+#: would call the model without the problem or the solution (e.g. ``user: "Solve it"``).
+REQUIRED_PLACEHOLDERS = ("question", "solution", "candidates", "solution_a", "solution_b")
 TEMPLATE_FIELDS = ("name", "version", "system", "user", "description")
 
 
@@ -127,7 +130,8 @@ def resolve_template(spec: Any, default: str, where: str, base_dir: Path | None 
             data = read_yaml(path)
             if not isinstance(data, dict):
                 raise ConfigError(f"{where}: template file {path} must be a mapping with a 'user' string")
-            return _from_mapping(data, f"{where} ({path.name})", path.stem)
+            return _require_inputs(_from_mapping(data, f"{where} ({path.name})", path.stem), default,
+                                   f"{where} ({path.name})")
         try:
             return builtin_template(spec)
         except ConfigError as exc:
@@ -141,11 +145,28 @@ def resolve_template(spec: Any, default: str, where: str, base_dir: Path | None 
         merged: dict[str, Any] = {"name": base_name, "version": base.version if base else 1,
                                   "system": base.system if base else None, "user": base.user if base else None}
         merged.update(dict(spec))
-        template = _from_mapping(merged, where, base_name)
+        template = _require_inputs(_from_mapping(merged, where, base_name), base.name if base else default, where)
         if base is not None and (template.user, template.system) != (base.user, base.system) and "version" not in spec:
             template = replace(template, name=f"{base_name}+custom")
         return template
     raise ConfigError(f"{where}: template must be a name, a .yaml path or a mapping of fields (got {spec!r})")
+
+
+def _require_inputs(template: Template, default: str, where: str) -> Template:
+    """``template`` when it keeps every :data:`REQUIRED_PLACEHOLDERS` the built-in ``default`` has; else ConfigError."""
+    try:
+        base = builtin_template(default)
+    except ConfigError:
+        return template
+    have = set(_PLACEHOLDER.findall(f"{template.system or ''}\n{template.user}"))
+    need = list(dict.fromkeys(_PLACEHOLDER.findall(f"{base.system or ''}\n{base.user}")))
+    missing = [p for p in REQUIRED_PLACEHOLDERS if p in need and p not in have]
+    if missing:
+        shown = " and ".join("{" + p + "}" for p in missing)
+        raise ConfigError(f"{where}.user: no {shown}: the model would not see {'them' if len(missing) > 1 else 'it'}; "
+                          f"add {shown} where {'they go' if len(missing) > 1 else 'it goes'} (the built-in {default!r} "
+                          f"template uses {', '.join('{' + p + '}' for p in need)})")
+    return template
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ at compile time; :meth:`StepSpec.run` runs the step on one question's population
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,16 @@ from ttclab.online.calls import CallResult, PreparedCall
 from ttclab.online.candidates import Candidate
 from ttclab.online.state import QuestionState
 from ttclab.online.templates import Prompt, Template, resolve_template
+
+
+def check_sampling_keys(sampling: dict[str, Any], where: str) -> None:
+    """ConfigError naming the first key of a ``sampling`` mapping that is not a sampling parameter."""
+    known = [k for k in SamplingParams.model_fields if k != "n"]
+    for key in sampling:
+        if key not in SamplingParams.model_fields:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"use {', '.join(known)}"
+            raise ConfigError(f"{where}sampling.{key}: unknown setting; {hint}")
 
 
 class QuestionFailed(Exception):
@@ -109,6 +120,7 @@ class StepSpec(BaseModel):
             if spec is None and name in ctx.templates:
                 spec = ctx.templates[name]
             self._template = resolve_template(spec, default or "solve", f"{ctx.where}: template", ctx.base_dir)
+        check_sampling_keys(self.sampling or {}, f"{ctx.where}: ")
         merged = {**ctx.sampling, **self.default_sampling, **(self.sampling or {})}
         merged.pop("n", None)
         try:
