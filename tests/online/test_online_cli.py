@@ -55,6 +55,20 @@ def test_run_runs_evaluate_report(tmp_path: Path) -> None:
     runs = _ttclab("runs", "--store", str(store), cwd=tmp_path)
     assert runs.returncode == 0
     assert "reflect-then-aggregate (scripted)" in runs.stdout and "aggregate-oracle-score (scripted)" in runs.stdout
+    # a pipeline's sample is its final answer; --question also lists the calls that led to it, in order
+    [rta] = [r for r in list_runs(store) if r.meta["pipeline"]["name"] == "reflect-then-aggregate"]
+    shown = _ttclab("show", rta.run_id, "--store", str(store), "--question", "0", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    calls = shown.stdout.split("\ncalls\n", 1)[1].splitlines()
+    assert calls[0].split()[:2] == ["step", "role"]
+    roles = [line.split()[1] for line in calls[2:] if line and not line.startswith("note:")]
+    n_calls = sum(1 for c in read_table(rta.path, "calls", ["question_index"])["question_index"].to_pylist() if c == 0)
+    assert len(roles) == n_calls and roles[0] == "generate" and roles[-1] == "judge"
+    assert {"critic", "reviser"} <= set(roles)
+    full = _ttclab("show", rta.run_id, "--store", str(store), "--question", "0", "--full", cwd=tmp_path)
+    assert full.returncode == 0 and full.stdout.count("\n--- call ") == n_calls and "--- call 0: step solve" in full.stdout
+    as_json = _ttclab("show", rta.run_id, "--store", str(store), "--question", "0", "--format", "json", cwd=tmp_path)
+    assert [r["sample"] for r in json.loads(as_json.stdout)] == [0]  # csv / json: the samples, as for any run
     ev = _ttclab("evaluate", "--store", str(store), "--prices", "local", cwd=tmp_path)
     assert ev.returncode == 0, ev.stderr
     assert "aggregate-oracle-score (oracle)" in ev.stdout

@@ -69,6 +69,15 @@ def _question(run, args: argparse.Namespace) -> int:
                   f"{r['completion_tokens']} tokens\n    reason: {'-' if reason is None else reason}")
             print(r["text"] if r["text"] is not None else "(no text)")
             print()
+        from ttclab.online.results import is_pipeline_run, question_calls
+
+        if is_pipeline_run(run):  # the calls that led to the final answer, in order
+            for i, c in enumerate(question_calls(run, picked[0]["question_index"])):
+                print(f"--- call {i}: step {c['step_id']}  {c['role']}  answer {c['answer']}  finish "
+                      f"{'error' if c['error'] else c['finish_reason']}  {c['prompt_tokens']} + "
+                      f"{c['completion_tokens']} tokens" + ("  (replayed)" if c["cached_from"] else ""))
+                print(c["error"] or c["text"] or "(no text)")
+                print()
         return 0
     rows = [
         [
@@ -86,12 +95,28 @@ def _question(run, args: argparse.Namespace) -> int:
     ]
     if getattr(args, "format", "table") == "table":
         print(header)
-    emit(
-        Table(["sample", "verdict", "answer", "finish", "tokens", "reason", "text"], rows),
-        args,
-        [] if args.full else ["--full prints every sample's whole text"],
-    )
+    samples = Table(["sample", "verdict", "answer", "finish", "tokens", "reason", "text"], rows)
+    calls = _pipeline_calls(run, picked[0]["question_index"], args)
+    if calls:
+        samples.title = "final answer"
+    emit([samples, *calls], args, [] if args.full else ["--full prints every sample's whole text"])
     return 0
+
+
+def _pipeline_calls(run, question_index: int, args: argparse.Namespace) -> list:
+    """A pipeline run's sample is its final answer: in a text table, the calls that led to it, in order
+    (critiques, picks...); csv / json keep the samples alone."""
+    from ttclab.online.results import is_pipeline_run, question_calls
+    from ttclab.tables import Table
+
+    if getattr(args, "format", "table") != "table" or not is_pipeline_run(run):
+        return []
+    rows = [[c["step_id"], c["role"], c["prompt_tokens"], c["completion_tokens"], c["answer"],
+             "error" if c["error"] else c["finish_reason"], "yes" if c["cached_from"] else None,
+             _snippet(c["error"] or c["text"], 50)]
+            for c in question_calls(run, question_index)]
+    return [Table(["step", "role", "prompt tokens", "completion tokens", "answer", "finish", "replayed", "text"], rows,
+                  title="calls")]
 
 
 def _snippet(text: object, width: int = 60) -> str | None:

@@ -183,6 +183,18 @@ def pipeline_ledgers(run: Run, spec: Any = None) -> list[Any]:
                            question_ids=out.question_ids)]
 
 
+def question_calls(run: Run, question_index: int) -> list[dict[str, Any]]:
+    """The calls of one question of a pipeline run in the order they were made: step, role, tokens, answer,
+    text, error, and where a call was replayed from (``ttclab show RUN --question ID``)."""
+    columns = ["step_id", "role", "template", "prompt_tokens", "completion_tokens", "latency_s", "answer",
+               "finish_reason", "text", "error", "cached_from", "created_at", "value"]
+    if not (run.path / "calls").is_dir():
+        return []
+    table = read_table(run.path, "calls", ["question_index", *columns]).to_pylist()
+    rows = [c for c in table if c["question_index"] == question_index]
+    return sorted(rows, key=lambda c: c["created_at"].timestamp() if c["created_at"] is not None else 0.0)
+
+
 def is_pipeline_run(run: Run) -> bool:
     return run.meta.get("kind") == "pipeline"
 
