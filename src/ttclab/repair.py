@@ -31,7 +31,7 @@ def repair(ref: str | Path, *, store: str | Path | None = None, regenerate: bool
     run = open_run(ref, store)
     report = repair_run(run.path)
     result = RepairResult(report)
-    if not report.moved:
+    if not report.lost:  # nothing lost (at most a manifest rebuilt from the parts): nothing to regenerate
         return result
     meta = Run(run.path).meta
     source = meta.get("source") or {}

@@ -95,9 +95,10 @@ def _verify_all(verifier: Verifier, completions: Sequence[Completion], q: Questi
 
 def prepare_run(run_dir: Path, meta: dict[str, Any], questions: Sequence[Question],
                 render: Callable[[Question], Prompt]) -> None:
-    """Create the run folder with run.json and questions.parquet (kept as is when they exist)."""
+    """Create the run folder with run.json and questions.parquet (kept as is when they exist; a corrupt
+    run.json, or one ``ttclab repair`` rebuilt without the config, is written again from ``meta``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / META_FILE).exists():
+    if not (run_dir / META_FILE).exists() or _meta_lost(run_dir):
         atomic_write_json(run_dir / META_FILE, {**meta, "status": "running"})
     if not (run_dir / QUESTIONS_FILE).exists():
         rows = []
@@ -109,6 +110,13 @@ def prepare_run(run_dir: Path, meta: dict[str, Any], questions: Sequence[Questio
                 gold=q.gold, difficulty=q.difficulty, metadata=q.metadata,
             ).as_dict())
         write_questions(run_dir, rows)
+
+
+def _meta_lost(run_dir: Path) -> bool:
+    try:
+        return "rebuilt" in Run(run_dir).meta
+    except StoreError:
+        return True
 
 
 def mark_ended(run_dir: Path, exc: BaseException) -> None:

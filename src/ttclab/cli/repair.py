@@ -24,10 +24,18 @@ def _main(args: argparse.Namespace) -> int:
     report = result.report
     if report.meta_rebuilt:
         print(f"rebuilt run.json ({report.meta_rebuilt.split(';')[0]})")
-    for where, why in report.moved:
+    if report.questions_moved:
+        where, why = report.questions_moved
         print(f"moved aside: {why.split(';')[0]} -> {where}")
+    for where, why in report.moved:
+        if ".missing." in where.name:  # nothing to move: what was lost is recorded there
+            print(f"lost: {why.split(';')[0]} (its manifest entry kept in {where})")
+        else:
+            print(f"moved aside: {why.split(';')[0]} -> {where}")
     if not report.changed:
         print(f"{report.run_dir}: all {report.ok_parts} part file(s) verified ({report.rows} rows); nothing to repair")
+    elif not report.lost:
+        print(f"nothing lost: all {report.ok_parts} part file(s) verified ({report.rows} rows)")
     elif result.regenerated:
         print(f"regenerated {result.regenerated} sample(s)")
     if result.note:

@@ -41,7 +41,11 @@ def _main(args: argparse.Namespace) -> int:
             if is_pipeline_run(run) and (run.path / "results").is_dir():  # served traffic: unlabelled requests count
                 s |= pipeline_summary(run)
         except StoreError as exc:  # one damaged run must not hide the others
-            rows.append([run.path.name, "", "", "damaged", None, None, None, None, None, None, None, None, None])
+            try:  # its run.json may still say what it is
+                model, task = run.model, str((run.meta.get("task") or {}).get("name", ""))
+            except StoreError:
+                model, task = "", ""
+            rows.append([run.path.name, model, task, "damaged", None, None, None, None, None, None, None, None, None])
             notes.append(str(exc))
             continue
         rows.append([s["run_id"], s["model"], s["task"], status_of(s), s["questions"], s["samples_per_question"] or None,
@@ -53,6 +57,10 @@ def _main(args: argparse.Namespace) -> int:
         elif s["rows"] == 0:
             again = "run its pipeline again (ttclab run)" if is_pipeline_run(run) else "sample it again"
             notes.append(f"{s['run_id']} has no samples: {again}, or remove it with `ttclab rm {s['run_id']}`")
+        elif s["status"] in ("interrupted", "failed"):
+            why = run.meta.get("error") or "run.json says running but no process is writing it (killed?)"
+            again = "`ttclab run PIPELINE`" if is_pipeline_run(run) else "`ttclab sample CONFIG`"
+            notes.append(f"{s['run_id']} {s['status']}: {' '.join(str(why).split())[:160]}; the same {again} resumes it")
     table = Table(["run", "model", "task", "status", "questions", "N", "samples", "errors", "truncated %", "acc",
                    "maj@N", "completion tokens", "tok/s per sample"], rows, decimals={"truncated %": 1, "tok/s per sample": 1})
     emit(table, args, notes)

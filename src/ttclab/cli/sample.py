@@ -55,6 +55,9 @@ def _main(args: argparse.Namespace) -> int:
         rate = r.stats.tokens_per_s if generated else None  # the throughput of what this call generated
         rows.append([s["model"], s["questions"], s["rows"], s["errors"], s["truncated"], s["accuracy"],
                      s["majority_accuracy"], s["completion_tokens"], rate, generated, str(r.run.path)])
+        if s["errors"]:
+            notes.append(f"{s['model']}: {s['errors']} of {s['errors'] + s['rows']} samples failed ({_first_error(r.run)}); "
+                         "they are stored as error rows, never graded, and the same command retries them")
         if s["truncated"]:
             max_tokens = (r.run.meta.get("sampling") or {}).get("max_tokens")
             notes.append(f"{s['model']}: {s['truncated']} of {s['rows']} samples ({s['truncated_pct']:.1f}%) hit "
@@ -66,3 +69,13 @@ def _main(args: argparse.Namespace) -> int:
     for n in notes:  # the warning comes last, where it is seen
         print(f"warning: {n}", file=sys.stderr)
     return 0 if all(r.summary["errors"] == 0 for r in results) else 1
+
+
+def _first_error(run) -> str:
+    """The first failed call's error, on one line (what the user needs to see to fix it)."""
+    import pyarrow.compute as pc
+
+    table = run.samples(["verdict", "error"])
+    errors = table.filter(pc.equal(table["verdict"], "error"))["error"].to_pylist()
+    first = next((e for e in errors if e), None)
+    return "first error: " + " ".join(str(first).split())[:200] if first else "no error message stored"

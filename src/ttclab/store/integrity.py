@@ -244,14 +244,37 @@ def visible_parts(samples_dir: Path) -> list[Path]:
     return sorted(samples_dir.glob("part-*.parquet")) if samples_dir.is_dir() else []
 
 
+def missing_parts(samples_dir: Path, manifest: dict[str, Any] | None, parts: list[Path]) -> list[str]:
+    """Parts recorded in the manifest that are not in ``samples/`` (deleted, or lost in a crash)."""
+    if manifest is None:
+        return []
+    seen = {p.name for p in parts}
+    return sorted(name for name in manifest["parts"] if name not in seen)
+
+
+def missing_error(samples_dir: Path, manifest: dict[str, Any], name: str) -> StoreError:
+    rows = manifest["parts"].get(name, {}).get("rows")
+    return StoreError(f"{samples_dir / name}: missing (recorded in {MANIFEST_FILE} with {rows} sample rows, not on disk); "
+                      f"`ttclab repair {samples_dir.parent.name}` records the loss and regenerates its samples")
+
+
 def read_parts(samples_dir: Path, ctx: RunContext, columns: list[str] | None = None) -> list[pa.Table]:
-    """Every visible part, verified; consistent under a concurrent writer or compaction."""
+    """Every visible part, verified; consistent under a concurrent writer or compaction. A part the
+    manifest records but ``samples/`` lacks (deleted) is damage too: its samples would silently be lost."""
+    missing_seen = 0
     for _ in range(200):
         parts = visible_parts(samples_dir)
         manifest = read_manifest(samples_dir)  # after listing: every part listed above is recorded
         if manifest is not None and manifest.get("intent"):  # a compaction is switching files
             if not _recover_if_unlocked(samples_dir):
                 time.sleep(0.05)  # it is running: wait for it
+            continue
+        missing = missing_parts(samples_dir, manifest, parts)
+        if missing and manifest is not None:  # a writer records a part just before renaming it into view
+            missing_seen += 1
+            if missing_seen >= 20:
+                raise missing_error(samples_dir, manifest, missing[0])
+            time.sleep(0.01)
             continue
         try:
             return [load_part(p, manifest, ctx, columns) for p in parts]
@@ -302,7 +325,14 @@ def run_lock(run_dir: Path, what: str = "writing") -> Iterator[None]:
         return
     handle = open(path, "a+", encoding="utf-8")
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for attempt in range(5):  # `ttclab runs` asks (writer_alive) with a shared lock held for microseconds
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.02)
     except OSError:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
@@ -329,6 +359,28 @@ def run_lock(run_dir: Path, what: str = "writing") -> Iterator[None]:
                 handle.truncate()
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
             handle.close()
+
+
+def writer_alive(run_dir: Path) -> bool:
+    """True while a process holds the run's lock (a sampler, a pipeline, a repair). A run.json that says
+    ``running`` with no such process was stopped without a word (``kill -9``, a crash, a power cut)."""
+    try:
+        import fcntl
+    except ModuleNotFoundError:  # not POSIX: nothing to ask
+        return True
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 # -- compaction ------------------------------------------------------------------------------------
@@ -438,9 +490,38 @@ def quarantine_damaged(samples_dir: Path, ctx: RunContext) -> list[tuple[Path, s
         except StoreError as exc:
             drop.append(part.name)
             moved.append((move_aside(part), str(exc)))
+    if manifest is not None:
+        for name in missing_parts(samples_dir, manifest, visible_parts(samples_dir)):
+            if name in drop:
+                continue
+            if _rename_committed_tmp(samples_dir, name, manifest["parts"][name]):
+                continue  # its writer died between recording it and renaming it into view: nothing lost
+            drop.append(name)
+            moved.append((_record_missing(samples_dir, name, manifest["parts"][name]),
+                          str(missing_error(samples_dir, manifest, name))))
     if drop:
         update_manifest(samples_dir, drop=drop)
     return moved
+
+
+def _rename_committed_tmp(samples_dir: Path, name: str, entry: dict[str, Any]) -> bool:
+    """A recorded part still under its temporary name (see :func:`commit_part`) whose checksum matches:
+    rename it into view. True when it was."""
+    for tmp in samples_dir.glob(f".{name}.*.tmp"):
+        if sha256_file(tmp)[0] == entry.get("sha256"):
+            os.replace(tmp, samples_dir / name)
+            return True
+    return False
+
+
+def _record_missing(samples_dir: Path, name: str, entry: dict[str, Any]) -> Path:
+    """Keep the manifest entry of a missing part in ``<run>/damaged/`` (what was lost, for inspection)."""
+    target_dir = samples_dir.parent / DAMAGED_DIR
+    target_dir.mkdir(exist_ok=True)
+    target = target_dir / f"{name}.missing.{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    target.write_text(json.dumps({"part": name, "recorded": entry, "note": "recorded in the manifest, not found "
+                                  "in samples/; its samples are generated again"}, indent=1) + "\n")
+    return target
 
 
 @dataclass
@@ -450,12 +531,18 @@ class RepairReport:
     run_dir: Path
     moved: list[tuple[Path, str]] = field(default_factory=list)  # (where the damaged file went, why)
     meta_rebuilt: str | None = None  # why run.json was rebuilt
+    questions_moved: tuple[Path, str] | None = None  # (where questions.parquet went, why); written again from the config
     ok_parts: int = 0
     rows: int = 0
 
     @property
     def changed(self) -> bool:
-        return bool(self.moved or self.meta_rebuilt)
+        return bool(self.moved or self.meta_rebuilt or self.questions_moved)
+
+    @property
+    def lost(self) -> bool:
+        """Samples or the questions table were lost (a rebuilt manifest alone loses nothing)."""
+        return bool(self.questions_moved) or any(not Path(w).name.startswith(MANIFEST_FILE) for w, _ in self.moved)
 
 
 def repair_run(run_dir: Path) -> RepairReport:
@@ -474,6 +561,15 @@ def repair_run(run_dir: Path) -> RepairReport:
         except StoreError as exc:
             report.meta_rebuilt = str(exc)
             meta = None
+        questions = run_dir / "questions.parquet"
+        try:
+            Run(run_dir).questions()
+        except StoreError as exc:  # the samples are checked without it; sampling writes it again from the config
+            aside = run_dir / DAMAGED_DIR
+            aside.mkdir(exist_ok=True)
+            target = aside / f"questions.parquet.{datetime.now(UTC):%Y%m%dT%H%M%S}"
+            os.replace(questions, target)
+            report.questions_moved = (target, str(exc))
         ctx = Run(run_dir).context(lenient=True)
         report.moved = quarantine_damaged(samples_dir, ctx)
         tables = read_parts(samples_dir, ctx)
@@ -486,7 +582,7 @@ def repair_run(run_dir: Path) -> RepairReport:
                 aside.mkdir(exist_ok=True)
                 os.replace(old, aside / f"run.json.{datetime.now(UTC):%Y%m%dT%H%M%S}")
             atomic_write_json(old, meta)
-        elif report.moved and meta.get("status") == "complete":
+        elif report.lost and meta.get("status") == "complete":
             atomic_write_json(run_dir / "run.json", {**meta, "status": "incomplete"})
     return report
 
@@ -513,6 +609,6 @@ def _rebuilt_meta(run_dir: Path, tables: list[pa.Table]) -> dict[str, Any]:
 
 __all__ = [
     "DAMAGED_DIR", "MANIFEST_FILE", "RepairReport", "RunContext", "adopt_legacy", "check_rows", "commit_part",
-    "compact_parts", "disk_full_error", "load_part", "move_aside", "quarantine_damaged", "read_manifest",
-    "read_parts", "recover", "repair_run", "run_lock", "update_manifest", "visible_parts",
+    "compact_parts", "disk_full_error", "load_part", "missing_parts", "move_aside", "quarantine_damaged", "read_manifest",
+    "read_parts", "recover", "repair_run", "run_lock", "update_manifest", "visible_parts", "writer_alive",
 ]

@@ -79,8 +79,8 @@ class Run:
         table = validate_table(table, QUESTIONS_SCHEMA, str(file))
         index = table["question_index"].to_numpy(zero_copy_only=False)
         if index.size and not np.array_equal(np.sort(index), np.arange(index.size)):
-            raise StoreError(f"{file}: damaged (question_index is not 0..{index.size - 1} once each); restore it by "
-                             "running the original `ttclab sample CONFIG` or import again")
+            raise StoreError(f"{file}: damaged (question_index is not 0..{index.size - 1} once each); "
+                             f"{QUESTIONS_FIX.format(run=self.path.name)}")
         return table
 
     def context(self, *, lenient: bool = False) -> RunContext:
@@ -163,10 +163,17 @@ def latest_rows(table: pa.Table) -> np.ndarray:
 
 
 def _read(file: Path) -> pa.Table:
+    """A run's questions table; page checksums (written since they exist) are verified."""
     try:
-        return pq.read_table(file)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise StoreError(f"{file}: unreadable Parquet ({exc}); delete the file and re-run to regenerate it") from None
+        table = pq.read_table(file, page_checksum_verification=True)
+        _ = table.column_names, table.schema.metadata  # decoded lazily: a damaged footer fails here, not later
+        return table
+    except Exception as exc:  # noqa: BLE001 - any failure to decode the file is damage
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+        raise StoreError(f"{file}: unreadable Parquet ({detail}); {QUESTIONS_FIX.format(run=file.parent.name)}") from None
+
+
+QUESTIONS_FIX = "`ttclab repair {run}` moves it aside and writes it again from the run's config"
 
 
 SCAN_GLOBS = {"samples": "*/samples/part-*.parquet", "questions": "*/questions.parquet"}

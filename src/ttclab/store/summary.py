@@ -58,6 +58,14 @@ def question_summaries(run: Run) -> list[QuestionSummary]:
     return out
 
 
+def live_status(run: Run) -> str:
+    """run.json's status, except that ``running`` with no process writing the run is ``interrupted``."""
+    from ttclab.store.integrity import writer_alive
+
+    status = str(run.meta.get("status", ""))
+    return "interrupted" if status == "running" and not writer_alive(run.path) else status
+
+
 def run_summary(run: Run) -> dict[str, Any]:
     """One line of ``ttclab runs``: counts, accuracy, majority accuracy, tokens."""
     meta = run.meta
@@ -76,7 +84,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "run_id": run.run_id,
         "model": run.model,
         "task": (meta.get("task") or {}).get("name", ""),
-        "status": meta.get("status", ""),
+        "status": live_status(run),
         "questions": len(per_q),
         "samples_per_question": meta.get("samples", ""),
         "rows": int(ok.sum()),

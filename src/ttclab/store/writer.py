@@ -76,12 +76,13 @@ ZSTD_MIN_BYTES = 1 << 20
 
 
 def write_parquet_tmp(path: Path, table: pa.Table) -> Path:
-    """Write ``table`` (zstd; snappy when small) to a hidden temporary file beside ``path``, fsynced; returns
-    its path."""
+    """Write ``table`` (zstd; snappy when small; with page checksums) to a hidden temporary file beside ``path``,
+    fsynced; returns its path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
-        pq.write_table(table, tmp, compression="zstd" if table.nbytes >= ZSTD_MIN_BYTES else "snappy")
+        pq.write_table(table, tmp, compression="zstd" if table.nbytes >= ZSTD_MIN_BYTES else "snappy",
+                       write_page_checksum=True)  # a flipped byte in a page is an error on read, not a changed value
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
     except OSError as exc:
