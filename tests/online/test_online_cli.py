@@ -158,3 +158,24 @@ def test_a_pipeline_that_stops_on_an_error_says_so_in_run_json(tmp_path: Path) -
     listed = _ttclab("runs", "--store", str(store), cwd=tmp_path)
     assert "empty (failed)" in listed.stdout and "running" not in listed.stdout
     assert f"{run.run_id} has no samples: run its pipeline again (ttclab run)" in listed.stdout + listed.stderr
+
+
+@pytest.mark.slow
+def test_progress_lines_while_a_long_question_runs(tmp_path: Path) -> None:
+    """Without a bar, a question of many calls on a slow model still logs a line every few seconds as its
+    calls finish (before: nothing until the question ended, minutes on the embedded model)."""
+    from ttclab.online.runner import run_pipeline
+    from ttclab.sampling import LOG_EVERY_S
+
+    lines: list[str] = []
+    # 1 question, 5 rounds of calls in a row (solve, then critique + revise twice), ~1.6 s each: ~8 s > LOG_EVERY_S
+    with ScriptedServer(delay_s=1.6) as srv:
+        data = {**load_yaml("reflect-self"), "model": scripted_model(srv.base_url)}
+        r = run_pipeline(write_pipeline(tmp_path, data), limit=1, store=tmp_path / "s", progress=False, log=lines.append)
+    assert r.wall_s > LOG_EVERY_S + 1
+    assert lines[0].startswith("reflect-self (scripted): 1 question(s) to run") and lines[-1].startswith(
+        "reflect-self (scripted): 1/1 questions (")
+    during = [line for line in lines[1:-1] if line.startswith("reflect-self (scripted): 0/1 questions (0/0 correct), calls ")]
+    assert during and len(lines) - 2 == len(during), lines  # between the first and the last: only call lines
+    calls = [int(line.split("calls ")[1].split()[0]) for line in during]
+    assert calls == sorted(calls) and 0 < calls[0] < r.stats.calls

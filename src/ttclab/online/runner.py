@@ -254,12 +254,21 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     extra = await _model_contexts(pipe, ctx, root, backends or {}, logs["calls"], stats, own)
     limit = concurrency or spec.concurrency or (1 if spec.model.backend == "llamacpp" else 8)
     bar = _bar(len(todo), label, progress)
-    caller.on_call = (lambda: bar.set_postfix_str(stats.describe(), refresh=False)) if bar is not None else None
-    for other, _ in extra:
-        other.caller.on_call = caller.on_call
     gate = asyncio.Semaphore(limit)
     counts = {"failed": 0, "done": 0, "correct": 0}
     lines = ProgressLines(log, started)
+
+    def status() -> str:
+        return (f"{label}: {counts['done']}/{len(todo)} questions ({counts['correct']}/"
+                f"{counts['done'] - counts['failed']} correct" + (f", {counts['failed']} failed" if counts["failed"] else "")
+                + f"), {stats.describe()}, {lines.elapsed:.0f} s")
+
+    # a line as calls finish too (at most one every few seconds): a question of many calls on a slow
+    # model takes minutes, and a log should show it is moving
+    caller.on_call = ((lambda: bar.set_postfix_str(stats.describe(), refresh=False)) if bar is not None
+                      else (lambda: lines.tick(status())) if log is not None else None)
+    for other, _ in extra:
+        other.caller.on_call = caller.on_call
     lines.line(f"{label}: {len(todo)} question(s) to run" + (f", {len(finished)} finished before" if finished else "")
                + f", {limit} at a time -> {run_dir}")
 
@@ -271,10 +280,7 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
         counts["correct"] += bool(row["correct"])
         if bar is not None:
             bar.update(1)
-        lines.tick(f"{label}: {counts['done']}/{len(todo)} questions ({counts['correct']}/"
-                   f"{counts['done'] - counts['failed']} correct"
-                   + (f", {counts['failed']} failed" if counts["failed"] else "") + f"), {stats.describe()}, "
-                   f"{lines.elapsed:.0f} s", last=counts["done"] == len(todo))
+        lines.tick(status(), last=counts["done"] == len(todo))
 
     refresher = asyncio.ensure_future(_refresh(bar)) if bar is not None else None
     try:
