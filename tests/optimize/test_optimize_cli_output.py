@@ -128,3 +128,85 @@ def test_one_model_names_strategy_at_k_beside_the_model_column(store):
     assert len(names) > 1 and all(re.fullmatch(r"[a-z_]+@\d+", n) for n in names), best[0]["choice"]
     per_bin, notes = _table(text, "per difficulty")
     assert not any(n.startswith("held-out") for n in notes)  # oracle bins: same samples, said in the title
+
+
+def _edge_run(root: Path, run_id: str, n_q: int, correct) -> Path:
+    """A run of ``n_q`` questions x N samples; ``correct(q, j)`` says which samples are right."""
+    run_dir = root / run_id
+    run_dir.mkdir(parents=True)
+    atomic_write_json(run_dir / META_FILE, {"run_id": run_id, "status": "complete", "samples": N,
+                                            "model": {"name": "m", "label": "m"}, "task": {"name": "arith"}})
+    write_questions(run_dir, [{"question_index": q, "question_id": f"q{q}", "question": "?", "prompt": "",
+                               "gold": "1", "difficulty": None, "metadata": "{}"} for q in range(n_q)])
+    base = {name: None for name in SAMPLES_SCHEMA.names}
+    rows = [{**base, "run_id": run_id, "model": "m", "question_id": f"q{q}", "question_index": q, "sample_index": j,
+             "created_at": datetime.now(UTC), "prompt_tokens": 40, "completion_tokens": 10 + j, "latency_s": 0.5,
+             "text": "x", "finish_reason": "stop", "answer": "1" if correct(q, j) else str(2 + j),
+             "verdict": "correct" if correct(q, j) else "incorrect", "correct": correct(q, j), "verify_reason": "r"}
+            for q in range(n_q) for j in range(N)]
+    writer = SampleWriter(run_dir)
+    writer.add(rows)
+    writer.close()
+    return run_dir
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ttclab", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_every_answer_wrong_says_there_is_nothing_to_choose(tmp_path):
+    _edge_run(tmp_path, "wrong", 6, lambda q, j: False)
+    text = _optimize(tmp_path)
+    _, notes = _table(text, "compute-optimal choice per budget")
+    assert any("every strategy has accuracy 0.000 at every budget: there is nothing to choose" in n for n in notes), text
+    # one difficulty bin: no policy table of a dozen rows equal to the one choice (before: 12 identical rows)
+    assert "applying each difficulty's choice" not in text and "per difficulty: 1 bin by" in text
+    _, bin_notes = _table(text, "per difficulty")
+    assert any(n.startswith("one difficulty bin") for n in bin_notes), bin_notes
+
+
+def test_a_budget_below_everything_says_why_its_row_is_empty(tmp_path):
+    _edge_run(tmp_path, "r", 12, lambda q, j: (q + j) % 3 == 0)
+    best, notes = _table(_optimize(tmp_path, "--budgets", "1,500"), "compute-optimal choice per budget")
+    assert best[0]["choice"] == "—"
+    assert any(re.fullmatch(r"budget 1 total_tokens: no choice \('—'\): budget below the cheapest point \(5\d\.?\d* "
+                            r"total_tokens\)", n) for n in notes), notes
+    for bad in ("0", "-5,10", "nan"):
+        out = _cli("optimize", f"--budgets={bad}", "--store", str(tmp_path))
+        assert out.returncode == 2 and "every budget must be a positive number" in out.stderr, out.stderr
+
+
+def test_the_policy_table_collapses_budgets_that_read_the_same(tmp_path):
+    _edge_run(tmp_path, "r", 12, lambda q, j: (q % 3 == 0) or (q % 3 == 1 and j % 2 == 0))
+    text = _optimize(tmp_path, "--budgets", ",".join(str(b) for b in range(51, 60)))
+    policy, _ = _table(text, "applying each difficulty's choice")
+    keys = [tuple(v for k, v in r.items() if k not in ("budget (total_tokens)", "to")) for r in policy]
+    assert all(a != b for a, b in zip(keys, keys[1:])), policy  # no two neighbours read the same
+    assert len(policy) < 9
+
+
+def test_one_question_is_not_read_as_a_precise_interval(tmp_path):
+    _edge_run(tmp_path, "one", 1, lambda q, j: j == 0)  # accuracy 0.25 on one question: the bootstrap is a point
+    ev = _cli("evaluate", "--store", str(tmp_path), "-o", str(tmp_path / "out"))
+    assert ev.returncode == 0, ev.stderr
+    assert "note: 1 question: intervals are over questions, and one question has no spread to resample" in ev.stdout
+    assert "note: 1 question:" in _optimize(tmp_path)
+    _edge_run(tmp_path / "few", "few", 4, lambda q, j: j == q)
+    assert "note: only 4 questions: intervals over so few questions are rough" in _optimize(tmp_path / "few")
+
+
+def test_a_run_of_only_errors_says_so(tmp_path):
+    run_dir = tmp_path / "errs"
+    run_dir.mkdir()
+    atomic_write_json(run_dir / META_FILE, {"run_id": "errs", "status": "incomplete", "samples": 2,
+                                            "model": {"name": "m", "label": "m"}, "task": {"name": "arith"}})
+    write_questions(run_dir, [{"question_index": 0, "question_id": "q0", "question": "?", "prompt": "", "gold": "1",
+                               "difficulty": None, "metadata": "{}"}])
+    base = {name: None for name in SAMPLES_SCHEMA.names}
+    writer = SampleWriter(run_dir)
+    writer.add([{**base, "run_id": "errs", "model": "m", "question_id": "q0", "question_index": 0, "sample_index": j,
+                 "created_at": datetime.now(UTC), "verdict": "error", "correct": False, "error": "HTTP 503"}
+                for j in range(2)])
+    writer.close()
+    out = _cli("optimize", "--store", str(tmp_path))
+    assert out.returncode == 2 and "skipped: all 2 samples are errors" in out.stderr, out.stderr

@@ -136,7 +136,8 @@ def evaluate_sample_run(run: Run, label: str, opts: EvalOptions) -> RunLedgers:
     truncated, good = truncation_counts(samples)
     if good == 0:
         status = run.meta.get("status", "")
-        return RunLedgers(run, None, [], [f"run {run.run_id} skipped: no samples{f' (status {status})' if status else ''}; "
+        what = f"all {samples.num_rows} samples are errors" if samples.num_rows else "no samples"
+        return RunLedgers(run, None, [], [f"run {run.run_id} skipped: {what}{f' (status {status})' if status else ''}; "
                                           f"remove it with `ttclab rm {run.run_id}` or sample it again"])
     if truncated:
         notes.append(f"run {run.run_id}: {truncated} of {good} samples ({100 * truncated / good:.1f}%) hit max_tokens "

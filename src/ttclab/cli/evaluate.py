@@ -70,12 +70,29 @@ def _main(args: argparse.Namespace) -> int:
     if unit_note:
         notes.append(unit_note)
     notes += _ks_above_n(ev)
+    notes += few_questions_notes(rows)
     emit(table, args, notes)
     out = out_dir(args)
     if out is not None:
         path = write_csv(rows, out / "evaluation.csv")
         info(f"wrote {path} ({len(rows)} rows; every unit and note)", args)
     return 0
+
+
+FEW_QUESTIONS = 10
+
+
+def few_questions_notes(rows: list[dict]) -> list[str]:
+    """Intervals are over questions: with one question there is no spread to resample (an interval of one
+    question's value is a point, not a finding), with a handful they are rough."""
+    counts = [int(r["n_questions"]) for r in rows if r.get("n_questions")]
+    if not counts or min(counts) >= FEW_QUESTIONS:
+        return []
+    n = min(counts)
+    if n == 1:
+        return ["1 question: intervals are over questions, and one question has no spread to resample (a CI that is "
+                "a point is not a precise finding); sample more questions (--limit) before reading differences"]
+    return [f"only {n} questions: intervals over so few questions are rough; sample more (--limit) for a finding"]
 
 
 def _ks_above_n(ev) -> list[str]:

@@ -30,7 +30,7 @@ def _main(args: argparse.Namespace) -> int:
         without_model,
     )
     from ttclab.cli._common import emit, info, out_dir
-    from ttclab.cli.evaluate import evaluation_from_args
+    from ttclab.cli.evaluate import evaluation_from_args, few_questions_notes
     from ttclab.errors import ConfigError
     from ttclab.tables import Table, write_csv
 
@@ -38,6 +38,8 @@ def _main(args: argparse.Namespace) -> int:
         budgets = [float(b) for b in args.budgets.split(",")] if args.budgets else None
     except ValueError:
         raise ConfigError(f"--budgets: expected comma-separated numbers, got {args.budgets!r}") from None
+    if budgets is not None and not all(b > 0 and b == b and b != float("inf") for b in budgets):
+        raise ConfigError(f"--budgets: every budget must be a positive number, got {args.budgets!r}")
     ev = evaluation_from_args(args)
     opt = optimize(ev, unit=args.unit, budgets=budgets, n_bins=args.bins, difficulty=args.difficulty, seed=args.seed)
     u = opt.unit
@@ -48,7 +50,7 @@ def _main(args: argparse.Namespace) -> int:
                    r["runner_up"], r["vs_runner_up"], _ci(r["vs_runner_up_ci_low"], r["vs_runner_up_ci_high"])]
                   for r in opt.choices],
                  title=f"compute-optimal choice per budget ({opt.unit_note}; budgets that choose the same collapsed)",
-                 decimals=DIFFERENCES)
+                 decimals=DIFFERENCES, notes=_no_choice_notes(opt.choices, u) + _no_difference_notes(ev))
     tables = [without_model(best) if names_models(opt.choices) else best]
     if opt.efficiency:
         tables.append(Table(["baseline", "model", "target accuracy", "ratio", "note"],
@@ -62,6 +64,10 @@ def _main(args: argparse.Namespace) -> int:
         if args.difficulty == "heldout":
             notes.append("held-out: each choice is made on one half of every question's samples; accuracy, one sample "
                          "and gain are measured on the other half (a negative gain: the choice did not carry over)")
+        one_bin = len({r["difficulty"] for r in rows}) == 1  # the policy is then the one choice, row for row
+        if one_bin:
+            notes.append("one difficulty bin (the questions' pass rates do not separate): a per-difficulty policy is "
+                         "the single choice, so it is not tabled")
         many = names_models(rows)
         per_bin = Table(["difficulty", f"budget ({u})", "to", "model", "choice", "accuracy", "one sample", "gain"],
                         [[r["difficulty"], r["budget_from"], r["budget_to"], r["model"], choice_label(r),
@@ -69,14 +75,17 @@ def _main(args: argparse.Namespace) -> int:
                         title=f"per difficulty: {opt.difficulty_note}", decimals=DIFFERENCES, notes=notes)
         tables.append(without_model(per_bin) if many else per_bin)
         policy, left_out = affordable_policy(opt)
-        tables.append(Table([f"budget ({u})", "per-difficulty policy", "one choice for all", "its accuracy", "gain"],
-                            [[r["budget"], r["policy_accuracy"], single_label(r, many), r["single_accuracy"],
-                              r["gain_over_single"]] for r in policy],
-                            title="applying each difficulty's choice to its questions vs one choice for all",
-                            decimals=DIFFERENCES, notes=left_out))
+        if not one_bin:
+            tables.append(Table([f"budget ({u})", "to", "per-difficulty policy", "one choice for all", "its accuracy",
+                                 "gain"],
+                                [[lo, hi, r["policy_accuracy"], single_label(r, many), r["single_accuracy"],
+                                  r["gain_over_single"]] for lo, hi, r in _collapsed_policy(policy, many)],
+                                title="applying each difficulty's choice to its questions vs one choice for all",
+                                decimals=DIFFERENCES, notes=left_out))
     if opt.saturation:
         tables.append(Table.from_records(opt.saturation, ["model", "strategy", "finding"], title="saturation"))
-    notes = [*ev.notes, *opt.saturation_notes, *dict.fromkeys(r["note"] for r in opt.best if r.get("note"))]
+    notes = [*ev.notes, *opt.saturation_notes, *dict.fromkeys(r["note"] for r in opt.best if r.get("note")),
+             *few_questions_notes(ev.rows())]
     if not opt.by_difficulty:
         notes.append(f"per difficulty: {opt.difficulty_note}")
     emit(tables, args, notes)
@@ -88,6 +97,47 @@ def _main(args: argparse.Namespace) -> int:
             paths.append(write_csv(opt.by_difficulty, out / "per_difficulty.csv"))
         info("wrote " + ", ".join(map(str, paths)), args)
     return 0
+
+
+def _collapsed_policy(policy: list[dict], many: bool) -> list[tuple[float, float, dict]]:
+    """Consecutive budgets whose policy row reads the same (accuracies, the one choice, the gain) as one row
+    from-to, as the other tables collapse budgets that buy nothing better (before: a dozen identical rows)."""
+    from ttclab.analysis.optimize import single_label
+
+    out: list[tuple[float, float, dict]] = []
+
+    def same(a: dict, b: dict) -> bool:
+        keys = ("policy_accuracy", "single_accuracy", "gain_over_single")
+        return single_label(a, many) == single_label(b, many) and all(
+            round(float(a[k]), 12) == round(float(b[k]), 12) for k in keys)
+
+    for r in policy:
+        if out and same(out[-1][2], r):
+            out[-1] = (out[-1][0], r["budget"], out[-1][2])
+        else:
+            out.append((r["budget"], r["budget"], r))
+    return out
+
+
+def _no_choice_notes(choices: list[dict], unit: str) -> list[str]:
+    """Why a budget's row chooses nothing ('—'), e.g. a budget below the cheapest point."""
+    out = []
+    for r in choices:
+        if r.get("reason"):
+            lo, hi = r["budget_from"], r["budget_to"]
+            budget = f"{lo:.4g}" if lo == hi else f"{lo:.4g}–{hi:.4g}"
+            out.append(f"budget {budget} {unit}: no choice ('—'): {r['reason']}")
+    return out
+
+
+def _no_difference_notes(ev) -> list[str]:
+    """Every strategy at every budget with the same accuracy (e.g. every answer wrong): the 'choice' is only the
+    cheapest of equals, not a finding."""
+    values = {round(float(r["accuracy"]), 12) for r in ev.rows() if r["accuracy"] == r["accuracy"]}
+    if len(values) != 1:
+        return []
+    return [f"every strategy has accuracy {values.pop():.3f} at every budget: there is nothing to choose between, "
+            "the row lists the cheapest of equals"]
 
 
 DIFFERENCES = {"gain vs 1 sample": 3, "choice − runner-up": 3, "gain": 3}
