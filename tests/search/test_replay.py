@@ -157,3 +157,28 @@ def test_headline_noise_note_flags_a_difference_the_questions_cannot_resolve():
     clear = _noise_note({"per_question": many}, {"per_question": [0.5] * 200}, rng)
     assert "+0.500" in clear and "noise" not in clear
     assert _noise_note({}, {"per_question": many}, rng) == ""
+
+
+def test_headline_never_calls_matching_zero_or_a_point_interval_a_finding():
+    from ttclab.search.controller_search import _noise_note
+
+    rng = np.random.default_rng(0)
+    # found on the embedded traces: SC@4 at 0.000 'matched' with 75% fewer tokens, CI [+0.000, +0.000]
+    zero = _noise_note({"per_question": [0.0, 0.0]}, {"per_question": [0.0, 0.0]}, rng)
+    assert "SC gets no held-out question right" in zero and "not a finding" in zero
+    point = _noise_note({"per_question": [1.0, 0.0, 0.5]}, {"per_question": [1.0, 0.0, 0.5]}, rng)
+    assert "the interval is a point" in point and "only 3 questions" in point
+    many = _noise_note({"per_question": [1.0, 0.0] * 10}, {"per_question": [1.0, 0.0] * 10}, rng)
+    assert "finding" not in many  # 20 questions that agree: the point interval is the data's
+
+
+def test_an_accuracy_of_zero_on_every_question_has_a_wilson_interval_not_a_point():
+    from ttclab.search.controller_search import ControllerEval
+
+    zeros = np.zeros(2)
+    ev = ControllerEval(zeros, zeros + 10, zeros + 10, zeros, zeros + 10, 0)
+    lo, hi = ev.summary(np.random.default_rng(0))["ci"]
+    assert lo == 0.0 and hi > 0.5  # before: [0.00, 0.00] over 2 questions
+    mixed = ControllerEval(np.array([0.0, 1.0]), zeros + 10, zeros + 10, zeros, zeros + 10, 0)
+    lo, hi = mixed.summary(np.random.default_rng(0))["ci"]
+    assert lo == 0.0 and hi == 1.0  # the bootstrap, as before

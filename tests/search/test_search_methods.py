@@ -143,3 +143,46 @@ def test_graph_search_with_the_agent(fixed, tmp_path: Path):
         asked = len(agent.prompts)
         search_graphs(path, store=tmp_path / "store", progress=False)
         assert len(agent.prompts) == asked  # replies replayed from agent.jsonl
+
+
+def test_graph_search_budget_below_every_graph_and_levels_nothing_fits(fixed, tmp_path: Path):
+    import yaml
+
+    from ttclab.errors import ConfigError
+    from ttclab.search.graph_search import search_graphs
+
+    path = _config(tmp_path, fixed.base_url, evaluations=2)
+    cfg = yaml.safe_load(path.read_text())
+    low = tmp_path / "low.yaml"
+    low.write_text(yaml.safe_dump({**cfg, "budget": {"max": 2, "levels": [2]}}))
+    # before: every candidate rejected one line at a time (92 of them on the embedded models), then an empty front
+    with pytest.raises(ConfigError, match=r"budget.max 2 total_tokens per question is below the cheapest graph "
+                                          r"\(generator\([ab]\): \d+ total_tokens/q predicted\)"):
+        search_graphs(low, store=tmp_path / "store", progress=False)
+    assert fixed.requests == 0
+    lvl = tmp_path / "lvl.yaml"
+    lvl.write_text(yaml.safe_dump({**cfg, "budget": {"max": 600, "levels": [3, 600]}}))
+    r = search_graphs(lvl, store=tmp_path / "store", progress=False)
+    assert "total_tokens-3" not in r.best and "total_tokens-600" in r.best
+    assert any(n.startswith("budget level 3 total_tokens: no evaluated graph fits") for n in r.notes), r.notes
+    assert any(n.startswith("search on 4 questions, held-out on 4: at this size") for n in r.notes), r.notes
+    # graphs predicted before their calls were timed have no latency: the latency chart says it leaves them out
+    ran = [t for t in r.trials if t.get("accuracy") is not None]
+    untimed = sum(1 for t in ran if not (t["predicted"]["latency_s"] == t["predicted"]["latency_s"]))
+    page = (r.out / "report.html").read_text()
+    if untimed and untimed < len(ran):
+        assert f"{untimed} of {len(ran)} evaluated graphs have no latency prediction" in page
+    assert 0 < untimed < len(ran), (untimed, len(ran))  # some predicted before any call was timed, some after
+
+
+def test_a_config_for_the_other_search_names_the_right_verb(fixed, tmp_path: Path, capsys):
+    from ttclab.cli import main
+
+    path = _config(tmp_path, fixed.base_url)
+    assert main(["search", "controller", str(path)]) == 2
+    assert f"a graph search config (it has models, task, no data:); run it with `ttclab search graph {path}`" in \
+        capsys.readouterr().err  # before: "task: unknown setting; did you mean 'betas'?"
+    c = tmp_path / "c.yaml"
+    c.write_text("name: c\ndata: {synthetic: {n_questions: 4}}\n")
+    assert main(["search", "graph", str(c)]) == 2
+    assert f"run it with `ttclab search controller {c}`" in capsys.readouterr().err

@@ -54,6 +54,8 @@ def _graph(args: argparse.Namespace) -> int:
     print()
     print(format_table([[k, v["describe"], v["accuracy"], (v.get("heldout") or {}).get("accuracy"), v["pipeline_file"]]
                         for k, v in r.best.items()], ["budget", "best graph", "search acc", "held-out acc", "ttclab run"]))
+    for note in r.notes:
+        print(f"note: {note}")
     print(f"\n{len(r.trials)} candidates ({r.rejected} over budget, not run; {r.agent_rejected} agent proposals "
           f"rejected); everything in {r.out}")
     return 0

@@ -105,6 +105,9 @@ def _trajectory_figure(values: list[float | None], ylabel: str, title: str) -> A
     ax.plot(xs, ys, drawstyle="steps-post", color="#4C72B0", label="best so far")
     ax.scatter(xs, [v if v is not None else float("nan") for v in values], s=10, color="#999", label="each evaluation")
     ax.set_xlabel("evaluations")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # evaluations are counted (before: ticks at 1.5, 2.5)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
@@ -124,9 +127,13 @@ def graph_section(sec: Section, s: dict[str, Any]) -> None:
                                  "Graphs: accuracy vs cost (search split)"), f"search-{s['name']}-front")
         lat = [p for p in evaluated if p["latency"] is not None and math.isfinite(p["latency"])]
         if lat and s.get("front_latency"):
+            missing = len(evaluated) - len(lat)  # predicted before any call of their models and roles was timed
+            caption = (f"{missing} of {len(evaluated)} evaluated graphs have no latency prediction (they were predicted "
+                       "before calls of their models and roles had been timed) and are not drawn here"
+                       if missing else "")
             sec.figure(_front_figure(lat, [dict(p, latency=p["predicted"]["latency_s"]) for p in s["front_latency"]],
                                      "latency", "predicted critical-path latency (s)", "Graphs: accuracy vs latency"),
-                       f"search-{s['name']}-latency")
+                       f"search-{s['name']}-latency", caption)
     sec.figure(_trajectory_figure([r.get("accuracy") for r in s["trials"]], "search accuracy",
                                   "Search trajectory"), f"search-{s['name']}-trajectory")
     rows = []

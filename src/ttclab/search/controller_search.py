@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ttclab.config import ModelSpec, read_yaml_mapping
 from ttclab.errors import ConfigError
 from ttclab.search.replay import ReplayData, ReplayEnv
+from ttclab.strategies.bootstrap import wilson
 
 if TYPE_CHECKING:
     from ttclab.search.code_controller import CodeController, CodeLimits
@@ -85,6 +86,10 @@ class ControllerEval:
         idx = rng.integers(q, size=(draws, q))
         boot = self.accuracy[idx].mean(axis=1)
         lo, hi = np.quantile(boot, [0.025, 0.975]) if q else (np.nan, np.nan)
+        if q and (np.all(self.accuracy == 0.0) or np.all(self.accuracy == 1.0)):
+            # every question wrong (or right) in every order: a bootstrap has nothing to resample and gives a
+            # point ([0.00, 0.00]); the Wilson interval of q questions says how little q questions show
+            lo, hi = wilson(float(self.accuracy.sum()), q)
         return {"accuracy": float(self.accuracy.mean()), "ci": [float(lo), float(hi)],
                 "tokens": float(self.tokens.mean()), "decode_tokens": float(self.decode_tokens.mean()),
                 "probe_tokens": float(self.probe_tokens.mean()),
@@ -136,8 +141,13 @@ def _noise_note(best: Mapping[str, Any], top: Mapping[str, Any], rng: np.random.
         return ""
     mean, lo, hi = paired_difference_ci(a, b, rng)
     text = f" (accuracy difference {mean:+.3f}, paired 95% CI [{lo:+.3f}, {hi:+.3f}] over {len(a)} questions"
+    if not any(x > 0 for x in b):  # before: '75% fewer tokens' for matching an accuracy of 0
+        return text + ": SC gets no held-out question right, so matching it takes nothing; not a finding)"
     if lo < -0.05:
         return text + ": it could be noise; more held-out questions are needed to call it a finding)"
+    if hi - lo < 1e-12 and len(a) < 10:  # both score the same on each of a handful of questions: a point, not a CI
+        return (text + f": the interval is a point because both score the same on each of only {len(a)} "
+                "questions; not a finding at this size)")
     return text + ")"
 
 
@@ -255,6 +265,9 @@ def load_controller_search(path: str | Path) -> tuple[ControllerSearchConfig, Pa
 
     path = Path(path)
     data = read_yaml_mapping(path, "controller search", "name, data")
+    if "data" not in data and {"models", "task"} & set(data):  # before: "task: unknown setting; did you mean 'betas'?"
+        raise ConfigError(f"{path}: a graph search config (it has {', '.join(sorted({'models', 'task'} & set(data)))}, "
+                          f"no data:); run it with `ttclab search graph {path}`")
     try:
         return ControllerSearchConfig.model_validate(data), path.parent
     except ValidationError as exc:

@@ -27,6 +27,8 @@ from ttclab.errors import ConfigError
 from ttclab.strategies.bootstrap import wilson
 from ttclab.tasks.config import TaskConfig, format_validation_error
 
+FEW_QUESTIONS = 10  # below this, a split's accuracies are said to be rough
+
 
 class SplitSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -119,6 +121,9 @@ class GraphSearchConfig(BaseModel):
 def load_graph_search(path: str | Path) -> tuple[GraphSearchConfig, Path]:
     path = Path(path)
     data = read_yaml_mapping(path, "graph search", "name, task, split, models, budget")
+    if "data" in data and "models" not in data:
+        raise ConfigError(f"{path}: a controller search config (it has data:, no models:); run it with "
+                          f"`ttclab search controller {path}`")
     try:
         cfg = GraphSearchConfig.model_validate(data)
     except ValidationError as exc:
@@ -304,6 +309,14 @@ def search_graphs(config: str | Path | GraphSearchConfig, *, store: str | Path |
     pool = list(cfg.models)
     space = graph_space(pool, max_width=cfg.space.max_width, max_depth=cfg.space.max_depth, roles=cfg.space.roles,
                         output_roles=cfg.space.output_roles, skips=cfg.space.skips)
+    cheapest = min((decode(c, cfg.models) for c in single_model_candidates(space, pool)),
+                   key=lambda g: ev.predict(g)[cfg.budget.unit])  # a lone generator: every graph has one
+    floor = ev.predict(cheapest)[cfg.budget.unit]
+    if floor > cfg.budget.max:  # before: every candidate rejected, one line each, for minutes, then an empty front
+        ev.close()
+        raise ConfigError(f"budget.max {cfg.budget.max:g} {cfg.budget.unit} per question is below the cheapest graph "
+                          f"({cheapest.describe()}: {floor:.0f} {cfg.budget.unit}/q predicted): no graph fits; raise "
+                          f"budget.max to at least {floor:.0f}")
     total = cfg.method.evaluations + (len(pool) if "model_prior" in cfg.heuristics else 0)
     bar = _bar(total, cfg.name, progress)
     if log is not None:
@@ -370,9 +383,17 @@ def search_graphs(config: str | Path | GraphSearchConfig, *, store: str | Path |
         for rec in chosen:
             rec["heldout"] = ev.heldout(parse_graph(rec["graph"]))
         best: dict[str, dict[str, Any]] = {}
+        notes: list[str] = []
+        if min(cfg.split.search, cfg.split.heldout) < FEW_QUESTIONS:
+            notes.append(f"search on {cfg.split.search} questions, held-out on {cfg.split.heldout}: at this size "
+                         "accuracy differences between graphs are mostly noise (see the held-out CIs); raise split "
+                         "and the task size for a finding")
         for level in sorted(set(cfg.budget.levels or [cfg.budget.max])):
             fits = [r for r in evaluated if r["cost"] <= level]
             if not fits:
+                low = min((r["cost"] for r in evaluated), default=float("nan"))
+                notes.append(f"budget level {level:g} {cfg.budget.unit}: no evaluated graph fits (the cheapest "
+                             f"evaluated costs {low:.0f}/q predicted); no best graph for it")
                 continue
             top = max(fits, key=lambda r: (r["accuracy"], -r["cost"]))
             graph = parse_graph(top["graph"])
@@ -392,7 +413,7 @@ def search_graphs(config: str | Path | GraphSearchConfig, *, store: str | Path |
                    "heuristics": cfg.heuristics, "trials": trials, "front": front,
                    "front_latency": front_latency, "best": best,
                    "rejected_over_budget": rejected_over_budget,
-                   "agent_rejected": agent_rejected,
+                   "agent_rejected": agent_rejected, "notes": notes,
                    "agent_rejections": getattr(method, "rejected", [])}
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=_json))
         from ttclab.report.search import write_search_report
@@ -402,7 +423,7 @@ def search_graphs(config: str | Path | GraphSearchConfig, *, store: str | Path |
         if bar is not None:
             bar.close()
         ev.close()
-    return GraphSearchResult(out_dir, trials, front, best, rejected_over_budget, agent_rejected)
+    return GraphSearchResult(out_dir, trials, front, best, rejected_over_budget, agent_rejected, notes)
 
 
 def graph_summary(records: Any, cfg: GraphSearchConfig, top: int = 8) -> str:
