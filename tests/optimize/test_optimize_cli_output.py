@@ -130,11 +130,11 @@ def test_one_model_names_strategy_at_k_beside_the_model_column(store):
     assert not any(n.startswith("held-out") for n in notes)  # oracle bins: same samples, said in the title
 
 
-def _edge_run(root: Path, run_id: str, n_q: int, correct) -> Path:
-    """A run of ``n_q`` questions x N samples; ``correct(q, j)`` says which samples are right."""
+def _edge_run(root: Path, run_id: str, n_q: int, correct, n: int = N) -> Path:
+    """A run of ``n_q`` questions x ``n`` samples; ``correct(q, j)`` says which samples are right."""
     run_dir = root / run_id
     run_dir.mkdir(parents=True)
-    atomic_write_json(run_dir / META_FILE, {"run_id": run_id, "status": "complete", "samples": N,
+    atomic_write_json(run_dir / META_FILE, {"run_id": run_id, "status": "complete", "samples": n,
                                             "model": {"name": "m", "label": "m"}, "task": {"name": "arith"}})
     write_questions(run_dir, [{"question_index": q, "question_id": f"q{q}", "question": "?", "prompt": "",
                                "gold": "1", "difficulty": None, "metadata": "{}"} for q in range(n_q)])
@@ -143,7 +143,7 @@ def _edge_run(root: Path, run_id: str, n_q: int, correct) -> Path:
              "created_at": datetime.now(UTC), "prompt_tokens": 40, "completion_tokens": 10 + j, "latency_s": 0.5,
              "text": "x", "finish_reason": "stop", "answer": "1" if correct(q, j) else str(2 + j),
              "verdict": "correct" if correct(q, j) else "incorrect", "correct": correct(q, j), "verify_reason": "r"}
-            for q in range(n_q) for j in range(N)]
+            for q in range(n_q) for j in range(n)]
     writer = SampleWriter(run_dir)
     writer.add(rows)
     writer.close()
@@ -210,3 +210,10 @@ def test_a_run_of_only_errors_says_so(tmp_path):
     writer.close()
     out = _cli("optimize", "--store", str(tmp_path))
     assert out.returncode == 2 and "skipped: all 2 samples are errors" in out.stderr, out.stderr
+
+
+def test_heldout_with_one_sample_per_question_names_the_way_out(tmp_path):
+    _edge_run(tmp_path, "n1", 8, lambda q, j: q % 2 == 0, n=1)
+    out = _cli("optimize", "--difficulty", "heldout", "--store", str(tmp_path))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "a held-out split needs >= 2 per question: sample more (--samples) or use --difficulty oracle" in out.stderr

@@ -86,7 +86,8 @@ def heldout_split(arrays: SampleArrays, rng: np.random.Generator, fraction: floa
     n_q = arrays.n_per_question
     if (n_q < 2).any():
         bad = str(arrays.question_ids[np.flatnonzero(n_q < 2)[0]])
-        raise DataError(f"question {bad!r} has {int(n_q[n_q < 2][0])} sample(s); a held-out split needs >= 2 per question")
+        raise DataError(f"question {bad!r} has {int(n_q[n_q < 2][0])} sample(s); a held-out split needs >= 2 per "
+                        "question: sample more (--samples) or use --difficulty oracle")
     n_sel = np.clip(np.rint(fraction * n_q).astype(np.int64), 1, n_q - 1)
     # random order of the present samples first (absent ones last)
     keys = np.where(arrays.present, rng.random((q_count, n)), np.inf)
