@@ -35,7 +35,7 @@ def main() -> int:
                 for r in results]
         print("\n== 2. summary (majority vote over all samples; ties split)")
         print(Table(["model", "questions", "samples", "errors", "truncated %", "accuracy", "majority acc",
-                     "completion tokens", "tok/s (this run)"], rows, decimals={"truncated %": 1}).text())
+                     "completion tokens", "completion tok/s (this run)"], rows, decimals={"truncated %": 1}).text())
         for r in results:
             print(f"   {r.summary['model']}: run {r.run.path}")
             if r.summary["truncated"]:

@@ -243,14 +243,15 @@ async def _sample_locked(
             if bar is not None:
                 elapsed = time.perf_counter() - start
                 bar.set_postfix_str(
-                    f"questions {questions_done}/{len(questions)}, {stats.completion_tokens / max(elapsed, 1e-9):.0f} tok/s"
+                    f"questions {questions_done}/{len(questions)}, "
+                    f"{stats.completion_tokens / max(elapsed, 1e-9):.0f} completion tok/s"
                     + (f", {stats.errors} errors" if stats.errors else ""),
                     refresh=False,
                 )
                 bar.update(len(indices))
             lines.tick(f"{model}: questions {questions_done}/{len(questions)}, samples "
                        f"{len(done) + stats.generated}/{total}, "
-                       f"{stats.completion_tokens / max(lines.elapsed, 1e-9):.0f} tok/s"
+                       f"{stats.completion_tokens / max(lines.elapsed, 1e-9):.0f} completion tok/s"
                        + (f", {stats.errors} errors" if stats.errors else "") + f", {lines.elapsed:.0f} s",
                        last=questions_done == len(questions))
 

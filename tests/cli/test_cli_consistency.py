@@ -237,6 +237,10 @@ def test_sample_overrides_name_truncation_warning_and_resume(tmp_path):
                           capture_output=True, text=True, timeout=60)
     (row,) = json.loads(runs.stdout)
     assert row["truncated %"] > 0 and row["status"] == "complete"
+    # seconds per sample (not completion tok/s, which reads as a broken engine when the prompt dominates)
+    latency = run.samples(["latency_s"])["latency_s"].to_pylist()
+    assert row["s per sample"] == pytest.approx(sum(latency) / len(latency)) and row["s per sample"] > 0
+    assert "completion tok/s" in res.stdout
 
 
 def test_show_question_of_a_pipeline_run_has_no_literal_none(tmp_path):

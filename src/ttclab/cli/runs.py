@@ -50,7 +50,7 @@ def _main(args: argparse.Namespace) -> int:
             continue
         rows.append([s["run_id"], s["model"], s["task"], status_of(s), s["questions"], s["samples_per_question"] or None,
                      s["rows"], s["errors"], s["truncated_pct"], s["accuracy"], s["majority_accuracy"],
-                     s["completion_tokens"], s["tokens_per_s"]])
+                     s["completion_tokens"], s["latency_s_mean"]])
         if s.get("unlabelled"):
             notes.append(f"{s['run_id']}: {s['unlabelled']} of {s['rows']} served answers carry no reference "
                          "(ttc.reference): their tokens count here; acc is over the labelled ones")
@@ -62,6 +62,6 @@ def _main(args: argparse.Namespace) -> int:
             again = "`ttclab run PIPELINE`" if is_pipeline_run(run) else "`ttclab sample CONFIG`"
             notes.append(f"{s['run_id']} {s['status']}: {' '.join(str(why).split())[:160]}; the same {again} resumes it")
     table = Table(["run", "model", "task", "status", "questions", "N", "samples", "errors", "truncated %", "acc",
-                   "maj@N", "completion tokens", "tok/s per sample"], rows, decimals={"truncated %": 1, "tok/s per sample": 1})
+                   "maj@N", "completion tokens", "s per sample"], rows, decimals={"truncated %": 1, "s per sample": 2})
     emit(table, args, notes)
     return 0

@@ -64,7 +64,7 @@ def _main(args: argparse.Namespace) -> int:
                          f"max_tokens={max_tokens} and were cut off; max_tokens may be too small "
                          "(evaluate --truncated drop|wrong treats them differently)")
     table = Table(["model", "questions", "samples", "errors", "truncated", "acc", "maj@N", "completion tokens",
-                   "tok/s (this call)", "new", "run"], rows)
+                   "completion tok/s (this call)", "new", "run"], rows)
     emit(table, args)
     for n in notes:  # the warning comes last, where it is seen
         print(f"warning: {n}", file=sys.stderr)

@@ -215,6 +215,7 @@ def pipeline_summary(run: Run) -> dict[str, Any]:
     return {"rows": len(done), "errors": len(rows) - len(done), "unlabelled": len(done) - len(graded),
             "accuracy": sum(bool(r["correct"]) for r in graded) / len(graded) if graded else float("nan"),
             "completion_tokens": tokens, "tokens_per_s": tokens / latency if latency > 0 else float("nan"),
+            "latency_s_mean": latency / len(done) if done else float("nan"),
             "truncated": truncated, "truncated_pct": 100 * truncated / len(known) if known else float("nan")}
 
 

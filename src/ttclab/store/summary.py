@@ -96,4 +96,8 @@ def run_summary(run: Run) -> dict[str, Any]:
         # None (shown as '-') when the run stores no token counts (an import of counts), not a count of 0
         "completion_tokens": int(tokens[ok].sum()) if (meta.get("data") or {}).get("tokens", True) else None,
         "tokens_per_s": float(tokens[ok].sum() / gen_time) if gen_time > 0 else float("nan"),
+        # seconds per sample (prompt, decoding and waiting in its batch): with answers of a few tokens the
+        # prompt dominates, and completion tokens / latency reads as a broken engine (0.4 tok/s)
+        "latency_s_mean": float(np.nanmean(latency[ok])) if ok.any() and not np.isnan(latency[ok]).all()
+        else float("nan"),
     }
