@@ -81,3 +81,38 @@ def test_kill_9_mid_pipeline_then_resume(tmp_path: Path) -> None:
     # every call is stored once (the resumed run replayed the finished ones without storing them again)
     ids = [c["call_id"] for c in final["calls"] if c["error"] is None]
     assert len(ids) == len(set(ids)) == len(reference["calls"])
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_pipeline_then_resume_says_so(tmp_path: Path) -> None:
+    """SIGINT: exit 130 with one line, run.json 'interrupted' (not the asyncio 'CancelledError'), and the
+    same command continues: its start line counts the finished questions, its tables say what was replayed."""
+    path = write_pipeline(tmp_path, load_yaml("reflect-then-aggregate"))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    store = tmp_path / "store"
+    with ScriptedServer(delay_s=0.02) as srv:
+        cmd = _cmd(path, store, srv.base_url)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 120
+        while (not list(store.glob("*/results/journal-*.jsonl")) or _rows(store) < 120) \
+                and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be interrupted"
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        assert err.strip().splitlines() == ["ttclab: interrupted (finished work is saved; run the same command again "
+                                            "to resume)"]
+        run_dir = next(store.iterdir())
+        meta = json.loads((run_dir / "run.json").read_text())
+        assert meta["status"] == "interrupted" and meta["error"] == "Ctrl-C or cancelled"
+        finished = len(read_table(run_dir, "results"))
+        assert 0 < finished < 6
+        resumed = subprocess.run([c for c in cmd if c != "--no-progress"], env=env, capture_output=True, text=True,
+                                 timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    first = resumed.stderr.splitlines()[0]
+    assert f"{6 - finished} question(s) to run, {finished} finished before" in first, first
+    assert "over its 6 finished question(s), replayed ones included" in resumed.stdout
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"

@@ -47,7 +47,9 @@ def _main(args: argparse.Namespace) -> int:
                         "wall s", "run"]))
     roles = outcome.by_role()
     if roles:
-        print()
+        finished = int((outcome.correct == outcome.correct).sum())  # not NaN: the questions with a result
+        print(f"\nthe run's calls by role, over its {finished} finished question(s), replayed ones included (the table "
+              "above counts this command's calls):" if r.skipped else "")
         print(format_table([[k, v["calls"], v["prompt_tokens"], v["completion_tokens"], v["latency_s"]]
                             for k, v in roles.items()], ["role", "calls", "prompt tokens", "completion tokens",
                                                           "latency s (sum)"]))

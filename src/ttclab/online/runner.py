@@ -195,7 +195,8 @@ async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | N
                                      concurrency=concurrency, progress=progress, started=started, backend=backend,
                                      backends=backends, log=log)
         except BaseException as exc:  # run.json says how it ended (not "running"); finished questions resume
-            mark_ended(run_dir, exc)
+            cancelled = isinstance(exc, asyncio.CancelledError)  # Ctrl-C reaches the run as a cancellation
+            mark_ended(run_dir, KeyboardInterrupt("Ctrl-C or cancelled") if cancelled else exc)
             raise
 
 
