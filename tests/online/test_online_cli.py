@@ -76,6 +76,20 @@ def test_run_runs_evaluate_report(tmp_path: Path) -> None:
     assert rep.returncode == 0, rep.stderr
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "reflect-then-aggregate" in html
+    # the frontier caption names a pipeline point by its label (not 'reflect-then-aggregate (scripted)
+    # reflect-then-aggregate@1', k = 1 of a pipeline meaning nothing)
+    assert "set by the circled points (reflect-then-aggregate (scripted))" in html
+
+
+def test_report_names_a_pipeline_point_by_its_label() -> None:
+    from ttclab.report.plots import is_pipeline_point, point_label
+
+    assert point_label("aggregate-vote (smollm2-135m)", "aggregate-vote", 1) == "aggregate-vote (smollm2-135m)"
+    assert point_label("reflect-oracle (m)", "reflect-oracle (oracle)", 1) == "reflect-oracle (m) (oracle)"
+    assert point_label("smollm2-135m", "majority", 4) == "majority@4 (smollm2-135m)"
+    assert point_label("smollm2-135m", "majority", 4, many=False) == "majority@4"
+    assert point_label("smollm2-135m", "majority") == "majority (smollm2-135m)"
+    assert not is_pipeline_point("smollm2-135m", "majority") and not is_pipeline_point("vote (m)", "aggregate-vote")
 
 
 def test_pipeline_ledger_and_optimizer_exclude_oracles(scripted: ScriptedServer, tmp_path: Path) -> None:

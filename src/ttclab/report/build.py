@@ -242,7 +242,10 @@ def write_report(
 
 
 def _frontier_points(opt: Optimization, many: bool) -> str:
-    names = [f"{r['model']} {r['strategy']}@{r['k']}" if many else f"{r['strategy']}@{r['k']}" for r in opt.frontier]
+    from ttclab.report.plots import is_pipeline_point
+
+    names = [str(r["model"]) if is_pipeline_point(r["model"], r["strategy"])  # a pipeline's label names it
+             else f"{r['model']} {r['strategy']}@{r['k']}" if many else f"{r['strategy']}@{r['k']}" for r in opt.frontier]
     return few(names, 4) if names else "none"
 
 

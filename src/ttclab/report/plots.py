@@ -213,7 +213,7 @@ def choice_plot(best: Sequence[dict[str, Any]], unit: str) -> Any:
     bottom = np.nanmin(np.where(np.isfinite(lo), lo, y))
     ax.set_ylim(max(0.0, bottom - 0.04), min(1.02, top + 0.06))
     ax.set_title("Compute-optimal choice per budget")
-    handles = [Line2D([], [], ls="none", marker=style(s)[0], color=color[(m, s)], ms=6, label=f"{s} ({m})" if many else s)
+    handles = [Line2D([], [], ls="none", marker=style(s)[0], color=color[(m, s)], ms=6, label=point_label(m, s, many=many))
                for m, s in names]
     handles.append(Line2D([], [], ls="none", marker="o", mfc="white", mec="#555", ms=6,
                           label="hollow: another strategy is within error"))
@@ -247,7 +247,9 @@ def difficulty_heatmap(rows: Sequence[dict[str, Any]], unit: str) -> Any:
             continue
         gain[i, j] = g = r["gain"]
         lines = [f"{_short(r['strategy'])}@{r['k']}"]
-        if many:
+        if is_pipeline_point(r["model"], r["strategy"]):  # the pipeline's label names it (and its model)
+            lines = textwrap.wrap(str(r["model"]), chars, break_on_hyphens=True) or [str(r["model"])]
+        elif many:
             lines += textwrap.wrap(str(r["model"]), chars, break_on_hyphens=True) or [str(r["model"])]
         cells[i][j] = lines + ([f"{'+' if g >= 0 else ''}{g:.2f}"] if np.isfinite(g) else [])
     height_lines = max((len(c) for row in cells for c in row), default=1)
@@ -287,6 +289,20 @@ def _short(strategy: str) -> str:
     return SHORT_NAMES.get(strategy, strategy)
 
 
+def is_pipeline_point(model: Any, strategy: Any) -> bool:
+    """A pipeline run's point: its model label is 'pipeline (llm)' and its strategy the pipeline (k = 1)."""
+    return str(model).startswith(str(strategy).removesuffix(" (oracle)") + " (")
+
+
+def point_label(model: Any, strategy: Any, k: Any = None, many: bool = True) -> str:
+    """'majority@4' or 'majority@4 (model)'; a pipeline run is named by its own label alone ('aggregate-vote
+    (smollm2-135m)', not 'aggregate-vote@1 (aggregate-vote (smollm2-135m))')."""
+    if is_pipeline_point(model, strategy):
+        return str(model) + (" (oracle)" if str(strategy).endswith(" (oracle)") else "")
+    name = f"{strategy}@{k}" if k is not None else str(strategy)
+    return f"{name} ({model})" if many else name
+
+
 def pareto_plot(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[str, Any]],
                 oracle: Sequence[str] = ("pass_at_k",)) -> Any:
     """Every deployable (model, strategy, k) point, the Pareto frontier with error bars and k labels."""
@@ -315,7 +331,7 @@ def pareto_plot(table: Any, cost_column: str, unit: str, frontier: Sequence[dict
         for r in frontier:
             ax.scatter([r["cost"]], [r["accuracy"]], s=44, color=colors[str(r["model"])], marker=style(str(r["strategy"]))[0],
                        edgecolors="black", lw=0.8, zorder=4)
-            label = f"{r['strategy']}@{r['k']}" + (f" ({r['model']})" if len(models) > 1 else "")
+            label = point_label(r["model"], r["strategy"], r["k"], len(models) > 1)
             ax.annotate(label, (r["cost"], r["accuracy"]), textcoords="offset points", xytext=(4, -11), fontsize=7)
     budget_axis(ax, unit)
     ax.set_ylabel("accuracy")
