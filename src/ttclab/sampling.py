@@ -127,7 +127,8 @@ def mark_ended(run_dir: Path, exc: BaseException) -> None:
         meta = Run(run_dir).meta
     except Exception:  # noqa: BLE001 - never hide the original error behind a bookkeeping one
         return
-    atomic_write_json(run_dir / META_FILE, {**meta, "status": status, "error": (str(exc) or exc.__class__.__name__)[:500],
+    why = str(exc) or ("Ctrl-C, SIGTERM or cancelled" if status == "interrupted" else exc.__class__.__name__)
+    atomic_write_json(run_dir / META_FILE, {**meta, "status": status, "error": why[:500],
                                             "finished_at": datetime.now(UTC).isoformat()})
 
 

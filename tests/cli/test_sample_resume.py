@@ -97,6 +97,34 @@ def test_kill_9_then_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     assert rerun.returncode == 0 and len(_rows(run_dir)) == QUESTIONS * SAMPLES
 
 
+def test_sigterm_stops_like_ctrl_c_then_resume(tmp_path):
+    """SIGTERM (timeout, Slurm, docker stop): exit 143 with one line, run.json 'interrupted' with why (not
+    'running' forever), what was written kept, and the same command finishes the run."""
+    cfg = _config(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "ttclab", "sample", str(cfg), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    store = tmp_path / "runs"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # some (not all) samples on disk
+        runs = list_runs(store)
+        if runs and len(_rows(runs[0].path)) >= SAMPLES:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be stopped"
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and err.strip().splitlines() == [
+        "ttclab: terminated by SIGTERM (finished work is saved; run the same command again to resume)"], err
+    run_dir = list_runs(store)[0].path
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "interrupted" and meta["error"] == "Ctrl-C, SIGTERM or cancelled", meta
+    before = _rows(run_dir)
+    assert SAMPLES <= len(before) < QUESTIONS * SAMPLES
+    done = _ttclab("sample", str(cfg), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert set(before) <= set(_rows(run_dir)) and len(_rows(run_dir)) == QUESTIONS * SAMPLES
+
+
 def test_changed_config_is_a_new_run_and_runs_show_work(tmp_path):
     cfg = _config(tmp_path, samples=2, task={"source": "gym", "name": "syllogism", "size": 2, "seed": 3})
     assert _ttclab("sample", str(cfg), "--no-progress").returncode == 0

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from online_support import REPO, load_yaml, write_pipeline
@@ -83,30 +84,39 @@ def test_kill_9_mid_pipeline_then_resume(tmp_path: Path) -> None:
     assert len(ids) == len(set(ids)) == len(reference["calls"])
 
 
+_TERMINATED = "ttclab: terminated by SIGTERM (finished work is saved; run the same command again to resume)"
+
+
 @pytest.mark.slow
-def test_ctrl_c_mid_pipeline_then_resume_says_so(tmp_path: Path) -> None:
-    """SIGINT: exit 130 with one line, run.json 'interrupted' (not the asyncio 'CancelledError'), and the
-    same command continues: its start line counts the finished questions, its tables say what was replayed."""
+@pytest.mark.parametrize("sig, sigint, code, line", [
+    (signal.SIGINT, signal.SIG_DFL, 130, "ttclab: interrupted (finished work is saved; run the same command again to resume)"),
+    (signal.SIGTERM, signal.SIG_DFL, 143, _TERMINATED),
+    (signal.SIGTERM, signal.SIG_IGN, 143, _TERMINATED),  # a background job of a script ignores SIGINT
+])
+def test_ctrl_c_or_sigterm_mid_pipeline_then_resume_says_so(tmp_path: Path, sig: int, sigint: Any, code: int,
+                                                            line: str) -> None:
+    """SIGINT (Ctrl-C) or SIGTERM (timeout, Slurm): one line, run.json 'interrupted' (not the asyncio
+    'CancelledError', nor 'running' forever), and the same command continues: its start line counts the
+    finished questions, its tables say what was replayed."""
     path = write_pipeline(tmp_path, load_yaml("reflect-then-aggregate"))
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     store = tmp_path / "store"
     with ScriptedServer(delay_s=0.02) as srv:
         cmd = _cmd(path, store, srv.base_url)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
         deadline = time.monotonic() + 120
         while (not list(store.glob("*/results/journal-*.jsonl")) or _rows(store) < 120) \
                 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)
         assert proc.poll() is None, "the run finished before it could be interrupted"
-        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, sig)
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130 and "Traceback" not in err, err
-        assert err.strip().splitlines() == ["ttclab: interrupted (finished work is saved; run the same command again "
-                                            "to resume)"]
+        assert proc.returncode == code and "Traceback" not in err, err
+        assert err.strip().splitlines() == [line]
         run_dir = next(store.iterdir())
         meta = json.loads((run_dir / "run.json").read_text())
-        assert meta["status"] == "interrupted" and meta["error"] == "Ctrl-C or cancelled"
+        assert meta["status"] == "interrupted" and meta["error"] == "Ctrl-C, SIGTERM or cancelled"
         finished = len(read_table(run_dir, "results"))
         assert 0 < finished < 6
         resumed = subprocess.run([c for c in cmd if c != "--no-progress"], env=env, capture_output=True, text=True,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ttclab import __version__
 from ttclab.errors import TTCLabError
@@ -81,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ttclab: error: unrecognized arguments: {' '.join(extra)} (`{where}` shows the usage)", file=sys.stderr)
         return 2
     args = apply_global(parsed)
+    terminated: list[int] = []
+    previous = _stop_on_sigterm(terminated)
     try:
         code = args.func(args)
     except TTCLabError as exc:
@@ -92,9 +96,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
+        if terminated:  # SIGTERM (timeout, Slurm, docker stop): stopped as cleanly as by Ctrl-C
+            print("ttclab: terminated by SIGTERM (finished work is saved; run the same command again to resume)",
+                  file=sys.stderr)
+            return 128 + signal.SIGTERM
         print("ttclab: interrupted (finished work is saved; run the same command again to resume)", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(code or 0)
+
+
+def _stop_on_sigterm(seen: list[int]) -> Any:
+    """SIGTERM stops the command the way Ctrl-C does (runs marked interrupted, journals closed, exit 143),
+    instead of killing it with run.json still saying running. Returns the handler it replaced (None
+    off the main thread, where signals cannot be handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):  # e.g. a background job
+            raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)  # asyncio.run cancels its task on SIGINT; plain code gets KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, on_term)
 
 
 def _unknown_verb(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:

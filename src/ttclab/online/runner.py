@@ -196,7 +196,7 @@ async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | N
                                      backends=backends, log=log)
         except BaseException as exc:  # run.json says how it ended (not "running"); finished questions resume
             cancelled = isinstance(exc, asyncio.CancelledError)  # Ctrl-C reaches the run as a cancellation
-            mark_ended(run_dir, KeyboardInterrupt("Ctrl-C or cancelled") if cancelled else exc)
+            mark_ended(run_dir, KeyboardInterrupt("Ctrl-C, SIGTERM or cancelled") if cancelled else exc)
             raise
 
 
