@@ -46,6 +46,12 @@ def _plt() -> Any:
     return plt
 
 
+#: Legend rows below the axes that the figure sizes leave room for; each further row adds LEGEND_ROW_IN inches.
+LEGEND_ROWS, LEGEND_ROW_IN = 3, 0.2
+#: Width of a legend label's character at the legend's font size, and of its handle and padding (inches).
+LEGEND_CHAR_IN, LEGEND_HANDLE_IN = 0.065, 0.75
+
+
 def _figure(width: float = 8.0, height: float = 4.6) -> tuple[Any, Any]:
     fig, ax = _plt().subplots(figsize=(width, height), constrained_layout=True)
     ax.grid(True, which="major", alpha=0.28)
@@ -106,7 +112,15 @@ def _legends(ax: Any, models: Sequence[str], colors: dict[str, str], strategies:
     handles += [Line2D([], [], color="#444", marker=style(s)[0], ls=style(s)[1], lw=1.3, ms=5, label=s)
                 for s in strategies]
     handles += list(extra)
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(4, max(1, len(handles))),
+    # as many columns as the longest label leaves room for (long pipeline labels in 4 columns are wider
+    # than the figure), and the figure grows for rows beyond LEGEND_ROWS
+    longest = max((len(h.get_label()) for h in handles), default=1)
+    fits = int(ax.figure.get_figwidth() // (LEGEND_CHAR_IN * longest + LEGEND_HANDLE_IN))
+    ncol = min(4, max(1, len(handles)), max(1, fits))
+    rows = math.ceil(len(handles) / ncol)
+    if rows > LEGEND_ROWS:  # many runs (one per pipeline): the figure grows, not the axes collapse to nothing
+        ax.figure.set_figheight(ax.figure.get_figheight() + LEGEND_ROW_IN * (rows - LEGEND_ROWS))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol,
               frameon=False, handlelength=3.2)
 
 
