@@ -114,7 +114,7 @@ def _legends(ax: Any, models: Sequence[str], colors: dict[str, str], strategies:
     handles += list(extra)
     # as many columns as the longest label leaves room for (long pipeline labels in 4 columns are wider
     # than the figure), and the figure grows for rows beyond LEGEND_ROWS
-    longest = max((len(h.get_label()) for h in handles), default=1)
+    longest = max((len(str(h.get_label())) for h in handles), default=1)
     fits = int(ax.figure.get_figwidth() // (LEGEND_CHAR_IN * longest + LEGEND_HANDLE_IN))
     ncol = min(4, max(1, len(handles)), max(1, fits))
     rows = math.ceil(len(handles) / ncol)
