@@ -146,6 +146,8 @@ def test_no_command_prints_the_commands(tmp_path, argv):
         (["runs", "--bogus"], "ttclab: error: unrecognized arguments: --bogus (`ttclab runs --help` shows"),
         (["--bogus", "runs"], "ttclab: error: unrecognized arguments: --bogus (`ttclab runs --help` shows"),
         (["serve", "--bogus"], "unrecognized arguments: --bogus (`ttclab serve --help` shows the usage)"),
+        (["search", "graph", "x.yaml", "--bogus"],
+         "unrecognized arguments: --bogus (`ttclab search graph --help` shows the usage)"),  # where its options are
     ],
 )
 def test_usage_errors_are_one_line(tmp_path, argv, line):

@@ -78,8 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parsed, extra = parser.parse_known_args(argv)
     if extra:  # argparse names the top-level parser here; the verb's help is where the options are
-        verb = getattr(parsed, "verb", None)
-        where = f"ttclab {verb} --help" if verb else "ttclab --help"
+        verb = " ".join(str(w) for w in (getattr(parsed, "verb", None), getattr(parsed, "action", None)) if w)
+        where = f"ttclab {verb} --help" if verb else "ttclab --help"  # the action's help: ``ttclab search graph``
         print(f"ttclab: error: unrecognized arguments: {' '.join(extra)} (`{where}` shows the usage)", file=sys.stderr)
         return 2
     args = apply_global(parsed)
