@@ -254,6 +254,10 @@ def _efficiency(deploy: Curves, baselines: Sequence[str]) -> list[dict[str, Any]
     return rows
 
 
+def _bins_word(result: Any) -> str:
+    return f"{len(result.labels)} bin{'s' if len(result.labels) != 1 else ''}"
+
+
 def _by_difficulty(ev: Evaluation, unit: str, budgets: Sequence[float] | None, n_bins: int, method: str,
                    seed: int) -> tuple[ByDifficulty | None, str]:
     parts = ev.sample_parts
@@ -268,15 +272,13 @@ def _by_difficulty(ev: Evaluation, unit: str, budgets: Sequence[float] | None, n
         bins = difficulty_bins(score, n_bins)
         result = optimal_by_bin(deploy, unit, bins, budgets, labels=bin_labels(score, bins),
                                 diff_se_for=lambda m: paired_se(ev, m))
-        bins_word = f"{len(result.labels)} bin{'s' if len(result.labels) != 1 else ''}"
-        return result, (f"{bins_word} by the pass rate of all samples (easy = highest); choices and "
+        return result, (f"{_bins_word(result)} by the pass rate of all samples (easy = highest); choices and "
                         "accuracies on the same samples (optimistic: see --difficulty heldout)")
     select, held, scores = _heldout_ledgers(ev, deploy, seed)
     bins = difficulty_bins(np.nanmean(np.stack(scores), axis=0), n_bins)
     result = optimal_by_bin(select, unit, bins, budgets, evaluate=held,
                             labels=bin_labels(np.nanmean(np.stack(scores), axis=0), bins))
-    bins_word = f"{len(result.labels)} bin{'s' if len(result.labels) != 1 else ''}"
-    return result, (f"{bins_word} predicted from a held-out half of each question's samples; choices "
+    return result, (f"{_bins_word(result)} predicted from a held-out half of each question's samples; choices "
                     "made on that half, accuracy measured on the other half (k up to half of N)")
 
 

@@ -190,8 +190,10 @@ def question_calls(run: Run, question_index: int) -> list[dict[str, Any]]:
                "finish_reason", "text", "error", "cached_from", "created_at", "value"]
     if not (run.path / "calls").is_dir():
         return []
-    table = read_table(run.path, "calls", ["question_index", *columns]).to_pylist()
-    rows = [c for c in table if c["question_index"] == question_index]
+    import pyarrow.compute as pc
+
+    table = read_table(run.path, "calls", ["question_index", *columns])
+    rows = table.filter(pc.equal(table["question_index"], question_index)).to_pylist()  # not every call's text
     return sorted(rows, key=lambda c: c["created_at"].timestamp() if c["created_at"] is not None else 0.0)
 
 
