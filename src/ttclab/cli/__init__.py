@@ -117,11 +117,30 @@ def _stop_on_sigterm(seen: list[int]) -> Any:
 
     def on_term(signum: int, frame: Any) -> None:
         seen.append(signum)
-        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):  # e.g. a background job
+        if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL, None, signal.default_int_handler):
+            signal.raise_signal(signal.SIGINT)  # asyncio.run's handler: it cancels its main task
+            return
+        loop = _running_loop()
+        if loop is None:
             raise KeyboardInterrupt
-        signal.raise_signal(signal.SIGINT)  # asyncio.run cancels its task on SIGINT; plain code gets KeyboardInterrupt
+        # SIGINT ignored (a script's background job) or a loop without asyncio.run's handler: raised here it
+        # would land inside whichever task is running ("Task exception was never retrieved", a traceback);
+        # raised by the loop between tasks, asyncio.run cancels every task and re-raises it
+        loop.call_soon_threadsafe(_interrupt)
 
     return signal.signal(signal.SIGTERM, on_term)
+
+
+def _running_loop() -> Any:
+    asyncio = sys.modules.get("asyncio")  # not imported: no loop is running
+    try:
+        return asyncio.get_running_loop() if asyncio is not None else None
+    except RuntimeError:
+        return None
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
 
 
 def _unknown_verb(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
