@@ -52,6 +52,14 @@ def runs_table(ev: Evaluation, links: dict[str, str] | None = None) -> Table:
                   "completion tokens", "run", "questions page"], rows, decimals={"truncated %": 1})
 
 
+def pipeline_bases(ev: Evaluation) -> dict[str, str]:
+    """Each pipeline run's label in the evaluation -> its base model's label (run.json ``model.llm``: the
+    display name an offline run of that model is labelled with), so the figures draw it in that colour."""
+    return {led.model: str(part.run.meta["model"]["llm"]) for part in ev.parts
+            if part.run.meta.get("kind") == "pipeline" and (part.run.meta.get("model") or {}).get("llm")
+            for led in part.ledgers}
+
+
 def interval(lo: Any, hi: Any) -> str:
     """``[0.327, 0.453]`` (signed for differences), ``-`` when undefined."""
     if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
@@ -149,11 +157,14 @@ def write_report(
                  meta=[f"truncated samples: {ev.options.truncated}", f"seed {ev.options.seed}"])
 
     oracles = tuple(s for s in dict.fromkeys(map(str, table["strategy"].to_pylist())) if is_oracle(s))
+    bases = pipeline_bases(ev)
     sec = rep.section("Overview")
     on_frontier = _frontier_points(opt, len(set(table["model"].to_pylist())) > 1)
-    sec.figure(plots.overview(table, column, unit, opt.frontier, oracles), "overview",
+    sec.figure(plots.overview(table, column, unit, opt.frontier, oracles, bases), "overview",
                f"Expected accuracy against expected {unit} per question for every model (colour) and strategy (marker "
-               "and line) at k = 1..N samples; light bars are 95% intervals. The black line is the compute-optimal "
+               "and line) at k = 1..N samples" + ("; a pipeline run is one point in its model's colour, its marker "
+                                                  "names the pipeline" if bases else "") +
+               "; light bars are 95% intervals. The black line is the compute-optimal "
                "frontier of deployable strategies: the best accuracy affordable at each budget, set by the circled "
                f"points ({on_frontier}) and flat after the last one. pass@k, an oracle, is faint and never "
                "chosen.")
@@ -197,7 +208,7 @@ def write_report(
         sec.notes(per_bin.notes)
 
     sec = rep.section("Pareto frontier")
-    sec.figure(plots.pareto_plot(table, column, unit, opt.frontier, oracles), "pareto",
+    sec.figure(plots.pareto_plot(table, column, unit, opt.frontier, oracles, bases), "pareto",
                "Accuracy against cost of every deployable (model, strategy, k); the frontier points carry their "
                "strategy@k and 95% intervals.")
     sec.table(Table.from_records(opt.frontier, ["model", "strategy", "k", "accuracy", "ci_low", "ci_high", "cost"],
@@ -263,4 +274,4 @@ def _runs_html(runs: Table, links: dict[str, str]) -> str:
     return block
 
 
-__all__ = ["write_report"]
+__all__ = ["pipeline_bases", "write_report"]

@@ -2,6 +2,7 @@
 
 * :func:`overview` -- every run on one accuracy-vs-compute chart: one colour per model, one marker and
   line style per strategy, light error bars, the compute-optimal frontier drawn over them, k at the points;
+  a pipeline run is a point in its base model's colour with a marker of its own (:data:`PIPELINE_MARKERS`);
 * :func:`choice_plot` -- the compute-optimal choice per budget with its interval;
 * :func:`difficulty_heatmap` -- difficulty x budget -> best strategy and its gain over one sample;
 * :func:`pareto_plot` -- the Pareto frontier with k labels and error bars.
@@ -10,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,12 @@ STRATEGY_STYLES: dict[str, tuple[str, Any]] = {  # marker, line style (a name or
     "first_finish": ("*", (0, (4, 2))), "pass_at_k": (".", (0, (1, 2.5))),
 }
 _EXTRA_MARKERS = "hp<>d8"
+
+#: Markers of pipeline runs (one point each) in order of appearance, (marker, hollow): shapes no offline
+#: strategy uses, then hollow, then line markers -- 20 pipelines of one model apart before one repeats.
+PIPELINE_MARKERS: tuple[tuple[str, bool], ...] = (
+    *((m, False) for m in "<>d+xph"), *((m, True) for m in "<>dph"), *((m, False) for m in "1234"),
+    ("8", False), ("8", True), ("H", False), ("H", True))
 
 
 def _plt() -> Any:
@@ -75,6 +82,30 @@ def model_colors(models: Sequence[str]) -> dict[str, str]:
     return {m: MODEL_COLORS[i % len(MODEL_COLORS)] for i, m in enumerate(models)}
 
 
+def run_colors(models: Sequence[str], bases: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(the colour of each model, of each run label): a pipeline run (a label in ``bases``, which maps it
+    to its base model) takes its base model's colour instead of one of its own."""
+    colors = model_colors(list(dict.fromkeys(bases.get(m, m) for m in models)))
+    return colors, {m: colors[bases.get(m, m)] for m in models}
+
+
+def pipeline_markers(models: Any, strategies: Any, bases: Mapping[str, str]) -> dict[str, tuple[str, bool]]:
+    """(marker, hollow) of each pipeline (the strategy of a run in ``bases``), in order of appearance."""
+    names = dict.fromkeys(str(s) for m, s in zip(models, strategies) if str(m) in bases)
+    return {s: PIPELINE_MARKERS[i % len(PIPELINE_MARKERS)] for i, s in enumerate(names)}
+
+
+def _offline_strategies(cols: dict[str, np.ndarray], bases: Mapping[str, str]) -> list[str]:
+    """The strategies of the runs that are not pipeline runs, in order of appearance."""
+    return list(dict.fromkeys(str(s) for m, s in zip(cols["model"], cols["strategy"]) if str(m) not in bases))
+
+
+def _marker(marker: str, hollow: bool, color: Any) -> dict[str, Any]:
+    """Line2D keywords of a pipeline's point: filled in ``color``, or white inside, or a line marker."""
+    return {"marker": marker, "ls": "none", "color": color, "mfc": "white" if hollow else color, "mec": color,
+            "mew": 1.3}
+
+
 def si(value: float, unit: str = "") -> str:
     """A compact tick label: 1.5k, 20M, 3G; dollars as $0.002; seconds as 0.5 s."""
     if not np.isfinite(value):
@@ -104,13 +135,15 @@ def budget_axis(ax: Any, unit: str, axis: str = "x") -> None:
 
 
 def _legends(ax: Any, models: Sequence[str], colors: dict[str, str], strategies: Sequence[str],
-             extra: Sequence[Any] = ()) -> None:
-    """Two legends below the axes: models by colour, strategies by marker and line."""
+             extra: Sequence[Any] = (), pipelines: Mapping[str, tuple[str, bool]] | None = None) -> None:
+    """Legends below the axes: models by colour, strategies by marker and line, pipelines (each once,
+    whatever model it ran on) by marker."""
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=colors[m], lw=3, label=m) for m in models] if len(models) > 1 else []
     handles += [Line2D([], [], color="#444", marker=style(s)[0], ls=style(s)[1], lw=1.3, ms=5, label=s)
                 for s in strategies]
+    handles += [Line2D([], [], ms=5.5, label=s, **_marker(*look, "#444")) for s, look in (pipelines or {}).items()]
     handles += list(extra)
     # as many columns as the longest label leaves room for (long pipeline labels in 4 columns are wider
     # than the figure), and the figure grows for rows beyond LEGEND_ROWS
@@ -125,17 +158,20 @@ def _legends(ax: Any, models: Sequence[str], colors: dict[str, str], strategies:
 
 
 def overview(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[str, Any]] = (),
-             oracle: Sequence[str] = ("pass_at_k",)) -> Any:
-    """Every (model, strategy) curve on one chart, with the compute-optimal frontier over them."""
+             oracle: Sequence[str] = ("pass_at_k",), bases: Mapping[str, str] | None = None) -> Any:
+    """Every (model, strategy) curve on one chart, with the compute-optimal frontier over them; a pipeline
+    run (a model label in ``bases``, mapped to its base model) is drawn in its base model's colour."""
     from matplotlib.lines import Line2D
 
     cols = _columns(table)
     fig, ax = _figure(8.6, 5.4)
+    bases = bases or {}
     models = list(dict.fromkeys(str(m) for m in cols["model"]))
-    strategies = list(dict.fromkeys(str(s) for s in cols["strategy"]))
-    colors = model_colors(models)
+    pipelines = pipeline_markers(cols["model"], cols["strategy"], bases)
+    strategies = _offline_strategies(cols, bases)
+    model_color, colors = run_colors(models, bases)
     for m in models:
-        for s in strategies:
+        for s in (strategies if m not in bases else pipelines):
             sel = (cols["model"] == m) & (cols["strategy"] == s)
             x = cols[cost_column][sel].astype(float)
             y = cols["accuracy"][sel].astype(float)
@@ -149,13 +185,17 @@ def overview(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[st
             k = cols["k"][sel][ok][order]
             marker, ls = style(s)
             faint = s in oracle
-            ax.plot(x, y, marker=marker, ls=ls, lw=1.1 if faint else 1.5, ms=4.5, color=colors[m],
-                    alpha=0.45 if faint else 0.9, zorder=2)
+            if m in bases:  # a pipeline run: its point, in its base model's colour
+                ax.plot(x, y, ms=6, alpha=0.45 if faint else 0.9, zorder=2, **_marker(*pipelines[s], colors[m]))
+            else:
+                ax.plot(x, y, marker=marker, ls=ls, lw=1.1 if faint else 1.5, ms=4.5, color=colors[m],
+                        alpha=0.45 if faint else 0.9, zorder=2)
             if not faint:
                 band = np.isfinite(lo) & np.isfinite(hi)
                 ax.errorbar(x[band], y[band], yerr=_yerr(y[band], lo[band], hi[band]), fmt="none",
                             ecolor=colors[m], alpha=0.25, lw=0.9, capsize=0, zorder=1)
-            if s == "majority" or (s not in oracle and "majority" not in strategies and s == strategies[0]):
+            if m not in bases and (s == "majority" or (s not in oracle and "majority" not in strategies
+                                                       and strategies[:1] == [s])):
                 for xi, yi, ki in zip(x, y, k):
                     ax.annotate(f"k={int(ki)}", (xi, yi), textcoords="offset points", xytext=(3, -10), fontsize=6.5,
                                 color=colors[m], alpha=0.9)
@@ -171,7 +211,7 @@ def overview(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[st
     budget_axis(ax, unit)
     ax.set_ylabel("accuracy")
     ax.set_title("Accuracy vs compute: every model and strategy")
-    _legends(ax, models, colors, strategies, extra)
+    _legends(ax, list(model_color), model_color, strategies, extra, pipelines)
     return fig
 
 
@@ -318,19 +358,27 @@ def point_label(model: Any, strategy: Any, k: Any = None, many: bool = True) -> 
 
 
 def pareto_plot(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[str, Any]],
-                oracle: Sequence[str] = ("pass_at_k",)) -> Any:
-    """Every deployable (model, strategy, k) point, the Pareto frontier with error bars and k labels."""
+                oracle: Sequence[str] = ("pass_at_k",), bases: Mapping[str, str] | None = None) -> Any:
+    """Every deployable (model, strategy, k) point, the Pareto frontier with error bars and k labels; a
+    pipeline run in its base model's colour (``bases``, as for :func:`overview`)."""
     cols = _columns(table)
     fig, ax = _figure(8.6, 5.0)
+    bases = bases or {}
     models = list(dict.fromkeys(str(m) for m in cols["model"]))
-    strategies = [s for s in dict.fromkeys(str(s) for s in cols["strategy"]) if s not in oracle]
-    colors = model_colors(models)
+    markers = pipeline_markers(cols["model"], cols["strategy"], bases)  # as on the overview, oracles included
+    pipelines = {s: look for s, look in markers.items() if s not in oracle}
+    strategies = [s for s in _offline_strategies(cols, bases) if s not in oracle]
+    model_color, colors = run_colors(models, bases)
     x = cols[cost_column].astype(float)
     y = cols["accuracy"].astype(float)
     for m in models:
-        for s in strategies:
+        for s in (strategies if m not in bases else pipelines):
             sel = (cols["model"] == m) & (cols["strategy"] == s) & np.isfinite(x) & np.isfinite(y) & (x > 0)
-            if sel.any():
+            if not sel.any():
+                continue
+            if m in bases:
+                ax.plot(x[sel], y[sel], ms=5, alpha=0.6, **_marker(*pipelines[s], colors[m]))
+            else:
                 ax.scatter(x[sel], y[sel], s=20, alpha=0.45, color=colors[m], marker=style(s)[0], lw=0)
     if frontier:
         fx = np.array([r["cost"] for r in frontier], dtype=float)
@@ -343,14 +391,19 @@ def pareto_plot(table: Any, cost_column: str, unit: str, frontier: Sequence[dict
         ax.errorbar(fx[band], fy[band], yerr=_yerr(fy[band], lo[band], hi[band]), fmt="none", ecolor="black",
                     alpha=0.5, lw=1, capsize=3, zorder=3)
         for r in frontier:
-            ax.scatter([r["cost"]], [r["accuracy"]], s=44, color=colors[str(r["model"])], marker=style(str(r["strategy"]))[0],
-                       edgecolors="black", lw=0.8, zorder=4)
+            m, s = str(r["model"]), str(r["strategy"])
+            if s in pipelines and m in bases:  # its own marker, circled in black
+                ax.plot([r["cost"]], [r["accuracy"]], ms=7.5, zorder=4, **_marker(*pipelines[s], colors[m]))
+                ax.scatter([r["cost"]], [r["accuracy"]], s=110, facecolors="none", edgecolors="black", lw=0.9, zorder=4)
+            else:
+                ax.scatter([r["cost"]], [r["accuracy"]], s=44, color=colors[m], marker=style(s)[0],
+                           edgecolors="black", lw=0.8, zorder=4)
             label = point_label(r["model"], r["strategy"], r["k"], len(models) > 1)
             ax.annotate(label, (r["cost"], r["accuracy"]), textcoords="offset points", xytext=(4, -11), fontsize=7)
     budget_axis(ax, unit)
     ax.set_ylabel("accuracy")
     ax.set_title("Pareto frontier of deployable strategies (oracles excluded)")
-    _legends(ax, models, colors, strategies)
+    _legends(ax, list(model_color), model_color, strategies, (), pipelines)
     return fig
 
 
@@ -359,5 +412,5 @@ def _yerr(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.clip(np.vstack([np.asarray(y, float) - lo, np.asarray(hi, float) - y]), 0.0, None)
 
 
-__all__ = ["UNIT_LABELS", "budget_axis", "choice_plot", "difficulty_heatmap", "overview", "pareto_plot", "si",
-           "style"]
+__all__ = ["PIPELINE_MARKERS", "UNIT_LABELS", "budget_axis", "choice_plot", "difficulty_heatmap", "overview",
+           "pareto_plot", "pipeline_markers", "run_colors", "si", "style"]
