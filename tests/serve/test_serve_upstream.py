@@ -380,3 +380,27 @@ def test_timeout_is_504_and_cancels() -> None:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert up.completed == 0
+
+
+def test_streaming_passthrough_over_an_upstream_that_ignores_stream() -> None:
+    """An upstream that answers `stream: true` with one JSON completion (no SSE events): the streamed
+    answer is that completion, not an empty 200 with zero tokens."""
+    from pathlib import Path
+
+    online = str(Path(__file__).resolve().parents[1] / "online")
+    if online not in sys.path:
+        sys.path.insert(0, online)
+    from scripted_server import ScriptedServer
+
+    with ScriptedServer() as up, serving({"models": [{"backend": "openai", "name": "scripted",
+                                                        "options": {"base_urls": [up.base_url], "max_retries": 0}}]}) as srv:
+        client = srv.client()
+        plain = client.chat.completions.create(model="scripted", messages=MSG, max_tokens=32, seed=3)
+        events = list(client.chat.completions.create(model="scripted", messages=MSG, max_tokens=32, seed=3, stream=True,
+                                                     stream_options={"include_usage": True}))
+        text = "".join(ev.choices[0].delta.content or "" for ev in events if ev.choices)
+        assert text == plain.choices[0].message.content and "Answer:" in text
+        assert events[-1].usage.completion_tokens == plain.usage.completion_tokens > 0
+        streamed = "".join(ev.choices[0].text for ev in client.completions.create(
+            model="scripted", prompt="2 + 2 =", max_tokens=32, seed=5, stream=True) if ev.choices)
+        assert streamed == client.completions.create(model="scripted", prompt="2 + 2 =", max_tokens=32, seed=5).choices[0].text

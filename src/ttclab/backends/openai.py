@@ -376,7 +376,8 @@ class OpenAIBackend:
 
         Transient failures before the first token are retried as in :meth:`generate`; permanent ones
         raise :class:`BackendError`. Tokens come from the server's final ``usage`` event
-        (``stream_options.include_usage``), else one per content event. Cancelling the iteration
+        (``stream_options.include_usage``), else one per content event. A server that ignores ``stream``
+        and answers with one JSON completion gives that text as one delta. Cancelling the iteration
         closes the HTTP connection, so the server stops generating.
         """
         if self._permanent is not None:
@@ -420,6 +421,18 @@ class OpenAIBackend:
                             return
                         ep.answered = True
                         self._succeeded = True
+                        if "json" in response.headers.get("content-type", ""):
+                            # a server that ignores stream: true answers with one completion body
+                            await response.aread()
+                            data = json.loads(response.content)
+                            got = _parse(data, chat, False, time.perf_counter() - started) if isinstance(data, dict) else []
+                            if not got:
+                                yield Completion.failed(f"response from {url} has no choices", time.perf_counter() - started)
+                            else:
+                                if got[0].text:
+                                    yield got[0].text
+                                yield got[0]
+                            return
                         async for line in response.aiter_lines():
                             if not line.startswith("data:"):
                                 continue
