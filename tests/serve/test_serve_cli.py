@@ -49,7 +49,9 @@ def test_serve_command(tmp_path: Path) -> None:
         # a strategy request logs a line as it starts and as it ends; --access-log adds uvicorn's per request
         assert f"{r.id} up-model:majority@2: 1 choice(s) started" in err
         assert f"{r.id} up-model:majority@2: answered (2 calls, {r.usage.total_tokens} tokens) in " in err
-        assert f"ttclab serve: up-model; default strategy none; GET /v1/models lists 2 model ids " \
+        # ... and where to point the client
+        assert f"ttclab serve: up-model at http://127.0.0.1:{port}/v1 (the OpenAI client's base_url; api_key: one of " \
+               "the accepted keys); default strategy none; GET /v1/models lists 2 model ids " \
                f"(aliases such as up-model:majority@2); recording every request to {tmp_path / 'rec'}; " \
                "1 API key(s) accepted" in err  # the startup line says what is served and where it is recorded
         assert '"GET /v1/models HTTP/1.1" 200' in out  # uvicorn writes its access lines to stdout
@@ -59,6 +61,16 @@ def test_serve_command(tmp_path: Path) -> None:
                            timeout=120)
         assert p.returncode == 0, p.stderr
         assert "majority@2" in p.stdout  # the recorded traffic is a strategy point with its ledger
+
+
+def test_startup_line_says_where_clients_point() -> None:
+    import socket
+
+    from ttclab.serve import client_urls
+
+    assert client_urls("127.0.0.1", 8000) == ("http://127.0.0.1:8000/v1", None)
+    assert client_urls("::1", 8000) == ("http://[::1]:8000/v1", None)
+    assert client_urls("0.0.0.0", 8080) == ("http://127.0.0.1:8080/v1", f"http://{socket.gethostname()}:8080/v1")
 
 
 def test_shipped_configs_load() -> None:

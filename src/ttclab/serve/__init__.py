@@ -36,6 +36,7 @@ def serve(config: str | Path | None = None, *, host: str = "127.0.0.1", port: in
 
     _check_port(host, port)
     app = create_app(config, record=record)
+    app.url, app.remote_url = client_urls(host, port)
     log = logging.getLogger("ttclab.serve")
     if not log.handlers:  # the gateway's lines beside uvicorn's, in its format
         handler = logging.StreamHandler()
@@ -45,6 +46,16 @@ def serve(config: str | Path | None = None, *, host: str = "127.0.0.1", port: in
     log.setLevel(log_level.upper())
     uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="on", access_log=access_log,
                 timeout_graceful_shutdown=10)
+
+
+def client_urls(host: str, port: int) -> tuple[str, str | None]:
+    """The base_url a client gives for a server listening on ``host:port``, and the one for other machines
+    when it listens on all addresses (None otherwise): 127.0.0.1 here, this machine's name there."""
+    import socket
+
+    if host in ("0.0.0.0", "::", ""):
+        return f"http://127.0.0.1:{port}/v1", f"http://{socket.gethostname()}:{port}/v1"
+    return (f"http://[{host}]:{port}/v1" if ":" in host else f"http://{host}:{port}/v1"), None
 
 
 def _check_port(host: str, port: int) -> None:

@@ -132,6 +132,8 @@ class ServeApp:
         self.started = time.time()
         self.counts = {"requests": 0, "errors": 0, "active": 0}
         self._flusher: asyncio.Task[None] | None = None
+        self.url: str | None = None  # where clients point (set by ttclab.serve.serve; in the startup line)
+        self.remote_url: str | None = None  # the same from other machines (listening on all addresses)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -144,7 +146,12 @@ class ServeApp:
         gw = self.gateway
         ids = [mid for mid, _ in gw.model_ids()]
         example = next((mid for mid in ids if ":" in mid), None)
-        parts = [f"ttclab serve: {', '.join(gw.models)}", f"default strategy {gw.default.label}",
+        served = f"ttclab serve: {', '.join(gw.models)}"
+        if self.url is not None:
+            key = "api_key: one of the accepted keys" if self.keys is not None else "any api_key"
+            others = f", {self.remote_url} from other machines" if self.remote_url else ""
+            served += f" at {self.url} (the OpenAI client's base_url{others}; {key})"
+        parts = [served, f"default strategy {gw.default.label}",
                  f"GET /v1/models lists {len(ids)} model ids" + (f" (aliases such as {example})" if example else ""),
                  f"recording every request to {self.record}" if self.record is not None else "not recording (--record DIR)"]
         if self.keys is not None:
