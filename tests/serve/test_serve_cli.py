@@ -95,3 +95,10 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
     config.write_text("models: [{backend: llamacpp, name: smollm2-135m}]\ndefault: majorty@4\n")
     p = subprocess.run([*TTCLAB, "serve", str(config)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "did you mean majority" in p.stderr
+    # an embedded model that does not exist stops the server before it listens (was: every request a 502)
+    for name in ("smollm3-135m", str(tmp_path / "missing.gguf")):
+        config.write_text(yaml.safe_dump({"models": [{"backend": "llamacpp", "name": name}]}))
+        p = subprocess.run([*TTCLAB, "serve", str(config), "--port", str(free_port())], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
+        assert p.stderr.startswith("ttclab: error: models.0.name: ") and name in p.stderr

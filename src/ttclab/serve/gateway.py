@@ -99,6 +99,19 @@ class AnswerReader:
         return Verdict(v.answer, "unparseable" if v.answer is None else "unlabelled", "no reference answer")  # type: ignore[arg-type]
 
 
+def _check_local_model(spec: ModelSpec, index: int) -> None:
+    """An embedded model that cannot be found is a ConfigError at startup, not a 502 on every request
+    (a built-in name is checked when it loads: that is the expensive part)."""
+    from ttclab.backends.models import EMBEDDED, resolve_model_path
+
+    if spec.name in EMBEDDED:
+        return
+    try:
+        resolve_model_path(spec.name)
+    except BackendError as exc:
+        raise ConfigError(f"models.{index}.name: {exc}") from None
+
+
 class CallLog:
     """The call rows of one strategy run (kept for usage; forwarded to the recorded run's table)."""
 
@@ -194,11 +207,14 @@ class Gateway:
         self.config = config
         self.recorder = recorder
         self.models: dict[str, ServedModel] = {}
-        for spec in config.models:
+        for i, spec in enumerate(config.models):
+            given = (backends or {}).get(spec.label or spec.name)
+            if spec.backend == "llamacpp" and given is None:
+                _check_local_model(spec, i)
             # a gateway outlives upstream outages: an upstream that refuses (still starting) fails that request
             # only, and the next one tries again (a batch run's backend stops at the first such failure)
             options = {"fail_fast": False, **spec.options} if spec.backend == "openai" else spec.options
-            backend = (backends or {}).get(spec.label or spec.name) or create_backend(
+            backend = given or create_backend(
                 spec.backend, model=spec.name, **options)
             served = ServedModel(spec, backend)
             if served.name in self.models:
