@@ -325,6 +325,20 @@ def test_recorded_traffic_evaluates_offline(upstream: Upstream, tmp_path) -> Non
     assert line["samples"] == 8 and line["acc"] == pytest.approx(sum(expected) / len(expected))
     assert line["completion tokens"] == sum(r.usage.completion_tokens for r, _ in [*sent, (unlabelled, None)])
     assert "2 of 8 served answers carry no reference" in listed.stderr
+    # `ttclab show` lists the unlabelled answers too (they are not graded samples), and shows one of them
+    shown_q = subprocess.run([sys.executable, "-m", "ttclab", "--store", str(store), "show", run.run_id, "--format",
+                              "json"], capture_output=True, text=True, timeout=120)
+    assert shown_q.returncode == 0, shown_q.stderr
+    assert "samples 8  errors 0" in shown_q.stderr and "2 of 8 served answers carry no reference" in shown_q.stderr
+    per_q = {x["id"]: x for x in json.loads(shown_q.stdout)}
+    ids = [f"{unlabelled.id}-{c.index}" for c in unlabelled.choices]
+    for qid, choice in zip(ids, unlabelled.choices):
+        assert per_q[qid]["n"] == 1 and per_q[qid]["acc"] is None
+        assert per_q[qid]["answers (count)"] == f"{answer(choice.message.content)}×1"
+    one = subprocess.run([sys.executable, "-m", "ttclab", "--store", str(store), "show", run.run_id, "--question",
+                          ids[1]], capture_output=True, text=True, timeout=120)
+    assert one.returncode == 0, one.stderr
+    assert "gold: -" in one.stdout and "unlabelled" in one.stdout and "calls" in one.stdout
     from ttclab.report.build import runs_table  # the report's runs table counts them as `ttclab runs` does
 
     [shown] = [r for r in runs_table(ev).records() if r["run"] == run.run_id]

@@ -30,16 +30,27 @@ def _main(args: argparse.Namespace) -> int:
     if args.question is not None:
         return _question(run, args)
     s = run_summary(run)
+    unlabelled = {r["question_index"]: r for r in _unlabelled(run)}
+    if unlabelled:  # served traffic: its unlabelled answers are not graded samples, but they were answered
+        from ttclab.online.results import pipeline_summary
+
+        s |= pipeline_summary(run)
     info(f"run {s['run_id']}  model {s['model']}  task {s['task']}  status {s['status']}", args)
-    maj = "-" if math.isnan(s["majority_accuracy"]) else f"{s['majority_accuracy']:.3f}"
-    info(f"accuracy {s['accuracy']:.3f}  majority@N {maj}  samples {s['rows']}  errors "
+    acc, maj = ("-" if math.isnan(s[k]) else f"{s[k]:.3f}" for k in ("accuracy", "majority_accuracy"))
+    info(f"accuracy {acc}  majority@N {maj}  samples {s['rows']}  errors "
          f"{s['errors']}  truncated {s['truncated']}\n", args)
     per_q = question_summaries(run)
     rows = []
     for q in per_q[: args.limit]:
+        if q.n == 0 and (r := unlabelled.get(q.question_index)) is not None:  # answered, with no reference to grade
+            rows.append([q.question_index, q.question_id, None, 1, None, None, f"{_snippet(r['answer'], 12) or '∅'}×1"])
+            continue
         dist = ", ".join(f"{'∅' if a is None else _snippet(a, 12)}×{c}" for a, c in q.answers[:4])
         rows.append([q.question_index, q.question_id, _snippet(q.gold, 14), q.n, q.accuracy, q.majority_accuracy, dist])
     notes = [f"{len(per_q) - args.limit} more questions (use --limit)"] if len(per_q) > args.limit else []
+    if unlabelled:
+        notes.append(f"{len(unlabelled)} of {s['rows']} served answers carry no reference (ttc.reference): acc is over "
+                     "the labelled ones")
     emit(Table(["#", "id", "gold", "n", "acc", "maj", "answers (count)"], rows), args, notes)
     return 0
 
@@ -55,12 +66,14 @@ def _question(run, args: argparse.Namespace) -> int:
     by_id = pc.equal(table["question_id"], args.question)
     if args.question.isdigit():
         by_id = pc.or_(by_id, pc.equal(table["question_index"], int(args.question)))
-    picked = table.filter(by_id).to_pylist()
+    picked = table.filter(by_id).to_pylist() or [
+        r for r in _unlabelled(run) if r["question_id"] == args.question
+        or (args.question.isdigit() and r["question_index"] == int(args.question))]
     if not picked:
         raise DataError(f"run {run.run_id} has no question {args.question!r}; see `ttclab show {run.run_id}`")
     questions = {q["question_index"]: q for q in run.questions().to_pylist()}
     q = questions.get(picked[0]["question_index"], {"question_id": picked[0]["question_id"], "gold": "?", "question": ""})
-    header = f"question {q['question_id']}  gold: {q['gold']}\n{q['question']}\n"
+    header = f"question {q['question_id']}  gold: {'-' if q['gold'] is None else q['gold']}\n{q['question']}\n"
     if args.full and getattr(args, "format", "table") == "table":
         print(header)
         for r in picked:
@@ -103,6 +116,22 @@ def _question(run, args: argparse.Namespace) -> int:
     return 0
 
 
+def _unlabelled(run) -> list[dict]:
+    """The final answers of a pipeline run without a reference (``ttclab serve`` traffic), as sample rows:
+    ``samples/`` holds graded answers only, so ``show`` reads these from the results table."""
+    from ttclab.online.results import is_pipeline_run
+
+    if not is_pipeline_run(run) or not (run.path / "results").is_dir():
+        return []
+    from ttclab.online.journal import read_table
+
+    return [{"question_index": r["question_index"], "question_id": r["question_id"], "sample_index": 0,
+             "verdict": r["verdict"], "answer": r["answer"], "finish_reason": r["finish_reason"],
+             "completion_tokens": r["completion_tokens"], "verify_reason": r["notes"], "error": r["error"],
+             "text": r["text"]}
+            for r in read_table(run.path, "results").to_pylist() if r["verdict"] == "unlabelled"]
+
+
 def _pipeline_calls(run, question_index: int, args: argparse.Namespace) -> list:
     """A pipeline run's sample is its final answer: in a text table, the calls that led to it, in order
     (critiques, picks...); csv / json keep the samples alone."""
@@ -111,7 +140,7 @@ def _pipeline_calls(run, question_index: int, args: argparse.Namespace) -> list:
 
     if getattr(args, "format", "table") != "table" or not is_pipeline_run(run):
         return []
-    rows = [[c["step_id"], c["role"], c["prompt_tokens"], c["completion_tokens"], c["answer"],
+    rows = [[c["step_id"], c["role"], c["prompt_tokens"], c["completion_tokens"], _snippet(c["answer"], 30),
              "error" if c["error"] else c["finish_reason"], "yes" if c["cached_from"] else None,
              _snippet(c["error"] or c["text"], 50)]
             for c in question_calls(run, question_index)]
