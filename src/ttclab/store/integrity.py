@@ -147,6 +147,11 @@ def commit_part(samples_dir: Path, name: str, tmp: Path, rows: int) -> None:
 
 
 # -- checking parts --------------------------------------------------------------------------------
+def decode_failure(exc: BaseException) -> str:
+    """Why a file did not decode, for a one-line error (pyarrow's messages can span lines)."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What a part's rows are checked against."""
@@ -184,8 +189,7 @@ def load_part(path: Path, manifest: dict[str, Any] | None, ctx: RunContext, colu
     try:
         table = pq.read_table(pa.BufferReader(data))
     except Exception as exc:  # noqa: BLE001 - any failure to decode the file is damage (incl. UnicodeDecodeError)
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
-        raise StoreError(f"{path}: unreadable Parquet ({detail}); {hint}") from None
+        raise StoreError(f"{path}: unreadable Parquet ({decode_failure(exc)}); {hint}") from None
     try:
         table = validate_table(table, SAMPLES_SCHEMA, str(path))
     except StoreError as exc:
@@ -609,6 +613,7 @@ def _rebuilt_meta(run_dir: Path, tables: list[pa.Table]) -> dict[str, Any]:
 
 __all__ = [
     "DAMAGED_DIR", "MANIFEST_FILE", "RepairReport", "RunContext", "adopt_legacy", "check_rows", "commit_part",
-    "compact_parts", "disk_full_error", "load_part", "missing_parts", "move_aside", "quarantine_damaged", "read_manifest",
-    "read_parts", "recover", "repair_run", "run_lock", "update_manifest", "visible_parts", "writer_alive",
+    "compact_parts", "decode_failure", "disk_full_error", "load_part", "missing_parts", "move_aside",
+    "quarantine_damaged", "read_manifest", "read_parts", "recover", "repair_run", "run_lock", "update_manifest",
+    "visible_parts", "writer_alive",
 ]

@@ -83,11 +83,16 @@ def validate_table(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
     newer schema version.
     """
     version = (table.schema.metadata or {}).get(b"ttclab.schema_version")
-    if version is not None and int(version) > SCHEMA_VERSION:
-        raise StoreError(
-            f"{source}: written with store schema v{int(version)}, this ttclab reads up to v{SCHEMA_VERSION}; "
-            "upgrade ttclab"
-        )
+    if version is not None:
+        try:
+            written = int(version)
+        except ValueError:  # a flipped byte in the footer's metadata
+            raise StoreError(f"{source}: damaged (its schema version {version!r} is not a number)") from None
+        if written > SCHEMA_VERSION:
+            raise StoreError(
+                f"{source}: written with store schema v{written}, this ttclab reads up to v{SCHEMA_VERSION}; "
+                "upgrade ttclab"
+            )
     added = ADDED_COLUMNS.get((schema.metadata or {}).get(b"ttclab.table", b""), frozenset())
     missing = [f.name for f in schema if f.name not in table.column_names and f.name not in added]
     if missing:

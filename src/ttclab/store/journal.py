@@ -1,0 +1,299 @@
+"""Crash-safe tables of a pipeline run: an append-only JSONL journal plus atomic Parquet parts.
+
+**Writing.** Every row is appended to ``<table>/journal-<id>.jsonl`` and flushed to the OS at once:
+:meth:`TableLog.add` and :meth:`TableLog.add_many` each make one ``write`` of whole lines, each ending in
+``"\\n"``, so ``kill -9`` loses no finished row (a power cut may lose the last seconds: there is no
+fsync per row). A journal file has one writer, which never reopens it after its process ends. Every
+``flush_rows`` rows, and when the table is closed, the journal's rows are written as an atomic Parquet
+part (``part-*.parquet``: temporary file + rename, with page checksums) and the journal is truncated. A
+crash between the two leaves a row in both; readers de-duplicate by the table's key (the last row
+written wins).
+
+**Torn lines.** The only thing a killed writer leaves unfinished is its last ``write``: the bytes after
+the file's last ``"\\n"``. That unterminated tail is read as a row when it is one whole row (only its
+newline lost) and ignored otherwise. A line that ends in ``"\\n"`` was written whole, so one that is not
+a row of the table (not UTF-8 JSON, not an object, an unknown field, a null key or required value, a
+value of the wrong type) is damage: a one-line :class:`~ttclab.errors.StoreError` naming ``file:line``.
+
+**Parts** are read with page checksum verification: a flipped byte in a page is an error, not a changed
+value (a part written before page checksums reads as before: pyarrow checks only pages that carry one).
+An unreadable part is a StoreError naming it. A journal line has no checksum (none is computed per row):
+a flip inside a string or a number that keeps the line valid JSON is not detected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ttclab.errors import StoreError
+from ttclab.store.integrity import decode_failure
+from ttclab.store.schema import PIPELINE_KEYS, PIPELINE_SCHEMAS, rows_table, validate_table
+from ttclab.store.writer import atomic_write_table
+
+_TS = "created_at"
+_ROW_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=True)  # built once (json.dumps builds one per call)
+
+
+def _encode(row: dict[str, Any]) -> str:
+    out = dict(row)
+    ts = out.get(_TS)
+    if isinstance(ts, datetime):
+        out[_TS] = ts.timestamp()
+    return _ROW_JSON.encode(out)
+
+
+class TableLog:
+    """Append-only writer of one pipeline table (``calls``, ``candidates``, ``judgments``, ``results``)."""
+
+    def __init__(self, run_dir: Path, table: str, *, flush_rows: int = 2000) -> None:
+        if table not in PIPELINE_SCHEMAS:
+            raise ValueError(f"unknown pipeline table {table!r}")
+        self.table = table
+        self.schema = PIPELINE_SCHEMAS[table]
+        self.dir = Path(run_dir) / table
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.flush_rows = flush_rows
+        self._path = self.dir / f"journal-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
+        self._fd: int | None = None
+        self._pending: list[dict[str, Any]] = []
+        self.rows_written = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Append one row (visible to readers and safe from a process kill when this returns)."""
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._fd, (_encode(row) + "\n").encode())  # one unbuffered append: in the OS when this returns
+        self._pending.append(row)
+        self.rows_written += 1
+        if len(self._pending) >= self.flush_rows:
+            self.flush()
+
+    def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """Append several rows in one write (as :meth:`add`, all in the OS when this returns)."""
+        if not rows:
+            return
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._fd, "".join(_encode(r) + "\n" for r in rows).encode())
+        self._pending += rows
+        self.rows_written += len(rows)
+        if len(self._pending) >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Move the journal's rows into an atomic Parquet part."""
+        if not self._pending:
+            return
+        table = rows_table(self._pending, self.schema)
+        atomic_write_table(self.dir / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet", table)
+        self._pending = []
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.flush()
+
+
+# -- reading -----------------------------------------------------------------------------------------
+def _hint(run_dir: Path) -> str:
+    return f"`ttclab repair {Path(run_dir).name}` moves it aside, keeps what is intact and names what to run again"
+
+
+@dataclass
+class _BadLine:
+    line: int  # 1-based
+    why: str
+    raw: bytes
+
+
+@dataclass
+class _Journal:
+    """A journal's rows (line number, row) and its damaged lines (see the module docstring)."""
+
+    path: Path
+    rows: list[tuple[int, dict[str, Any]]]
+    bad: list[_BadLine]
+
+
+def _problem(row: Any, names: frozenset[str], required: tuple[str, ...]) -> str | None:
+    if type(row) is dict and names.issuperset(row) and None not in map(row.get, required):
+        return None  # the common case, without building sets
+    if not isinstance(row, dict):
+        return f"a JSON {type(row).__name__}, not a row"
+    unknown = row.keys() - names
+    if unknown:
+        return f"unknown field {sorted(unknown)[0]!r}"
+    missing = next((f for f in required if row.get(f) is None), None)
+    return f"no {missing!r}" if missing is not None else None
+
+
+def _parse(line: bytes) -> Any:
+    """A journal line as JSON (ValueError when it is not UTF-8 JSON, or its time is not one)."""
+    row = json.loads(line.decode("utf-8"))
+    if isinstance(row, dict):
+        ts = row.get(_TS)
+        if isinstance(ts, (int, float)):
+            try:
+                row[_TS] = datetime.fromtimestamp(ts, tz=UTC)
+            except (OverflowError, OSError, ValueError):
+                raise ValueError(f"{_TS} {ts!r} is not a time") from None
+    return row
+
+
+def _scan_journal(path: Path, schema: pa.Schema, run_dir: Path) -> _Journal:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:  # flushed into a part and deleted after the folder was listed
+        raise StoreError(f"{path}: vanished while reading (its writer moved it into a part); read again") from None
+    except OSError as exc:
+        raise StoreError(f"{path}: unreadable ({exc.strerror or exc}); {_hint(run_dir)}") from None
+    names = frozenset(schema.names)
+    required = tuple(f.name for f in schema if not f.nullable)
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline; else the torn last write
+    out = _Journal(path, [], [])
+    for no, line in enumerate(lines, 1):
+        try:
+            row = _parse(line)
+        except UnicodeDecodeError as exc:
+            out.bad.append(_BadLine(no, f"not UTF-8 at byte {exc.start + 1}", line))
+            continue
+        except json.JSONDecodeError as exc:
+            out.bad.append(_BadLine(no, f"not JSON: {exc.msg} (column {exc.colno})", line))
+            continue
+        except ValueError as exc:
+            out.bad.append(_BadLine(no, str(exc), line))
+            continue
+        why = _problem(row, names, required)
+        if why is None:
+            out.rows.append((no, row))
+        else:
+            out.bad.append(_BadLine(no, why, line))
+    if tail:
+        try:
+            row = _parse(tail)
+        except ValueError:
+            return out
+        if _problem(row, names, required) is None:
+            out.rows.append((len(lines) + 1, row))
+    return out
+
+
+def _journal_table(journal: _Journal, schema: pa.Schema, *, skip_damage: bool) -> pa.Table | None:
+    """The rows of a scanned journal as a table; a row whose values do not fit the schema is a damaged line
+    (found one row at a time only when the journal does not convert whole)."""
+    rows = journal.rows
+    try:
+        return rows_table([r for _, r in rows], schema) if rows else None
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    fit = []
+    for no, row in rows:
+        try:
+            rows_table([row], schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            detail = " ".join(str(exc).split())[:100]
+            journal.bad.append(_BadLine(no, f"a value does not fit the schema: {detail}", _encode(row).encode()))
+        else:
+            fit.append((no, row))
+    journal.bad.sort(key=lambda b: b.line)
+    journal.rows = fit
+    if not skip_damage:
+        return None
+    return rows_table([r for _, r in fit], schema) if fit else None
+
+
+def _line_error(journal: _Journal, run_dir: Path) -> StoreError:
+    first = journal.bad[0]
+    more = f" and {len(journal.bad) - 1} more line(s)" if len(journal.bad) > 1 else ""
+    return StoreError(f"{journal.path}:{first.line}: damaged journal line ({first.why}){more}; {_hint(run_dir)}")
+
+
+def _read_part(part: Path, schema: pa.Schema, subset: bool, run_dir: Path) -> pa.Table:
+    hint = _hint(run_dir)
+    try:
+        with pq.ParquetFile(part, page_checksum_verification=True) as file:
+            present = set(file.schema_arrow.names)
+            raw = file.read(columns=[f.name for f in schema if f.name in present]) if subset else file.read()
+        _ = raw.column_names, raw.schema.metadata  # decoded lazily: a damaged footer fails here, not later
+    except FileNotFoundError:
+        raise StoreError(f"{part}: vanished while reading (another process compacted the table?); read again") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to decode the file is damage (incl. UnicodeDecodeError)
+        raise StoreError(f"{part}: unreadable Parquet ({decode_failure(exc)}); {hint}") from None
+    try:
+        return validate_table(raw, schema, str(part))
+    except StoreError as exc:
+        raise StoreError(f"{exc}; {hint}") from None
+
+
+def _load(run_dir: Path, table: str, columns: list[str] | None = None, *, skip_damage: bool = False) -> pa.Table:
+    schema = full = PIPELINE_SCHEMAS[table]
+    key = PIPELINE_KEYS[table]
+    if columns:  # read (and check) only the columns asked for, plus the key that de-duplicates
+        wanted = list(dict.fromkeys([*columns, key]))
+        schema = pa.schema([schema.field(c) for c in wanted], metadata=schema.metadata)
+    folder = Path(run_dir) / table
+    tables: list[pa.Table] = []
+    if folder.is_dir():
+        for part in sorted(folder.glob("part-*.parquet")):
+            try:
+                tables.append(_read_part(part, schema, bool(columns), run_dir))
+            except StoreError:
+                if not skip_damage:
+                    raise
+        for path in sorted(folder.glob("journal-*.jsonl")):
+            journal = _scan_journal(path, full, run_dir)
+            if journal.bad and not skip_damage:
+                raise _line_error(journal, run_dir)
+            got = _journal_table(journal, schema, skip_damage=skip_damage)
+            if journal.bad and not skip_damage:
+                raise _line_error(journal, run_dir)
+            if got is not None:
+                tables.append(got)
+    if not tables:
+        out = schema.empty_table()
+    else:
+        out = pa.concat_tables(tables)
+        keys = out[key].to_pylist()
+        last: dict[Any, int] = {}
+        for i, k in enumerate(keys):
+            last[k] = i
+        if len(last) != len(keys):
+            out = out.take(pa.array(sorted(last.values()), type=pa.int64()))
+    return out.select(columns) if columns else out
+
+
+def read_table(run_dir: Path, table: str, columns: list[str] | None = None) -> pa.Table:
+    """All rows of a pipeline table (parts and journals), verified, schema-checked, de-duplicated by key.
+
+    A damaged part or journal line is a one-line StoreError naming the file (and line) and
+    ``ttclab repair``; a torn last journal line is ignored (see the module docstring)."""
+    return _load(run_dir, table, columns)
+
+
+def compact_table(run_dir: Path, table: str) -> None:
+    """Merge parts and journals into one part (safe to interrupt: readers de-duplicate)."""
+    folder = Path(run_dir) / table
+    if not folder.is_dir():
+        return
+    old = sorted(folder.glob("part-*.parquet")) + sorted(folder.glob("journal-*.jsonl"))
+    if len(old) <= 1 and not any(p.suffix == ".jsonl" for p in old):
+        return
+    merged = read_table(run_dir, table)
+    target = folder / f"part-{time.time_ns():020d}-compacted.parquet"
+    atomic_write_table(target, merged)
+    for path in old:
+        if path != target:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,165 @@
+"""Damage in a pipeline run's tables (calls, candidates, judgments, results) is named, never read as data:
+a real run against the scripted server, real Parquet parts and journals (written by TableLog), the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from online_support import load_yaml, scripted_model, write_pipeline
+from pipeline_checks import check_run, content
+from scripted_server import ScriptedServer
+
+from ttclab.cli import main
+from ttclab.errors import StoreError
+from ttclab.online.journal import TableLog, read_table
+from ttclab.online.runner import run_pipeline
+from ttclab.store.reader import Run
+
+N_Q = 4
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def reference(server: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One undamaged run (its store is copied by each test) and its content."""
+    tmp = tmp_path_factory.mktemp("reference")
+    path = write_pipeline(tmp, {**load_yaml("reflect-then-aggregate"), "model": scripted_model(server.base_url)})
+    run = run_pipeline(path, limit=N_Q, store=tmp / "runs", progress=False).run
+    return {"store": tmp / "runs", "run_id": run.run_id, "content": content(check_run(run))}
+
+
+@pytest.fixture
+def run_dir(reference: dict[str, Any], tmp_path: Path) -> Path:
+    shutil.copytree(reference["store"], tmp_path / "runs")
+    return tmp_path / "runs" / reference["run_id"]
+
+
+def _as_journal(run_dir: Path, table: str) -> Path:
+    """The table's rows written back as the journal a killed ``ttclab run`` leaves (by TableLog, one
+    write per call row, one per question for the other tables), its parts removed."""
+    rows = read_table(run_dir, table).to_pylist()
+    for part in (run_dir / table).glob("part-*.parquet"):
+        part.unlink()
+    log = TableLog(run_dir, table, flush_rows=10**9)
+    for qi in range(N_Q):
+        mine = [r for r in rows if r["question_index"] == qi]
+        if table == "calls":
+            for row in mine:
+                log.add(row)
+        else:
+            log.add_many(mine)
+    assert log._fd is not None
+    os.close(log._fd)  # the process dies: the journal stays
+    [journal] = (run_dir / table).glob("journal-*.jsonl")
+    return journal
+
+
+def _damage_line(journal: Path, question: int, nth: int = 0) -> int:
+    """Cut the ``nth`` line of ``question`` in half (its newline kept); returns its line number."""
+    lines = journal.read_bytes().split(b"\n")
+    hits = [i for i, line in enumerate(lines) if f'"question_index":{question},'.encode() in line]
+    i = hits[nth]
+    lines[i] = lines[i][: len(lines[i]) // 2]
+    journal.write_bytes(b"\n".join(lines))
+    return i + 1
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _flip_page(part: Path, column: str) -> None:
+    """Flip a byte in the middle of ``column``'s pages (in its data, which the page checksum covers)."""
+    meta = pq.ParquetFile(part).metadata.row_group(0)
+    chunk = next(meta.column(i) for i in range(meta.num_columns) if meta.column(i).path_in_schema == column)
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    _flip(part, start + chunk.total_compressed_size // 2)
+
+
+def _one_part(run_dir: Path, table: str) -> Path:
+    [part] = (run_dir / table).glob("part-*.parquet")
+    return part
+
+
+def _canon(prompt: str) -> str:
+    try:
+        return json.dumps(json.loads(prompt), sort_keys=True)
+    except ValueError:
+        return prompt
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], code: int) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("ttclab")]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("where", ["middle", "last line with its newline"])
+def test_a_damaged_journal_line_is_an_error_naming_file_and_line(run_dir: Path, where: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: any undecodable line was skipped: a finished question silently lost a candidate."""
+    journal = _as_journal(run_dir, "candidates")
+    line = _damage_line(journal, 1) if where == "middle" else _damage_line(journal, N_Q - 1, -1)
+    if where != "middle":
+        assert line == len(journal.read_bytes().split(b"\n")) - 1  # the file's last line, ending in "\n"
+    with pytest.raises(StoreError) as err:
+        read_table(run_dir, "candidates")
+    message = str(err.value)
+    assert f"{journal}:{line}: damaged journal line (not JSON: " in message and "\n" not in message
+    assert f"`ttclab repair {run_dir.name}`" in message
+    # the next `ttclab run` stops with that line too, instead of running on without the row
+    command = ["run", Run(run_dir).meta["pipeline"]["file"], "--limit", str(N_Q), "--store", str(run_dir.parent)]
+    assert f"{journal.name}:{line}: damaged journal line" in _one_line_error(capsys, main(command))
+
+
+def test_a_torn_last_line_is_ignored_and_a_whole_one_is_read(run_dir: Path) -> None:
+    """A killed writer can only leave its last write unfinished: the bytes after the last newline."""
+    journal = _as_journal(run_dir, "results")
+    expected = read_table(run_dir, "results").to_pylist()
+    assert len(expected) == N_Q
+    whole = journal.read_bytes()
+    last = whole.rstrip(b"\n").split(b"\n")[-1]
+    journal.write_bytes(whole + last[: len(last) // 2])  # a row torn by kill -9
+    assert read_table(run_dir, "results").to_pylist() == expected
+    journal.write_bytes(whole[:-1])  # the last row whole, only its newline lost
+    assert read_table(run_dir, "results").to_pylist() == expected
+    journal.write_bytes(whole[: -len(last) - 1] + last[: len(last) // 2])  # the last row torn: the others read
+    assert read_table(run_dir, "results").to_pylist() == expected[:-1]
+
+
+def test_a_flipped_byte_in_a_part_is_an_error_not_a_changed_value(run_dir: Path) -> None:
+    part = _one_part(run_dir, "calls")
+    original = part.read_bytes()
+    expected = read_table(run_dir, "calls").to_pylist()
+    rng = np.random.default_rng(11)
+    detected = 0
+    for _ in range(150):  # before: about 1 flip in 8 changed a call's text, tokens or seed without a word
+        _flip(part, int(rng.integers(0, len(original))))
+        try:
+            got = read_table(run_dir, "calls").to_pylist()
+        except StoreError as exc:
+            assert "\n" not in str(exc) and part.name in str(exc) and f"ttclab repair {run_dir.name}" in str(exc), exc
+            detected += 1
+        else:
+            assert got == expected
+        part.write_bytes(original)
+    assert detected >= 100
+    # a part written before page checksums reads as before (pyarrow checks only the pages that carry one)
+    pq.write_table(pq.read_table(part), part, write_page_checksum=False)
+    assert read_table(run_dir, "calls").to_pylist() == expected
