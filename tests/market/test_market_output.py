@@ -47,9 +47,14 @@ def test_market_tables_have_no_scientific_notation(cfg, tmp_path):
     for t in tables[2:2 + len(report.analyses)]:  # one provider table per β
         for header in ("share s", "share at optimum"):
             assert all(re.fullmatch(r"[01]\.\d{4}|< 0\.0001", c) for c in _column(t, header)), (t.title, header)
-        profits = _column(t, "profit")
+        profits = _column(t, "profit u = s (p − c)")
         assert len({len(c.split(".")[1]) for c in profits}) == 1  # one number of decimals in the column
         assert max(float(c) for c in profits) > 0  # the largest profit keeps its significant digits
+        # the column is the provider's utility s (p − c) = s p m / (1 + m), not its profit per served query p − c
+        m = report.game.params.margin
+        for share, price, profit in zip(_column(t, "share s"), _column(t, "price p"), profits):
+            if share != "< 0.0001":
+                assert float(profit) == pytest.approx(float(share) * float(price) * m / (1 + m), abs=5e-4)
 
 
 def test_outside_option_share_matches_the_raw_value():

@@ -161,12 +161,12 @@ class MarketReport:
         for a in self.analyses:
             prows = [[name, eq, money(v), money(p), s, money(u), opt, s_opt]
                      for name, eq, v, p, s, u, opt, s_opt in self.provider_rows(a)]
-            out.append(Table(["provider", "equilibrium level θ", "net value V = q − p", "price p", "share s", "profit",
-                              "optimal level θ*", "share at optimum"], prows,
+            out.append(Table(["provider", "equilibrium level θ", "net value V = q − p", "price p", "share s",
+                              "profit u = s (p − c)", "optimal level θ*", "share at optimum"], prows,
                              title=f"β = {beta_label(a.beta)}: each provider at the equilibrium reached and at the "
                                    f"optimum ({unit})",
                              digits=4, decimals={"share s": SHARE_DECIMALS, "share at optimum": SHARE_DECIMALS,
-                                                 "profit": money_decimals([r[5] for r in prows])},
+                                                 "profit u = s (p − c)": money_decimals([r[5] for r in prows])},
                              floors={"share s": SHARE_FLOOR, "share at optimum": SHARE_FLOOR}))
         ad = self.auction_dict()
         out.append(Table(["winner", "level θ", "welfare W1", "runner-up", "level θ", "welfare W2", "payment",

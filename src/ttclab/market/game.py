@@ -209,6 +209,7 @@ SYMBOLS: dict[str, str] = {
     "V": "user's net value q − p; wV = Σ s_i V_i (share-weighted), V = mean over providers",
     "P": "price per query; wP = Σ s_i p_i, P = mean",
     "U": "provider profit per query p − c; wU = Σ s_i (p_i − c_i), U = mean",
+    "u": "a provider's utility, its expected profit per query of the market s (p − c) (U per query it serves)",
     "s": "market share (the outside option takes the rest)",
     "SW": "social welfare Σ s_i (q_i − c_i) at the equilibrium reached; SW* at the welfare optimum",
     "PoA": "price of anarchy SW* / SW (1 = efficient); inefficiency = (PoA − 1) × 100 %",
