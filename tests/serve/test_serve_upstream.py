@@ -418,3 +418,21 @@ def test_streaming_passthrough_over_an_upstream_that_ignores_stream() -> None:
         streamed = "".join(ev.choices[0].text for ev in client.completions.create(
             model="scripted", prompt="2 + 2 =", max_tokens=32, seed=5, stream=True) if ev.choices)
         assert streamed == client.completions.create(model="scripted", prompt="2 + 2 =", max_tokens=32, seed=5).choices[0].text
+
+
+def test_streaming_passthrough_over_an_upstream_that_is_down() -> None:
+    """Streamed or not, a pass-through to an upstream with nothing listening says where and what to do."""
+    from upstream import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    dead = {"backend": "openai", "name": "up-model", "options": {"base_url": url, "max_retries": 3}}
+    with serving({"models": [dead]}) as srv:
+        client = srv.client()
+        with pytest.raises(openai.APIStatusError) as plain:
+            client.chat.completions.create(model="up-model", messages=MSG, max_tokens=8)
+        t0 = time.monotonic()
+        with pytest.raises(openai.APIError) as streamed:
+            list(client.chat.completions.create(model="up-model", messages=MSG, max_tokens=8, stream=True))
+        assert time.monotonic() - t0 < 1.0  # refused: no retries with backoff
+    for exc in (plain.value, streamed.value):
+        assert url in exc.message and "nothing is listening there: start the server or fix base_url" in exc.message

@@ -389,6 +389,7 @@ class OpenAIBackend:
         path = "/chat/completions" if chat else "/completions"
         started = time.perf_counter()
         message = "no attempt"
+        refused: set[str] = set()  # endpoints that refused this call (fail_fast off), as in generate
         for attempt in range(self.max_retries + 1):
             if attempt:
                 await asyncio.sleep(self._backoff(attempt - 1, None))
@@ -450,6 +451,15 @@ class OpenAIBackend:
                                     yield piece
                                 if choice.get("finish_reason"):
                                     finish = choice["finish_reason"]
+                except httpx.ConnectError as exc:  # nothing sent yet: say where and why, as generate does
+                    failure = _connect_failure(exc)
+                    message = f"{failure.message} ({url})"
+                    if failure.refused and not self.fail_fast:
+                        refused.add(ep.base_url)
+                        self._mark(ep, ok=False)
+                        if len(refused) == len(self._endpoints or []):
+                            raise self._refused_error(failure.message) from None
+                    continue
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
                     if texts:
                         yield Completion.failed(f"stream from {url} broke: {type(exc).__name__}",
