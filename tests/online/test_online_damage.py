@@ -1,10 +1,13 @@
-"""Damage in a pipeline run's tables (calls, candidates, judgments, results) is named, never read as data:
-a real run against the scripted server, real Parquet parts and journals (written by TableLog), the real CLI."""
+"""Damage in a pipeline run's tables (calls, candidates, judgments, results) is named, never read as data,
+and ``ttclab repair`` then the ``ttclab run`` it names finish the run as if nothing happened: a real run
+against the scripted server, real Parquet parts and journals (written by TableLog), the real CLI."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,7 @@ from ttclab.cli import main
 from ttclab.errors import StoreError
 from ttclab.online.journal import TableLog, read_table
 from ttclab.online.runner import run_pipeline
-from ttclab.store.reader import Run
+from ttclab.store.reader import Run, list_runs
 
 N_Q = 4
 
@@ -163,3 +166,108 @@ def test_a_flipped_byte_in_a_part_is_an_error_not_a_changed_value(run_dir: Path)
     # a part written before page checksums reads as before (pyarrow checks only the pages that carry one)
     pq.write_table(pq.read_table(part), part, write_page_checksum=False)
     assert read_table(run_dir, "calls").to_pylist() == expected
+
+
+def test_repair_on_an_undamaged_pipeline_run_changes_nothing(run_dir: Path, reference: dict[str, Any],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    files = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*") if p.is_file())
+    assert main(["repair", run_dir.name, "--store", str(run_dir.parent)]) == 0
+    out = capsys.readouterr().out
+    c = reference["content"]
+    counts = (f"samples {N_Q}, calls {len(c['calls'])}, candidates {len(c['candidates'])}, judgments "
+              f"{len(c['judgments'])}, results {N_Q} rows")
+    assert out.strip() == f"{run_dir}: all 5 file(s) verified ({counts}); nothing to repair"
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*") if p.is_file()) == files
+
+
+def _damage(run_dir: Path, how: str) -> tuple[str, list[int]]:
+    """Damage the run; returns (the damaged file's name, the questions whose results repair must drop)."""
+    if how == "candidates page byte":  # in the text: its question_index still reads
+        part = _one_part(run_dir, "candidates")
+        _flip_page(part, "text")
+        return part.name, list(range(N_Q))  # one compacted part: it held every question
+    if how == "candidates footer":  # the footer's length: nothing of the part reads, its questions unknown
+        part = _one_part(run_dir, "candidates")
+        _flip(part, part.stat().st_size - 6)
+        return part.name, list(range(N_Q))
+    if how == "candidates journal line":
+        journal = _as_journal(run_dir, "candidates")
+        _damage_line(journal, 2, 1)
+        return journal.name, [2]
+    if how == "calls journal line":
+        journal = _as_journal(run_dir, "calls")
+        _damage_line(journal, 1, 3)
+        return journal.name, [1]
+    if how == "results page byte":  # results lost: their questions run again, nothing else is dropped
+        part = _one_part(run_dir, "results")
+        _flip_page(part, "text")
+        return part.name, []
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["candidates page byte", "candidates footer", "candidates journal line",
+                                 "calls journal line", "results page byte"])
+def test_repair_then_the_named_run_finish_the_run_as_if_undamaged(run_dir: Path, reference: dict[str, Any],
+                                                                  server: ScriptedServer, how: str,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    name, dropped = _damage(run_dir, how)
+    table = next(t for t in ("calls", "candidates", "results") if t in how)
+    with pytest.raises(StoreError, match=re.escape(name)):
+        read_table(run_dir, table)
+    store = run_dir.parent
+    assert main(["repair", run_dir.name, "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    # the damaged file is out of the tables, kept for inspection, and the report says why
+    moved = [line for line in out.splitlines() if line.startswith("moved aside: ") and name in line]
+    why = "damaged journal line" if "journal" in how else "unreadable Parquet"
+    assert len(moved) == 1 and why in moved[0] and f" -> {run_dir / 'damaged'}/" in moved[0], out
+    assert not list(run_dir.glob(f"*/{name}")) and list((run_dir / "damaged").glob(f"*-{name}.*"))
+    if dropped:
+        assert re.search(rf"^dropped the results of (all )?{len(dropped)} (finished )?question\(s\)", out, re.M), out
+    if how == "candidates footer":
+        assert "the questions of the lost rows cannot be told" in out
+    if how == "candidates page byte":  # the part's question_index column still verifies: they are known
+        assert "that lost calls, candidates or judgments (0, 1, 2, 3); they run again" in out
+    if "journal" in how:
+        assert re.search(rf"^kept the \d+ intact row\(s\) of {re.escape(name)}$", out, re.M), out
+        assert f"that lost calls, candidates or judgments ({dropped[0]}); they run again" in out
+    # the run reads again, consistent: a question is finished only with its results row, mirrored in samples/
+    results = read_table(run_dir, "results", ["question_index"])["question_index"].to_pylist()
+    assert not set(results) & set(dropped) and len(results) < N_Q
+    assert sorted(Run(run_dir).samples(["question_index"])["question_index"].to_pylist()) == sorted(results)
+    assert Run(run_dir).meta["status"] == "incomplete"
+    for table in ("calls", "candidates", "judgments"):
+        read_table(run_dir, table)
+    survived = {(_canon(c["prompt"]), c["seed"]) for c in read_table(run_dir, "calls").to_pylist()}
+    lost_calls = len(reference["content"]["calls"]) - len(survived)
+    assert lost_calls == (1 if how == "calls journal line" else 0)
+
+    # the command the report names runs the lost questions again, in this run
+    command = re.search(r"run `(ttclab run [^`]+)` to run the questions without a result", out)
+    assert command, out
+    sent_before = len(server.log)
+    assert main(shlex.split(command.group(1))[1:] + ["--no-progress"]) == 0
+    capsys.readouterr()
+    after = server.log[sent_before:]
+    assert sum(n for *_, n in after) == lost_calls  # only the lost call is sent again
+    for _, prompt, seed, n in after:
+        assert all((_canon(prompt), seed + j) not in survived for j in range(n))
+    (run,) = list_runs(store)
+    assert content(check_run(run)) == reference["content"]
+    assert run.meta["status"] == "complete"
+    again = main(["repair", run_dir.name, "--store", str(store)])
+    assert again == 0 and "nothing to repair" in capsys.readouterr().out
+
+
+def test_the_note_of_a_run_without_a_recorded_command_names_its_file(run_dir: Path) -> None:
+    """Runs made before run.json recorded the command (``pipeline.command``), and served traffic."""
+    from ttclab.repair import pipeline_note
+
+    meta = Run(run_dir).meta
+    assert meta["pipeline"]["command"] == f"ttclab run {meta['pipeline']['file']} --limit {N_Q}"
+    del meta["pipeline"]["command"]
+    assert pipeline_note(run_dir, meta).startswith(
+        f"run `ttclab run {meta['pipeline']['file']} --limit {N_Q} --store {run_dir.parent}` (with the --model, "
+        "--task and --seed it was first run with) to run the questions without a result")
+    served = {**meta, "pipeline": {**meta["pipeline"], "file": None}}
+    assert pipeline_note(run_dir, served).startswith("served traffic: what was lost cannot be asked again")

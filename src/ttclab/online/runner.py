@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -148,20 +149,39 @@ def run_pipeline(pipeline: str | Path | Pipeline, *, task: Any = None, model: An
     shared by several runs); ``backends``: the same for the file's named ``models``, by name. ``log`` gets a
     line as the run starts and as questions finish (at most one every few seconds, and the last): progress
     where there is no bar (a log file, a pipe)."""
+    command = None
     if isinstance(pipeline, Pipeline):
         pipe = pipeline
     else:
+        command = run_command(pipeline, task=task, model=model, limit=limit, seed=seed, overrides=overrides)
         current = read_yaml_mapping(pipeline, "pipeline", "name, model, task, steps").get("model")
         overrides = {"task": task, "model": model_override(model, current if isinstance(current, dict) else None),
                      "limit": limit, "seed": seed, **(overrides or {})}
         pipe = load_pipeline(pipeline, overrides)
     return asyncio.run(_run(pipe, store=store, concurrency=concurrency, progress=progress, backend=backend,
-                            backends=backends, log=log))
+                            backends=backends, log=log, command=command))
+
+
+def run_command(pipeline: str | Path, *, task: Any = None, model: Any = None, limit: int | None = None,
+                seed: int | None = None, overrides: dict[str, Any] | None = None) -> str | None:
+    """The ``ttclab run`` command (without ``--store``) that makes the same run as :func:`run_pipeline`
+    with these arguments; None when an override has no command-line flag. Stored in run.json (``pipeline.
+    command``), so ``ttclab repair`` can say what to run again."""
+    extra = {k: v for k, v in (overrides or {}).items() if v is not None}
+    fmt = extra.pop("continuation_format", None)
+    if extra:
+        return None
+    args = ["ttclab", "run", str(Path(pipeline).resolve())]
+    for flag, value in (("--task", task), ("--model", model), ("--limit", limit), ("--seed", seed),
+                        ("--continuation-format", fmt)):
+        if value is not None:
+            args += [flag, value if isinstance(value, str) else json.dumps(value) if isinstance(value, dict) else str(value)]
+    return shlex.join(args)
 
 
 async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | None, progress: bool,
                backend: Any = None, backends: dict[str, Any] | None = None,
-               log: Callable[[str], None] | None = None) -> PipelineRunResult:
+               log: Callable[[str], None] | None = None, command: str | None = None) -> PipelineRunResult:
     from ttclab.tasks.config import load_task
     from ttclab.verify.registry import get_verifier
 
@@ -193,7 +213,7 @@ async def _run(pipe: Pipeline, *, store: str | Path | None, concurrency: int | N
         try:
             return await _run_locked(pipe, run_id, run_dir, root, questions, task, verifier, chat, fmt, identity,
                                      concurrency=concurrency, progress=progress, started=started, backend=backend,
-                                     backends=backends, log=log)
+                                     backends=backends, log=log, command=command)
         except BaseException as exc:  # run.json says how it ended (not "running"); finished questions resume
             cancelled = isinstance(exc, asyncio.CancelledError)  # Ctrl-C reaches the run as a cancellation
             mark_ended(run_dir, KeyboardInterrupt("Ctrl-C, SIGTERM or cancelled") if cancelled else exc)
@@ -219,7 +239,7 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
                       verifier: Any, chat: bool, fmt: Any, identity: dict[str, Any], *, concurrency: int | None,
                       progress: bool, started: float, backend: Any = None,
                       backends: dict[str, Any] | None = None,
-                      log: Callable[[str], None] | None = None) -> PipelineRunResult:
+                      log: Callable[[str], None] | None = None, command: str | None = None) -> PipelineRunResult:
     spec = pipe.spec
     oracle = pipe.uses_oracle()
     label = f"{pipe.name} ({spec.model.display})"
@@ -229,7 +249,7 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
         run_id, kind="pipeline", name=pipe.name, identity=identity,
         pipeline={"name": pipe.name, "file": pipe.source, "description": spec.description, "oracle": oracle,
                   "steps": pipe.describe_steps(), "seed": spec.seed, "final": spec.final,
-                  "budget": spec.budget.model_dump(mode="json") if spec.budget else None},
+                  "budget": spec.budget.model_dump(mode="json") if spec.budget else None, "command": command},
         model={"name": spec.model.name, "label": label, "backend": spec.model.backend, "llm": spec.model.display},
         task=task.describe() | {"name": task.name}, verifier=getattr(verifier, "name", ""),
         samples=1, n_questions=len(questions), prices=spec.prices,

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,7 +44,10 @@ import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
 from ttclab.errors import StoreError
-from ttclab.store.schema import SAMPLES_SCHEMA, VERDICTS, validate_table
+from ttclab.store.schema import PIPELINE_TABLES, SAMPLES_SCHEMA, VERDICTS, validate_table
+
+if TYPE_CHECKING:
+    from ttclab.store.journal import TablesRepair
 
 MANIFEST_FILE = "_manifest.json"  # a leading "_": Parquet readers of the folder skip it
 DAMAGED_DIR = "damaged"
@@ -460,11 +463,12 @@ def adopt_legacy(samples_dir: Path, ctx: RunContext) -> list[tuple[Path, str]]:
     return [(move_aside(p), why) for p, why in damaged]
 
 
-def move_aside(part: Path) -> Path:
-    """Move a part out of ``samples/`` into ``<run>/damaged/`` (kept for inspection)."""
+def move_aside(part: Path, prefix: str = "") -> Path:
+    """Move a file out of its table folder (``samples/``, ``calls/``...) into ``<run>/damaged/`` (kept for
+    inspection), named ``prefix`` + its name + the time."""
     target_dir = part.parent.parent / DAMAGED_DIR
     target_dir.mkdir(exist_ok=True)
-    target = target_dir / f"{part.name}.{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    target = target_dir / f"{prefix}{part.name}.{datetime.now(UTC):%Y%m%dT%H%M%S}"
     shutil.move(str(part), target)
     return target
 
@@ -538,10 +542,12 @@ class RepairReport:
     questions_moved: tuple[Path, str] | None = None  # (where questions.parquet went, why); written again from the config
     ok_parts: int = 0
     rows: int = 0
+    tables: TablesRepair | None = None  # a pipeline run's tables (calls, candidates, ...): their damaged files are in moved
 
     @property
     def changed(self) -> bool:
-        return bool(self.moved or self.meta_rebuilt or self.questions_moved)
+        return bool(self.moved or self.meta_rebuilt or self.questions_moved
+                    or (self.tables and (self.tables.dropped or self.tables.samples_dropped)))
 
     @property
     def lost(self) -> bool:
@@ -552,7 +558,9 @@ class RepairReport:
 def repair_run(run_dir: Path) -> RepairReport:
     """Make a run readable again, under its lock: rebuild a missing or corrupt run.json from the
     stored samples, move damaged parts (and a damaged manifest) into ``<run>/damaged/``, and mark the
-    run incomplete when samples were lost, so that sampling again regenerates them."""
+    run incomplete when samples were lost, so that sampling again regenerates them. A pipeline run's
+    tables are checked and repaired too (:func:`ttclab.store.journal.repair_tables`)."""
+    from ttclab.store.journal import repair_tables
     from ttclab.store.reader import Run
     from ttclab.store.writer import atomic_write_json
 
@@ -576,6 +584,11 @@ def repair_run(run_dir: Path) -> RepairReport:
             report.questions_moved = (target, str(exc))
         ctx = Run(run_dir).context(lenient=True)
         report.moved = quarantine_damaged(samples_dir, ctx)
+        if any((run_dir / t).is_dir() for t in PIPELINE_TABLES):
+            pipeline = (meta or {}).get("pipeline") or {}
+            rerunnable = (meta or {}).get("kind") == "pipeline" and bool(pipeline.get("file"))  # not served traffic
+            report.tables = repair_tables(run_dir, ctx, rerunnable=rerunnable)
+            report.moved += report.tables.moved
         tables = read_parts(samples_dir, ctx)
         report.ok_parts, report.rows = len(tables), sum(t.num_rows for t in tables)
         if meta is None:

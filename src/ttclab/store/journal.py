@@ -19,25 +19,36 @@ value of the wrong type) is damage: a one-line :class:`~ttclab.errors.StoreError
 value (a part written before page checksums reads as before: pyarrow checks only pages that carry one).
 An unreadable part is a StoreError naming it. A journal line has no checksum (none is computed per row):
 a flip inside a string or a number that keeps the line valid JSON is not detected.
+
+**Repair** (:func:`repair_tables`, run by ``ttclab repair``) moves damaged parts and journals into
+``<run>/damaged/``, keeps a damaged journal's intact lines, and leaves the run consistent: a question is
+finished only when its results row exists, so the results row (and the ``samples/`` row) of a question
+that lost calls, candidates or judgments is dropped, and the next ``ttclab run`` of the same command runs
+it again (its surviving calls replay from the call cache; the lost ones are sent again). Each table is
+replaced whole (a new folder renamed in), so a repair stopped at any point leaves the run readable and
+never shows a dropped row again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ttclab.errors import StoreError
-from ttclab.store.integrity import decode_failure
-from ttclab.store.schema import PIPELINE_KEYS, PIPELINE_SCHEMAS, rows_table, validate_table
+from ttclab.store.integrity import DAMAGED_DIR, RunContext, compact_parts, decode_failure, move_aside, read_parts
+from ttclab.store.schema import PIPELINE_KEYS, PIPELINE_SCHEMAS, PIPELINE_TABLES, rows_table, validate_table
 from ttclab.store.writer import atomic_write_table
 
 _TS = "created_at"
@@ -297,3 +308,165 @@ def compact_table(run_dir: Path, table: str) -> None:
     for path in old:
         if path != target:
             path.unlink(missing_ok=True)
+
+
+# -- damage and repair -------------------------------------------------------------------------------
+_QUESTION_INDEX = re.compile(rb'"question_index":(\d+)[,}]')
+_ID_QUESTION = {"candidates": re.compile(rb'"candidate_id":"q(\d+)-'), "judgments": re.compile(rb'"judgment_id":"q(\d+)-')}
+_QUESTION_ID = re.compile(rb'"question_id":("(?:[^"\\]|\\.)*")')
+
+
+def _line_question(raw: bytes, table: str, question_ids: tuple[str, ...] | None) -> int | None:
+    """The question a damaged journal line belonged to, when two of its fields say the same (its
+    ``question_index`` and the question in its id, or its ``question_id``); None when it cannot be told."""
+    found = [int(m) for m in _QUESTION_INDEX.findall(raw)]
+    if table in _ID_QUESTION:
+        found += [int(m) for m in _ID_QUESTION[table].findall(raw)]
+    elif table == "calls" and question_ids:
+        for m in _QUESTION_ID.findall(raw):
+            try:
+                found.append(question_ids.index(json.loads(m)))
+            except ValueError:
+                return None
+    return found[0] if len(found) == 2 and found[0] == found[1] else None
+
+
+def _part_questions(part: Path) -> set[int] | None:
+    """The questions whose rows a damaged part held, when its ``question_index`` column still reads (its
+    pages verified); None when it does not."""
+    try:
+        with pq.ParquetFile(part, page_checksum_verification=True) as file:
+            return set(file.read(columns=["question_index"])["question_index"].to_pylist())
+    except Exception:  # noqa: BLE001 - any failure: the questions cannot be told
+        return None
+
+
+@dataclass
+class _Damaged:
+    path: Path
+    why: str  # the one-line error
+    questions: set[int] | None  # the questions whose rows it held (None: cannot be told)
+    kept: int = 0  # intact rows of a damaged journal, kept
+
+
+def _scan_table(run_dir: Path, table: str, question_ids: tuple[str, ...] | None) -> tuple[list[_Damaged], int]:
+    """The damaged files of a table and how many files verified."""
+    schema = PIPELINE_SCHEMAS[table]
+    folder = run_dir / table
+    damaged, ok = [], 0
+    for part in sorted(folder.glob("part-*.parquet")):
+        try:
+            _read_part(part, schema, False, run_dir)
+            ok += 1
+        except StoreError as exc:
+            damaged.append(_Damaged(part, str(exc), _part_questions(part)))
+    for path in sorted(folder.glob("journal-*.jsonl")):
+        try:
+            journal = _scan_journal(path, schema, run_dir)
+        except StoreError as exc:
+            damaged.append(_Damaged(path, str(exc), None))
+            continue
+        _journal_table(journal, schema, skip_damage=True)
+        if not journal.bad:
+            ok += 1
+            continue
+        lines = [_line_question(b.raw, table, question_ids) for b in journal.bad]
+        questions = None if None in lines else {q for q in lines if q is not None}
+        damaged.append(_Damaged(path, str(_line_error(journal, run_dir)), questions, kept=len(journal.rows)))
+    return damaged, ok
+
+
+def _replace_table(run_dir: Path, table: str, content: pa.Table, damaged: list[_Damaged]) -> list[tuple[Path, str]]:
+    """Replace a table's folder by a new one holding ``content`` as one part, renamed in: a reader sees the
+    old folder, none, or the new one (never a dropped row again). Then the damaged files go from the old
+    folder into ``<run>/damaged/``. Returns (where each went, why)."""
+    folder = run_dir / table
+    new, old = run_dir / f".{table}.repair-new", run_dir / f".{table}.repair-old"
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir()
+    if content.num_rows:
+        atomic_write_table(new / f"part-{time.time_ns():020d}-repaired.parquet", content)
+    os.replace(folder, old)
+    os.replace(new, folder)
+    moved = [(move_aside(old / d.path.name, f"{table}-"), d.why) for d in damaged]
+    shutil.rmtree(old)
+    return moved
+
+
+def _finish_interrupted(run_dir: Path) -> None:
+    """Finish a repair that stopped while replacing a table's folder: rename the new folder in when the
+    table has none; an old folder left beside the table goes to ``<run>/damaged/`` whole (it may hold a
+    damaged file not yet moved)."""
+    for table in PIPELINE_TABLES:
+        new, old = run_dir / f".{table}.repair-new", run_dir / f".{table}.repair-old"
+        if new.is_dir() and not (run_dir / table).exists() and old.is_dir():
+            os.replace(new, run_dir / table)
+        shutil.rmtree(new, ignore_errors=True)
+        if old.is_dir():
+            (run_dir / DAMAGED_DIR).mkdir(exist_ok=True)
+            os.replace(old, run_dir / DAMAGED_DIR / f"{table}-before-repair.{datetime.now(UTC):%Y%m%dT%H%M%S}")
+
+
+@dataclass
+class TablesRepair:
+    """What :func:`repair_tables` found and did in a pipeline run's tables."""
+
+    moved: list[tuple[Path, str]] = field(default_factory=list)  # (where a damaged file went, why)
+    kept: dict[str, int] = field(default_factory=dict)  # damaged journal (name) -> intact rows kept
+    dropped: list[int] = field(default_factory=list)  # questions whose results were dropped: they run again
+    unknown: bool = False  # rows of questions that cannot be told were lost: every question runs again
+    samples_dropped: int = 0  # samples/ rows without a results row, dropped
+    files: int = 0  # table files verified (before the repair)
+    rows: dict[str, int] = field(default_factory=dict)  # rows per table after the repair
+
+
+def repair_tables(run_dir: Path, ctx: RunContext, *, rerunnable: bool) -> TablesRepair:
+    """Check every part and journal of a pipeline run's tables and repair the damage (caller holds the run
+    lock; see the module docstring). ``rerunnable``: the run's questions can be run again (a ``ttclab run``
+    pipeline run, not served traffic), so a question that lost rows loses its result too."""
+    run_dir = Path(run_dir)
+    _finish_interrupted(run_dir)
+    report = TablesRepair()
+    found: dict[str, list[_Damaged]] = {}
+    for table in PIPELINE_TABLES:
+        if (run_dir / table).is_dir():
+            found[table], ok = _scan_table(run_dir, table, ctx.question_ids)
+            report.files += ok
+    # every column read: a part whose question_index pages verify may be damaged in another column
+    finished = set(_load(run_dir, "results", skip_damage=True)["question_index"].to_pylist())
+    if rerunnable:
+        lost: set[int] = set()
+        for table, damaged in found.items():
+            for d in damaged if table != "results" else ():  # a lost results row: its question simply runs again
+                report.unknown |= d.questions is None
+                lost |= d.questions or set()
+        report.dropped = sorted(finished if report.unknown else lost & finished)
+        finished -= set(report.dropped)
+    report.samples_dropped = _keep_samples(run_dir, ctx, finished)
+    for table in ("results", *(t for t in PIPELINE_TABLES if t != "results")):  # results first: see the docstring
+        damaged = found.get(table, [])
+        if not damaged and not (table == "results" and report.dropped):
+            continue
+        content = _load(run_dir, table, skip_damage=True)
+        if table == "results" and report.dropped:
+            content = content.filter(pc.is_in(content["question_index"], pa.array(sorted(finished), pa.int32())))
+        report.moved += _replace_table(run_dir, table, content, damaged)
+        report.kept.update({d.path.name: d.kept for d in damaged if d.path.suffix == ".jsonl"})
+    report.rows = {t: read_table(run_dir, t, [PIPELINE_KEYS[t]]).num_rows for t in found}
+    return report
+
+
+def _keep_samples(run_dir: Path, ctx: RunContext, finished: set[int]) -> int:
+    """Drop the ``samples/`` rows of questions without a results row (``samples/`` mirrors the results);
+    returns how many were dropped."""
+    samples_dir = run_dir / "samples"
+    if not samples_dir.is_dir():
+        return 0
+    tables = read_parts(samples_dir, ctx)
+    if not tables:
+        return 0
+    rows = pa.concat_tables(tables)
+    keep = rows.filter(pc.is_in(rows["question_index"], pa.array(sorted(finished), pa.int32())))
+    if keep.num_rows < rows.num_rows:
+        compact_parts(samples_dir, keep, f"{time.time_ns():020d}")
+    return int(rows.num_rows - keep.num_rows)
