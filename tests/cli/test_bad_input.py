@@ -47,6 +47,7 @@ def _assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -
         ({"modle": "x"}, ["modle", "unknown setting"]),
         ({"model": {"backend": "vllm", "name": "x"}}, ["model", "backend"]),
         ({"model": "gpt-4o"}, ["model", "not a built-in model", "backend: openai"]),
+        ({"task": 7}, ["cfg.yaml: task:", "should be a mapping of settings", "(got 7)"]),  # no "instance of XSpec"
     ],
 )
 def test_bad_config_fields(tmp_path, change, needles):

@@ -108,5 +108,5 @@ def test_shorthands():
     s = Sections.model_validate(yaml.safe_load("task: syllogism\nprompt: {style: fewshot, stop: '###'}"))
     assert isinstance(s.task, GymTaskConfig) and s.task.name == "syllogism" and s.task.size == 20
     assert build_prompt_template(s.prompt, s.task).stop == ("###",)
-    with pytest.raises(ConfigError, match=r"^prompt: Input should be a valid dictionary"):
+    with pytest.raises(ConfigError, match=r"^prompt: should be a mapping of settings"):
         build_prompt_template(5, s.task)  # type: ignore[arg-type]

@@ -262,6 +262,8 @@ def format_validation_error(exc: ValidationError, source: str, *, prefix: str = 
         msg = "say where the questions come from: source: gym, file, hub or humaneval"
     elif kind == "union_tag_invalid":
         msg = f"source must be gym, file, hub or humaneval (got {err.get('ctx', {}).get('tag')!r})"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):  # pydantic names its class: "instance of XSpec"
+        msg = "should be a mapping of settings (key: value lines under it, or {key: value})"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     value = err.get("input")
