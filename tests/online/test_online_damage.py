@@ -271,3 +271,27 @@ def test_the_note_of_a_run_without_a_recorded_command_names_its_file(run_dir: Pa
         "--task and --seed it was first run with) to run the questions without a result")
     served = {**meta, "pipeline": {**meta["pipeline"], "file": None}}
     assert pipeline_note(run_dir, served).startswith("served traffic: what was lost cannot be asked again")
+
+
+def test_another_runs_damaged_calls_do_not_stop_a_different_pipeline(run_dir: Path, server: ScriptedServer,
+                                                                     tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Every pipeline run of the model feeds the call cache, so a damaged calls part of one run used to stop
+    ``ttclab run`` of any other pipeline in the store; now that run's calls are left out with one warning,
+    and the damaged run itself still stops at the damage."""
+    _flip_page(_one_part(run_dir, "calls"), "text")
+    other = write_pipeline(tmp_path, {**load_yaml("aggregate-vote"), "model": scripted_model(server.base_url)})
+    store = str(run_dir.parent)
+    code = main(["run", str(other), "--limit", "2", "--store", store, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    warnings = [ln for ln in err.splitlines() if ln.startswith("ttclab: warning:")]
+    assert len(warnings) == 1 and "ttclab repair " + run_dir.name in warnings[0] \
+        and "does not replay that run's calls" in warnings[0], err
+    assert "Traceback" not in err
+    (tmp_path / "again").mkdir()
+    damaged = write_pipeline(tmp_path / "again", {**load_yaml("reflect-then-aggregate"),
+                                                  "model": scripted_model(server.base_url)})
+    line = _one_line_error(capsys, main(["run", str(damaged), "--limit", str(N_Q), "--store", store,
+                                         "--no-progress"]))
+    assert run_dir.name in line and "ttclab repair" in line, line

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ttclab.backends.base import Backend, Completion, Request, SamplingParams
-from ttclab.errors import BackendError
+from ttclab.errors import BackendError, StoreError
 from ttclab.online.budget import Budget, Spend
 from ttclab.online.journal import read_table
 from ttclab.online.templates import Prompt, Template
@@ -111,14 +111,23 @@ class CallCache:
         self._where: dict[str, tuple[int, int]] = {}  # call id -> (table, row)
 
     @classmethod
-    def load(cls, root: Path, model: str | None = None) -> CallCache:
-        """Finished calls of every pipeline run under ``root`` (only ``model``'s when given)."""
+    def load(cls, root: Path, model: str | None = None, *, own: Path | None = None,
+             on_damaged: Callable[[Path, StoreError], None] | None = None) -> CallCache:
+        """Finished calls of every pipeline run under ``root`` (only ``model``'s when given). With
+        ``on_damaged``, another run whose calls are damaged is reported to it and left out (its calls
+        are sent again, not replayed) instead of stopping this one; run ``own``'s damage always raises."""
         import pyarrow.compute as pc
 
         cache = cls()
         if root.is_dir():
             for run_dir in sorted(p for p in root.iterdir() if (p / "calls").is_dir()):
-                table = read_table(run_dir, "calls", [*_CACHE_COLUMNS, "model"])
+                try:
+                    table = read_table(run_dir, "calls", [*_CACHE_COLUMNS, "model"])
+                except StoreError as exc:
+                    if on_damaged is None or (own is not None and run_dir.resolve() == own.resolve()):
+                        raise
+                    on_damaged(run_dir, exc)
+                    continue
                 if model is not None:
                     table = table.filter(pc.equal(table["model"], model))
                 cache.add_table(table.filter(pc.is_null(table["error"])))

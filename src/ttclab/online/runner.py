@@ -261,7 +261,8 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     prepare_run(run_dir, meta, questions, lambda q: solve.messages(question=q.question))
     finished = _finished_questions(run_dir)
     todo = [i for i in range(len(questions)) if i not in finished]
-    cache = CallCache.load(root, model_identity(spec.model))
+    on_damaged = _damage_warner()
+    cache = CallCache.load(root, model_identity(spec.model), own=run_dir, on_damaged=on_damaged)
     own = _stored_calls(run_dir)
     logs = {name: TableLog(run_dir, name) for name in PIPELINE_TABLES}
     stats = CallStats()
@@ -272,7 +273,7 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     caller = Caller(backend, model=model_identity(spec.model), run_id=run_id, log=logs["calls"], cache=cache,
                     seed=spec.seed, stats=stats, own=own)
     ctx = RunContext(caller, verifier, spec.seed, chat, fmt, spec.model.backend, price, oracle)
-    extra = await _model_contexts(pipe, ctx, root, backends or {}, logs["calls"], stats, own)
+    extra = await _model_contexts(pipe, ctx, root, backends or {}, logs["calls"], stats, own, on_damaged)
     limit = concurrency or spec.concurrency or (1 if spec.model.backend == "llamacpp" else 8)
     bar = _bar(len(todo), label, progress)
     gate = asyncio.Semaphore(limit)
@@ -340,7 +341,8 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
 
 
 async def _model_contexts(pipe: Pipeline, ctx: RunContext, root: Path, given: dict[str, Any], log: TableLog,
-                          stats: CallStats, own: set[str]) -> list[tuple[RunContext, bool]]:
+                          stats: CallStats, own: set[str],
+                          on_damaged: Callable[[Path, StoreError], None] | None = None) -> list[tuple[RunContext, bool]]:
     """A caller and context per named model of a graph pipeline (``ctx.models``); [(context, owns backend)]."""
     out = []
     for name, model in pipe.spec.models.items():
@@ -351,7 +353,8 @@ async def _model_contexts(pipe: Pipeline, ctx: RunContext, root: Path, given: di
         if backend is None:
             backend = create_backend(model.backend, model=model.name, **model.options)
         caller = Caller(backend, model=model_identity(model), run_id=ctx.caller.run_id, log=log,
-                        cache=CallCache.load(root, model_identity(model)), seed=ctx.seed, stats=stats, own=own)
+                        cache=CallCache.load(root, model_identity(model), own=root / ctx.caller.run_id,
+                                             on_damaged=on_damaged), seed=ctx.seed, stats=stats, own=own)
         sub_ctx = dataclasses.replace(ctx, caller=caller, chat=chat, fmt=fmt, backend_kind=model.backend,
                                       price=_price(sub.spec), models=ctx.models)
         ctx.models[name] = sub_ctx
@@ -451,6 +454,18 @@ def _finished_questions(run_dir: Path) -> set[int]:
         return set()
     table = read_table(run_dir, "results", ["question_index", "verdict"])
     return {qi for qi, v in zip(table["question_index"].to_pylist(), table["verdict"].to_pylist()) if v != "error"}
+
+
+def _damage_warner() -> Callable[[Path, StoreError], None]:
+    """Another run's damaged calls do not stop this run: they are left out of its call caches, said once."""
+    warned: set[Path] = set()
+
+    def warn(run_dir: Path, exc: StoreError) -> None:
+        if run_dir not in warned:
+            warned.add(run_dir)
+            print(f"ttclab: warning: {exc} (until then this run does not replay that run's calls)", file=sys.stderr)
+
+    return warn
 
 
 def _stored_calls(run_dir: Path) -> set[str]:
