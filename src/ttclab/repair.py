@@ -40,7 +40,8 @@ def repair(ref: str | Path, *, store: str | Path | None = None, regenerate: bool
     if not report.lost:  # nothing lost (at most a manifest rebuilt from the parts): nothing to regenerate
         return result
     meta = Run(run.path).meta
-    source = meta.get("source") or {}
+    source = meta.get("source")
+    source = source if isinstance(source, dict) else {}  # served traffic records the string "ttclab serve"
     if source.get("path"):
         result.note = (f"the run was imported: run `ttclab import {source.get('format', 'FORMAT')} {source['path']}` "
                        "again to restore its samples")
