@@ -131,6 +131,19 @@ def test_a_damaged_journal_line_is_an_error_naming_file_and_line(run_dir: Path, 
     assert f"{journal.name}:{line}: damaged journal line" in _one_line_error(capsys, main(command))
 
 
+def test_damaged_candidates_stop_the_next_run_before_it_runs_a_question(run_dir: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Candidates and judgments are checked as the run starts; before, the run did its questions and found
+    the damage only when it merged the tables at the end."""
+    results = _as_journal(run_dir, "results")
+    results.write_bytes(b"".join(results.read_bytes().splitlines(keepends=True)[:-1]))  # the last question to do
+    journal = _as_journal(run_dir, "candidates")
+    line = _damage_line(journal, 1)
+    command = ["run", Run(run_dir).meta["pipeline"]["file"], "--limit", str(N_Q), "--store", str(run_dir.parent)]
+    assert f"{journal.name}:{line}: damaged journal line" in _one_line_error(capsys, main(command))
+    assert sorted(read_table(run_dir, "results")["question_index"].to_pylist()) == list(range(N_Q - 1))
+
+
 def test_a_torn_last_line_is_ignored_and_a_whole_one_is_read(run_dir: Path) -> None:
     """A killed writer can only leave its last write unfinished: the bytes after the last newline."""
     journal = _as_journal(run_dir, "results")

@@ -260,6 +260,8 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     solve = builtin_template("solve")
     prepare_run(run_dir, meta, questions, lambda q: solve.messages(question=q.question))
     finished = _finished_questions(run_dir)
+    for name in ("candidates", "judgments"):  # damage is found now (one line, nothing sent), not when merging at the end
+        read_table(run_dir, name)
     todo = [i for i in range(len(questions)) if i not in finished]
     on_damaged = _damage_warner()
     cache = CallCache.load(root, model_identity(spec.model), own=run_dir, on_damaged=on_damaged)
