@@ -17,11 +17,13 @@ Relative pipeline paths are read from the config file's folder.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ttclab.backends.base import SamplingParams
 from ttclab.config import ModelSpec, VerifierSpec, read_yaml_mapping
 from ttclab.errors import ConfigError
 from ttclab.online.steps.score import RewardModelSpec
@@ -80,6 +82,16 @@ class ServeConfig(BaseModel):
     def _sampling(cls, value: dict[str, Any]) -> dict[str, Any]:
         if "n" in value:
             raise ValueError("n is per request (or per strategy: majority@8), not a sampling default")
+        try:  # checked now: a bad default would make every request a 400 blaming the client
+            SamplingParams.model_validate({"max_tokens": 256, **value})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                close = difflib.get_close_matches(name, list(SamplingParams.model_fields), n=1)
+                raise ValueError(f"{name}: unknown sampling setting" + (f"; did you mean {close[0]!r}?" if close
+                                                                         else "")) from None
+            raise ValueError(f"{name}: {err['msg']} (got {err.get('input')!r})") from None
         return value
 
     def resolve(self, path: str) -> Path:
