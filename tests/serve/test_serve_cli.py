@@ -112,3 +112,8 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
         p = subprocess.run([*TTCLAB, "serve", str(config), "--port", str(free_port())], capture_output=True, text=True,
                            timeout=60)
         assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and needle in p.stderr, p.stderr
+    # and a config that does not start (found as the gateway is built) leaves no empty --record folder behind
+    config.write_text("models: [{backend: llamacpp, name: smollm2-135m}]\ndefault: majorty@4\n")
+    p = subprocess.run([*TTCLAB, "serve", str(config), "--port", str(free_port()), "--record", str(tmp_path / "rec")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and not (tmp_path / "rec").exists(), p.stderr

@@ -122,11 +122,18 @@ class ServeApp:
         self.record = record if record is not None else config.record
         if gateway is None:  # built now: a bad config or model option stops before the port opens
             recorder = None
+            made = self.record is not None and not Path(self.record).exists()
             if self.record is not None:
                 from ttclab.serve.record import Recorder
 
                 recorder = Recorder(self.record, config)
-            gateway = Gateway(config, recorder=recorder)
+            try:
+                gateway = Gateway(config, recorder=recorder)
+            except BaseException:  # a config that does not start leaves no empty --record folder behind
+                if made:
+                    with contextlib.suppress(OSError):
+                        Path(str(self.record)).rmdir()
+                raise
         self.gateway: Gateway = gateway
         self.admission = Admission(config.limits.max_concurrency, config.limits.max_queue, config.limits.retry_after_s)
         self.started = time.time()
