@@ -101,7 +101,7 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
         p = subprocess.run([*TTCLAB, "serve", str(config), "--port", str(free_port())], capture_output=True, text=True,
                            timeout=60)
         assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
-        assert p.stderr.startswith("ttclab: error: models.0.name: ") and name in p.stderr
+        assert p.stderr.startswith(f"ttclab: error: {config}: models.0.name: ") and name in p.stderr  # file first
     # bad sampling defaults stop the server at startup (was: it started and every request was a 400 blaming
     # the client's sampling)
     for sampling, needle in (({"max_tokens": -3}, "sampling: max_tokens: Input should be greater than or equal to 1"),

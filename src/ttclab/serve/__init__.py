@@ -14,11 +14,17 @@ from typing import Any
 
 def create_app(config: Any = None, *, record: str | Path | None = None) -> Any:
     """The ASGI app for a :class:`~ttclab.serve.config.ServeConfig` or a config path (None: defaults)."""
+    from ttclab.errors import ConfigError
     from ttclab.serve.app import create_app as build
     from ttclab.serve.config import ServeConfig, load_serve_config
 
     cfg = config if isinstance(config, ServeConfig) else load_serve_config(config)
-    return build(cfg, record=record)
+    try:
+        return build(cfg, record=record)
+    except ConfigError as exc:  # a setting checked as the gateway is built: named with its file, as schema errors
+        if config is None or isinstance(config, ServeConfig) or str(exc).startswith(str(config)):
+            raise
+        raise ConfigError(f"{config}: {exc}") from None
 
 
 def serve(config: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 8000,
