@@ -193,6 +193,9 @@ def test_malformed_requests(upstream: Upstream) -> None:
         assert err.status_code == 400 and "cap of 8" in err.body["message"]
         err = _error(lambda: create(model="other", messages=MSG))
         assert err.status_code == 404 and err.body["code"] == "model_not_found"
+        assert "did you mean" not in err.body["message"] and "up-model:" in err.body["message"]  # a real example
+        err = _error(lambda: create(model="up-modle:majority@4", messages=MSG))
+        assert err.status_code == 404 and "did you mean 'up-model'?" in err.body["message"]
         err = _error(lambda: create(model="up-model", messages=[{"role": "user", "content": "x" * 5000}]))
         assert err.status_code == 413
         err = _error(lambda: create(model="up-model", messages=MSG, logprobs=True))

@@ -292,10 +292,14 @@ class Gateway:
                     served, plan = candidate, parse_alias(model[len(name) + 1:])
                     break
         if served is None:
-            names = ", ".join(self.models)
-            raise APIError(404, f"The model {model!r} does not exist; served models: {names} "
-                                "(with aliases such as MODEL:majority@8; see GET /v1/models)",
-                           param="model", code="model_not_found")
+            import difflib
+
+            names = list(self.models)
+            close = difflib.get_close_matches(model.split(":")[0], names, n=1)
+            example = self.config.aliases[0] if self.config.aliases else "majority@8"
+            raise APIError(404, f"The model {model!r} does not exist" + (f"; did you mean {close[0]!r}?" if close else "")
+                           + f"; served models: {', '.join(names)} (a strategy after a colon: {names[0]}:{example}; "
+                             "GET /v1/models lists them)", param="model", code="model_not_found")
         alias = plan
         if ttc is not None:
             plan = plan_from_ttc(ttc, plan)
