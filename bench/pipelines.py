@@ -35,8 +35,8 @@ from typing import Any
 
 import httpx
 
-from ttclab.online.journal import read_table
 from ttclab.online.runner import run_pipeline
+from ttclab.store.journal import read_table
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = REPO / "configs" / "pipelines" / "reflect-then-aggregate.yaml"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ttclab.online.journal import read_table
 from ttclab.online.results import pipeline_outcome
+from ttclab.store.journal import read_table
 from ttclab.store.reader import Run
 
 

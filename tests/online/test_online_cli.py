@@ -14,8 +14,8 @@ from online_support import PIPELINES, REPO, load_yaml, scripted_model, shrink, w
 from scripted_server import ScriptedServer
 
 from ttclab.analysis import evaluate_runs, optimize
-from ttclab.online.journal import read_table
 from ttclab.online.results import pipeline_ledgers, pipeline_outcome
+from ttclab.store.journal import read_table
 from ttclab.store.reader import list_runs
 
 

@@ -22,8 +22,8 @@ from scripted_server import ScriptedServer
 
 from ttclab.cli import main
 from ttclab.errors import StoreError
-from ttclab.online.journal import TableLog, read_table
 from ttclab.online.runner import run_pipeline
+from ttclab.store.journal import TableLog, read_table
 from ttclab.store.reader import Run, list_runs
 
 N_Q = 4

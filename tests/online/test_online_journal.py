@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttclab.online.journal import TableLog, compact_table, read_table
+from ttclab.store.journal import TableLog, compact_table, read_table
 
 
 def _row(i: int, text: str) -> dict:

@@ -17,7 +17,7 @@ from online_support import REPO, load_yaml, write_pipeline
 from pipeline_checks import check_run, content, tables
 from scripted_server import ScriptedServer
 
-from ttclab.online.journal import read_table
+from ttclab.store.journal import read_table
 from ttclab.store.reader import list_runs
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import ttclab.serve.record as record
-from ttclab.online.journal import read_table
 from ttclab.serve.record import RecordedRun
+from ttclab.store.journal import read_table
 from ttclab.store.reader import Run
 from ttclab.store.schema import SCHEMA_VERSION
 

@@ -289,7 +289,7 @@ def test_client_disconnect_cancels_upstream_calls() -> None:
 
 def test_recorded_traffic_evaluates_offline(upstream: Upstream, tmp_path) -> None:
     from ttclab.analysis import evaluate_runs
-    from ttclab.online.journal import read_table
+    from ttclab.store.journal import read_table
     from ttclab.store.reader import list_runs
 
     store = tmp_path / "traffic"
@@ -371,7 +371,7 @@ def test_strategy_stream_keeps_alive_then_answers() -> None:
 
 
 def test_cancelled_request_is_recorded_as_cancelled(tmp_path) -> None:
-    from ttclab.online.journal import read_table
+    from ttclab.store.journal import read_table
     from ttclab.store.reader import list_runs
 
     with Upstream(delay_s=3.0) as up, serving({"models": [upstream_model(up)]}, record=tmp_path / "rec") as srv:

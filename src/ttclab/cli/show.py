@@ -123,7 +123,7 @@ def _unlabelled(run) -> list[dict]:
 
     if not is_pipeline_run(run) or not (run.path / "results").is_dir():
         return []
-    from ttclab.online.journal import read_table
+    from ttclab.store.journal import read_table
 
     return [{"question_index": r["question_index"], "question_id": r["question_id"], "sample_index": 0,
              "verdict": r["verdict"], "answer": r["answer"], "finish_reason": r["finish_reason"],

@@ -9,7 +9,7 @@ with seed ``s_j``, which the engines expand to ``s_j, s_j + 1, ...``) are the sa
 single requests.
 
 Every finished call is a row of the run's ``calls`` table (journaled at once, see
-:mod:`ttclab.online.journal`) with the run, question, step, role, parent candidates, template,
+:mod:`ttclab.store.journal`) with the run, question, step, role, parent candidates, template,
 parameters, seed, text, tokens, latency, log-probs and error. A call finished in an earlier run of
 the same pipeline (resume) is replayed and not stored again; one from another run is replayed and
 stored with ``cached_from`` set, so each run's ledger has all its calls. A failed call is an error
@@ -35,10 +35,10 @@ import numpy as np
 from ttclab.backends.base import Backend, Completion, Request, SamplingParams
 from ttclab.errors import BackendError, StoreError
 from ttclab.online.budget import Budget, Spend
-from ttclab.online.journal import read_table
 from ttclab.online.templates import Prompt, Template
 from ttclab.sampling import _consecutive
 from ttclab.seeds import derive_seed, sample_seed
+from ttclab.store.journal import read_table
 
 #: Errors that no retry fixes (bad key, forbidden, unknown model or route): the run stops.
 _PERMANENT = re.compile(r"^HTTP (401|403|404)\b")
@@ -47,7 +47,7 @@ _CACHE_COLUMNS = ["run_id", "call_id", "text", "finish_reason", "prompt_tokens",
 
 
 class RowLog(Protocol):
-    """Where call rows go: a run's :class:`~ttclab.online.journal.TableLog`, or any sink with ``add``."""
+    """Where call rows go: a run's :class:`~ttclab.store.journal.TableLog`, or any sink with ``add``."""
 
     def add(self, row: dict[str, Any]) -> None: ...
 

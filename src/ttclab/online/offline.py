@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.special import comb
 
-from ttclab.online.journal import read_table
+from ttclab.store.journal import read_table
 from ttclab.store.reader import Run
 
 

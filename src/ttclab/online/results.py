@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ttclab.online.journal import read_table
+from ttclab.store.journal import read_table
 from ttclab.store.reader import Run
 
 _CALL_COLUMNS = ["question_index", "step_id", "role", "prompt_tokens", "completion_tokens", "latency_s", "error",

@@ -39,7 +39,6 @@ from ttclab.errors import ConfigError, StoreError
 from ttclab.online.budget import Budget, BudgetExhausted
 from ttclab.online.calls import CallCache, Caller, CallStats
 from ttclab.online.candidates import Candidate
-from ttclab.online.journal import TableLog, compact_table, read_table
 from ttclab.online.program import Pipeline, load_pipeline, run_steps
 from ttclab.online.state import QuestionState, RunContext
 from ttclab.online.steps.base import QuestionFailed
@@ -47,6 +46,7 @@ from ttclab.online.steps.select import vote_winners
 from ttclab.online.templates import builtin_template, chat_format, default_format
 from ttclab.sampling import ProgressLines, mark_ended, prepare_run
 from ttclab.store.integrity import update_manifest
+from ttclab.store.journal import TableLog, compact_table, read_table
 from ttclab.store.reader import Run, store_root
 from ttclab.store.rows import run_meta, sample_row
 from ttclab.store.schema import PIPELINE_TABLES

@@ -60,7 +60,7 @@ class TokenStats:
     @classmethod
     def from_store(cls, root: str | Path) -> TokenStats:
         """From every pipeline run's ``calls`` table under ``root``."""
-        from ttclab.online.journal import read_table
+        from ttclab.store.journal import read_table
 
         out = cls()
         root = Path(root)
@@ -186,7 +186,7 @@ def predict_cost(graph: Graph, questions: Sequence[Any], costing: dict[str, Mode
 def actual_cost(run_path: str | Path, graph: Graph, costing: dict[str, ModelCosting],
                 questions: Sequence[int] | None = None) -> Cost:
     """Mean measured cost per question of a finished graph run (its ``calls`` table)."""
-    from ttclab.online.journal import read_table
+    from ttclab.store.journal import read_table
 
     notes: set[str] = set()
     arch = _archs(costing, notes)

@@ -266,7 +266,7 @@ class _Evaluator:
 
 
 def _failures(run: Any, k: int) -> list[dict[str, Any]]:
-    from ttclab.online.journal import read_table
+    from ttclab.store.journal import read_table
 
     rows = [r for r in read_table(run.path, "results").to_pylist() if r["verdict"] not in ("correct",)]
     qs = run.questions().to_pydict()

@@ -121,19 +121,11 @@ class ServeApp:
         self.keys = load_keys(config)
         self.record = record if record is not None else config.record
         if gateway is None:  # built now: a bad config or model option stops before the port opens
-            recorder = None
-            made = self.record is not None and not Path(self.record).exists()
-            if self.record is not None:
+            gateway = Gateway(config)
+            if self.record is not None:  # after the gateway: a config that does not start makes no --record folder
                 from ttclab.serve.record import Recorder
 
-                recorder = Recorder(self.record, config)
-            try:
-                gateway = Gateway(config, recorder=recorder)
-            except BaseException:  # a config that does not start leaves no empty --record folder behind
-                if made:
-                    with contextlib.suppress(OSError):
-                        Path(str(self.record)).rmdir()
-                raise
+                gateway.recorder = Recorder(self.record, config)
         self.gateway: Gateway = gateway
         self.admission = Admission(config.limits.max_concurrency, config.limits.max_queue, config.limits.retry_after_s)
         self.started = time.time()

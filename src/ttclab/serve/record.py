@@ -4,7 +4,7 @@ One run per (model, strategy, endpoint) -- ``DIR/serve-majority-8-smollm2-135m-<
 ``pipeline`` (the online issue's layout): each strategy run of a request (one per choice) is a
 question, with every call (generator, judge, critic, reward model; failed and cancelled ones as
 error rows) in ``calls/``, its candidates, judgments and final answer. Calls are journaled as they
-finish (crash-safe, :mod:`ttclab.online.journal`). Every few seconds and when the server stops,
+finish (crash-safe, :mod:`ttclab.store.journal`). Every few seconds and when the server stops,
 ``questions.parquet`` and ``samples/`` catch up with what was recorded since the last time: only the
 new requests are converted (the questions file is rewritten from Arrow tables kept in memory; new
 samples are one more part, and the parts are merged once there are :data:`COMPACT_PARTS` of them),
@@ -27,9 +27,9 @@ import pyarrow as pa
 
 from ttclab import __version__
 from ttclab.errors import StoreError
-from ttclab.online.journal import TableLog, compact_table
 from ttclab.online.runner import _slug, result_sample, write_samples
 from ttclab.store.integrity import RunContext, compact_parts, read_parts, visible_parts
+from ttclab.store.journal import TableLog, compact_table
 from ttclab.store.schema import PIPELINE_TABLES, QUESTIONS_SCHEMA, SAMPLES_SCHEMA, SCHEMA_VERSION, rows_table
 from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json, atomic_write_table
 from ttclab.tasks.base import Question

@@ -266,10 +266,8 @@ def _load(run_dir: Path, table: str, columns: list[str] | None = None, *, skip_d
                     raise
         for path in sorted(folder.glob("journal-*.jsonl")):
             journal = _scan_journal(path, full, run_dir)
-            if journal.bad and not skip_damage:
-                raise _line_error(journal, run_dir)
             got = _journal_table(journal, schema, skip_damage=skip_damage)
-            if journal.bad and not skip_damage:
+            if journal.bad and not skip_damage:  # a line that did not parse, or a row that did not fit the schema
                 raise _line_error(journal, run_dir)
             if got is not None:
                 tables.append(got)

@@ -124,7 +124,7 @@ def validate_table(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
 #     samples/      the final answer per question as a sample row, so every offline verb reads the run
 #
 # Each table is written as atomic Parquet parts plus an append-only JSONL journal (crash-safe, see
-# ttclab.online.journal); readers de-duplicate by the table's key.
+# ttclab.store.journal); readers de-duplicate by the table's key.
 # --------------------------------------------------------------------------------------------------
 
 PIPELINE_TABLES = ("calls", "candidates", "judgments", "results")
