@@ -49,6 +49,11 @@ def test_last_boxed(text, expected):
 def test_stated_answer_takes_the_last_statement_and_the_next_line():
     assert stated_answer("Answer: 3\nWait. The final answer is 4.") == "4."
     assert stated_answer("**Answer:**\n\n42") == "42"
+    # lead-ins before the word, upper case, = and the full-width colon; no statement at all
+    assert stated_answer("**Final Answer**: 5") == "5"
+    assert stated_answer("__answer__ = 6 and then FINAL ANSWER IS:  **7**") == "7"
+    assert stated_answer("the answer：8") == "8"
+    assert stated_answer("answered nothing, no answers") is None
 
 
 @pytest.mark.parametrize("num, den, text", [(1, 2, "0.5"), (37, 2, "18.5"), (-9, 4, "-2.25"), (1, 3, "1/3"),
