@@ -79,3 +79,13 @@ def test_graph_runs_with_two_models_and_shares_cached_calls(pool, fixed, tmp_pat
     r2 = run_pipeline(compile_graph(other, name="other", task=TASK, sampling={"max_tokens": 32}),
                       store=tmp_path / "store", progress=False)
     assert r2.stats.replayed == 2 * 8 and r2.stats.fresh == 8 and fixed.requests - sent == 8
+    # the first run, its results lost: every call of both models replays, none is sent or stored again
+    import shutil
+
+    for name in ("results", "candidates", "judgments"):
+        shutil.rmtree(r.run.path / name)
+    sent = fixed.requests
+    again = run_pipeline(path, store=tmp_path / "store", progress=False)
+    assert again.stats.replayed == 6 * 8 and again.stats.fresh == 0 and fixed.requests == sent
+    assert pq.read_table(calls).num_rows == len(table["call_id"])
+    assert again.accuracy == pytest.approx(r.accuracy)

@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,34 +103,43 @@ class CallStats:
 
 
 class CallCache:
-    """Finished calls of every pipeline run in a store, by call id."""
+    """Finished calls of every pipeline run in a store, by call id (a call id includes the model)."""
 
     def __init__(self) -> None:
         self._rows: dict[str, tuple[str, CallResult]] = {}
         self._tables: list[dict[str, list[Any]]] = []  # loaded columns; a row becomes a CallResult when asked for
         self._where: dict[str, tuple[int, int]] = {}  # call id -> (table, row)
+        self.own_ids: set[str] = set()  # the finished calls stored by the run ``load`` was given as ``own``
 
     @classmethod
-    def load(cls, root: Path, model: str | None = None, *, own: Path | None = None,
+    def load(cls, root: Path, models: str | Collection[str] | None = None, *, own: Path | None = None,
              on_damaged: Callable[[Path, StoreError], None] | None = None) -> CallCache:
-        """Finished calls of every pipeline run under ``root`` (only ``model``'s when given). With
-        ``on_damaged``, another run whose calls are damaged is reported to it and left out (its calls
-        are sent again, not replayed) instead of stopping this one; run ``own``'s damage always raises."""
+        """Finished calls of every pipeline run under ``root`` (only those of ``models`` when given; the ids
+        of run ``own``'s are ``own_ids``). With ``on_damaged``, another run whose calls are damaged is reported
+        to it and left out (its calls are sent again, not replayed) instead of stopping this one; run
+        ``own``'s damage always raises."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         cache = cls()
+        wanted = None if models is None else pa.array([models] if isinstance(models, str) else list(models), pa.string())
+        own_dir = own.resolve() if own is not None else None
         if root.is_dir():
             for run_dir in sorted(p for p in root.iterdir() if (p / "calls").is_dir()):
+                is_own = own_dir is not None and run_dir.resolve() == own_dir
                 try:
                     table = read_table(run_dir, "calls", [*_CACHE_COLUMNS, "model"])
                 except StoreError as exc:
-                    if on_damaged is None or (own is not None and run_dir.resolve() == own.resolve()):
+                    if on_damaged is None or is_own:
                         raise
                     on_damaged(run_dir, exc)
                     continue
-                if model is not None:
-                    table = table.filter(pc.equal(table["model"], model))
-                cache.add_table(table.filter(pc.is_null(table["error"])))
+                if wanted is not None:
+                    table = table.filter(pc.is_in(table["model"], value_set=wanted))
+                table = table.filter(pc.is_null(table["error"]))
+                if is_own:
+                    cache.own_ids = set(table["call_id"].to_pylist())
+                cache.add_table(table)
         return cache
 
     def add_table(self, table: Any) -> None:

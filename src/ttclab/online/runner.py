@@ -264,8 +264,10 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
         read_table(run_dir, name)
     todo = [i for i in range(len(questions)) if i not in finished]
     on_damaged = _damage_warner()
-    cache = CallCache.load(root, model_identity(spec.model), own=run_dir, on_damaged=on_damaged)
-    own = _stored_calls(run_dir)
+    # one read of the store's calls for every model of the pipeline (call ids include the model)
+    identities = [model_identity(spec.model), *(model_identity(m) for m in spec.models.values())]
+    cache = CallCache.load(root, identities, own=run_dir, on_damaged=on_damaged)
+    own = cache.own_ids
     logs = {name: TableLog(run_dir, name) for name in PIPELINE_TABLES}
     stats = CallStats()
     price = _price(spec)
@@ -275,7 +277,7 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
     caller = Caller(backend, model=model_identity(spec.model), run_id=run_id, log=logs["calls"], cache=cache,
                     seed=spec.seed, stats=stats, own=own)
     ctx = RunContext(caller, verifier, spec.seed, chat, fmt, spec.model.backend, price, oracle)
-    extra = await _model_contexts(pipe, ctx, root, backends or {}, logs["calls"], stats, own, on_damaged)
+    extra = await _model_contexts(pipe, ctx, backends or {}, logs["calls"], stats, own)
     limit = concurrency or spec.concurrency or (1 if spec.model.backend == "llamacpp" else 8)
     bar = _bar(len(todo), label, progress)
     gate = asyncio.Semaphore(limit)
@@ -342,10 +344,10 @@ async def _run_locked(pipe: Pipeline, run_id: str, run_dir: Path, root: Path, qu
                              counts["failed"], accuracy, time.perf_counter() - started)
 
 
-async def _model_contexts(pipe: Pipeline, ctx: RunContext, root: Path, given: dict[str, Any], log: TableLog,
-                          stats: CallStats, own: set[str],
-                          on_damaged: Callable[[Path, StoreError], None] | None = None) -> list[tuple[RunContext, bool]]:
-    """A caller and context per named model of a graph pipeline (``ctx.models``); [(context, owns backend)]."""
+async def _model_contexts(pipe: Pipeline, ctx: RunContext, given: dict[str, Any], log: TableLog, stats: CallStats,
+                          own: set[str]) -> list[tuple[RunContext, bool]]:
+    """A caller and context per named model of a graph pipeline (``ctx.models``, sharing the run's call
+    cache); [(context, owns backend)]."""
     out = []
     for name, model in pipe.spec.models.items():
         sub = Pipeline(pipe.spec.model_copy(update={"model": model, "models": {}}), pipe.steps, pipe.source)
@@ -355,8 +357,7 @@ async def _model_contexts(pipe: Pipeline, ctx: RunContext, root: Path, given: di
         if backend is None:
             backend = create_backend(model.backend, model=model.name, **model.options)
         caller = Caller(backend, model=model_identity(model), run_id=ctx.caller.run_id, log=log,
-                        cache=CallCache.load(root, model_identity(model), own=root / ctx.caller.run_id,
-                                             on_damaged=on_damaged), seed=ctx.seed, stats=stats, own=own)
+                        cache=ctx.caller.cache, seed=ctx.seed, stats=stats, own=own)
         sub_ctx = dataclasses.replace(ctx, caller=caller, chat=chat, fmt=fmt, backend_kind=model.backend,
                                       price=_price(sub.spec), models=ctx.models)
         ctx.models[name] = sub_ctx
@@ -468,14 +469,6 @@ def _damage_warner() -> Callable[[Path, StoreError], None]:
             print(f"ttclab: warning: {exc} (until then this run does not replay that run's calls)", file=sys.stderr)
 
     return warn
-
-
-def _stored_calls(run_dir: Path) -> set[str]:
-    """Ids of the calls this run already stored without error (replayed, never stored again)."""
-    if not (run_dir / "calls").is_dir():
-        return set()
-    table = read_table(run_dir, "calls", ["call_id", "error"])
-    return {cid for cid, err in zip(table["call_id"].to_pylist(), table["error"].to_pylist()) if err is None}
 
 
 def _price(spec: Any) -> Any:
