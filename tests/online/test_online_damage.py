@@ -25,6 +25,7 @@ from ttclab.errors import StoreError
 from ttclab.online.runner import run_pipeline
 from ttclab.store.journal import TableLog, read_table
 from ttclab.store.reader import Run, list_runs
+from ttclab.store.schema import PIPELINE_KEYS
 
 N_Q = 4
 
@@ -124,7 +125,7 @@ def test_a_damaged_journal_line_is_an_error_naming_file_and_line(run_dir: Path, 
     with pytest.raises(StoreError) as err:
         read_table(run_dir, "candidates")
     message = str(err.value)
-    assert f"{journal}:{line}: damaged journal line (not JSON: " in message and "\n" not in message
+    assert f"{journal}:{line}: damaged journal line (checksum mismatch: " in message and "\n" not in message
     assert f"`ttclab repair {run_dir.name}`" in message
     # the next `ttclab run` stops with that line too, instead of running on without the row
     command = ["run", Run(run_dir).meta["pipeline"]["file"], "--limit", str(N_Q), "--store", str(run_dir.parent)]
@@ -145,18 +146,119 @@ def test_damaged_candidates_stop_the_next_run_before_it_runs_a_question(run_dir:
 
 
 def test_a_torn_last_line_is_ignored_and_a_whole_one_is_read(run_dir: Path) -> None:
-    """A killed writer can only leave its last write unfinished: the bytes after the last newline."""
+    """A killed writer can only leave its last write unfinished: the bytes after the last newline, whose
+    checksum does not verify (torn: ignored); a last line that verifies lost only its newline (kept)."""
     journal = _as_journal(run_dir, "results")
     expected = read_table(run_dir, "results").to_pylist()
     assert len(expected) == N_Q
     whole = journal.read_bytes()
     last = whole.rstrip(b"\n").split(b"\n")[-1]
+    assert last.startswith(b'{"crc32":"')
     journal.write_bytes(whole + last[: len(last) // 2])  # a row torn by kill -9
+    assert read_table(run_dir, "results").to_pylist() == expected
+    journal.write_bytes(whole + last[:-1])  # torn just before its last byte: its checksum does not verify
     assert read_table(run_dir, "results").to_pylist() == expected
     journal.write_bytes(whole[:-1])  # the last row whole, only its newline lost
     assert read_table(run_dir, "results").to_pylist() == expected
     journal.write_bytes(whole[: -len(last) - 1] + last[: len(last) // 2])  # the last row torn: the others read
     assert read_table(run_dir, "results").to_pylist() == expected[:-1]
+
+
+def _flip_bit_in(journal: Path, line: int, field: str) -> tuple[bytes, bytes]:
+    """Flip the low bit of the first digit or letter of ``field``'s value on ``line`` (1-based), so that the
+    line stays valid JSON; returns the line before and after."""
+    lines = journal.read_bytes().split(b"\n")
+    raw = lines[line - 1]
+    start = raw.index(f'"{field}":'.encode()) + len(field) + 3
+    at = next(i for i in range(start, len(raw)) if chr(raw[i]).isalnum())
+    flipped = raw[:at] + bytes([raw[at] ^ 0x02]) + raw[at + 1:]
+    lines[line - 1] = flipped
+    journal.write_bytes(b"\n".join(lines))
+    return raw, flipped
+
+
+@pytest.mark.parametrize(("table", "field"), [("candidates", "text"), ("calls", "completion_tokens")])
+def test_a_flipped_bit_in_a_string_or_a_number_is_an_error_naming_file_and_line(
+        run_dir: Path, table: str, field: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before checksums such a line was valid JSON, read as a changed value without a word."""
+    journal = _as_journal(run_dir, table)
+    n_lines = len(journal.read_bytes().splitlines())
+    before, after = _flip_bit_in(journal, 3, field)
+    old, new = json.loads(before), json.loads(after)  # still JSON: only the checksum tells
+    assert old[field] != new[field] and {k: v for k, v in old.items() if k != field} == \
+        {k: v for k, v in new.items() if k != field}
+    with pytest.raises(StoreError) as err:
+        read_table(run_dir, table)
+    message = str(err.value)
+    assert message.startswith(f"{journal}:3: damaged journal line (checksum mismatch: a byte of it changed); ")
+    assert message.endswith(f"`ttclab repair {run_dir.name}` moves it aside, keeps what is intact and names what to "
+                            "run again") and "\n" not in message
+    assert main(["repair", run_dir.name, "--store", str(run_dir.parent)]) == 0
+    assert f"kept the {n_lines - 1} intact row(s) of {journal.name}" in capsys.readouterr().out
+    assert new[PIPELINE_KEYS[table]] not in read_table(run_dir, table)[PIPELINE_KEYS[table]].to_pylist()
+
+
+def test_random_bit_flips_in_a_journal_are_all_detected(run_dir: Path) -> None:
+    """Before checksums, about 4 flips in 10 read as a changed value or a dropped last row."""
+    journal = _as_journal(run_dir, "calls")
+    original = journal.read_bytes()
+    rng = np.random.default_rng(5)
+    for bit in rng.integers(0, len(original) * 8, 300):
+        data = bytearray(original)
+        data[bit // 8] ^= 1 << (bit % 8)
+        journal.write_bytes(bytes(data))
+        line = original[: bit // 8].count(b"\n") + 1
+        with pytest.raises(StoreError, match=rf"^{re.escape(str(journal))}:{line}: damaged journal line \("):
+            read_table(run_dir, "calls")
+    journal.write_bytes(original)
+    assert len(read_table(run_dir, "calls")) == len(original.splitlines())
+
+
+def test_a_changed_last_newline_is_damage_and_repair_keeps_the_row(run_dir: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Before, the whole last row then a stray byte read as a torn line: a finished row dropped silently."""
+    journal = _as_journal(run_dir, "candidates")
+    expected = read_table(run_dir, "candidates").to_pylist()
+    n_lines = len(expected)
+    _flip(journal, journal.stat().st_size - 1)  # b"\n" -> 0xf5
+    with pytest.raises(StoreError, match=rf"{re.escape(str(journal))}:{n_lines}: damaged journal line \(its newline "
+                                         r"changed to byte 0xf5\)"):
+        read_table(run_dir, "candidates")
+    assert main(["repair", run_dir.name, "--store", str(run_dir.parent)]) == 0
+    out = capsys.readouterr().out
+    assert f"kept the {n_lines} intact row(s) of {journal.name}" in out and "dropped the results" not in out, out
+    assert read_table(run_dir, "candidates").to_pylist() == expected
+
+
+def _as_old_journal(run_dir: Path, table: str) -> Path:
+    """The table's rows as a journal written before checksums (rows encoded as that version did: compact
+    JSON, ``created_at`` as seconds), its parts removed."""
+    rows = read_table(run_dir, table).to_pylist()
+    for part in (run_dir / table).glob("part-*.parquet"):
+        part.unlink()
+    journal = run_dir / table / "journal-00000000000000000001-0old0old.jsonl"
+    encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode
+    journal.write_text("".join(encode({**r, "created_at": r["created_at"].timestamp()}) + "\n" for r in rows))
+    return journal
+
+
+def test_journals_written_before_checksums_read_and_resume(run_dir: Path, reference: dict[str, Any],
+                                                           server: ScriptedServer) -> None:
+    journals = {t: _as_old_journal(run_dir, t) for t in ("calls", "candidates", "judgments", "results")}
+    assert not journals["calls"].read_bytes().startswith(b'{"crc32"')
+    assert content(check_run(Run(run_dir))) == reference["content"]
+    results = journals["results"]
+    whole = results.read_bytes()
+    results.write_bytes(whole + whole[:40])  # an old torn last line is ignored, as before
+    assert len(read_table(run_dir, "results")) == N_Q
+    results.write_bytes(b"".join(whole.splitlines(keepends=True)[:-1]))  # the last question to do
+    command = ["run", Run(run_dir).meta["pipeline"]["file"], "--limit", str(N_Q), "--store", str(run_dir.parent),
+               "--no-progress"]
+    sent_before = len(server.log)
+    assert main(command) == 0
+    assert len(server.log) == sent_before  # its calls replay from the old journal
+    (run,) = list_runs(run_dir.parent)
+    assert content(check_run(run)) == reference["content"] and run.meta["status"] == "complete"
 
 
 def test_a_flipped_byte_in_a_part_is_an_error_not_a_changed_value(run_dir: Path) -> None:

@@ -9,16 +9,25 @@ part (``part-*.parquet``: temporary file + rename, with page checksums) and the 
 crash between the two leaves a row in both; readers de-duplicate by the table's key (the last row
 written wins).
 
+**Checksums.** A line is the row's compact JSON with a first field ``"crc32"``: eight lowercase hex
+digits of the CRC32 of the row's JSON without that field (``{"crc32":"1a2b3c4d","run_id":...}`` checks
+``{"run_id":...}``), so a journal stays JSON lines. A line whose checksum does not match is damage,
+whatever else it holds, so a flipped bit inside a string or a number is an error, not a changed value.
+A line without the field (a journal written before checksums) is read as before: only being a row of
+the table (below) is checked.
+
 **Torn lines.** The only thing a killed writer leaves unfinished is its last ``write``: the bytes after
-the file's last ``"\\n"``. That unterminated tail is read as a row when it is one whole row (only its
-newline lost) and ignored otherwise. A line that ends in ``"\\n"`` was written whole, so one that is not
-a row of the table (not UTF-8 JSON, not an object, an unknown field, a null key or required value, a
+the file's last ``"\\n"``, a prefix of a line. That unterminated tail is read as a row when its checksum
+verifies (a whole row that lost only its newline; without a checksum: when it is one whole row) and
+ignored otherwise (torn). A tail that is a whole row followed by one byte other than ``"\\n"`` is not a
+prefix of anything written: its newline was changed, which is damage (its row is intact and repair keeps
+it). A line that ends in ``"\\n"`` was written whole, so one that is not a row of the table (a checksum
+that does not match, not UTF-8 JSON, not an object, an unknown field, a null key or required value, a
 value of the wrong type) is damage: a one-line :class:`~ttclab.errors.StoreError` naming ``file:line``.
 
 **Parts** are read with page checksum verification: a flipped byte in a page is an error, not a changed
 value (a part written before page checksums reads as before: pyarrow checks only pages that carry one).
-An unreadable part is a StoreError naming it. A journal line has no checksum (none is computed per row):
-a flip inside a string or a number that keeps the line valid JSON is not detected.
+An unreadable part is a StoreError naming it.
 
 **Repair** (:func:`repair_tables`, run by ``ttclab repair``) moves damaged parts and journals into
 ``<run>/damaged/``, keeps a damaged journal's intact lines, and leaves the run consistent: a question is
@@ -37,6 +46,7 @@ import re
 import shutil
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,12 +65,23 @@ _TS = "created_at"
 _ROW_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=True)  # built once (json.dumps builds one per call)
 
 
+_CRC_HEAD = b'{"crc32":"'  # a line with a checksum starts so: 8 hex digits, '",', the rest of the row's JSON
+_CRC_REST = len(_CRC_HEAD) + 10  # where the rest starts
+_CRC_OF_BRACE = zlib.crc32(b"{")  # the checked JSON is "{" + the line from _CRC_REST on
+
+
 def _encode(row: dict[str, Any]) -> str:
     out = dict(row)
     ts = out.get(_TS)
     if isinstance(ts, datetime):
         out[_TS] = ts.timestamp()
     return _ROW_JSON.encode(out)
+
+
+def _line(row: dict[str, Any]) -> bytes:
+    """A journal line: the row's JSON with its checksum as first field, and a newline (module docstring)."""
+    body = _encode(row).encode()
+    return b'{"crc32":"%08x",%b\n' % (zlib.crc32(body), body[1:])
 
 
 class TableLog:
@@ -83,7 +104,7 @@ class TableLog:
         """Append one row (visible to readers and safe from a process kill when this returns)."""
         if self._fd is None:
             self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(self._fd, (_encode(row) + "\n").encode())  # one unbuffered append: in the OS when this returns
+        os.write(self._fd, _line(row))  # one unbuffered append: in the OS when this returns
         self._pending.append(row)
         self.rows_written += 1
         if len(self._pending) >= self.flush_rows:
@@ -95,7 +116,7 @@ class TableLog:
             return
         if self._fd is None:
             self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(self._fd, "".join(_encode(r) + "\n" for r in rows).encode())
+        os.write(self._fd, b"".join([_line(r) for r in rows]))
         self._pending += rows
         self.rows_written += len(rows)
         if len(self._pending) >= self.flush_rows:
@@ -127,6 +148,7 @@ class _BadLine:
     line: int  # 1-based
     why: str
     raw: bytes
+    kept: bool = False  # its row verified and is kept: only the newline after it was changed
 
 
 @dataclass
@@ -150,10 +172,21 @@ def _problem(row: Any, names: frozenset[str], required: tuple[str, ...]) -> str 
     return f"no {missing!r}" if missing is not None else None
 
 
-def _parse(line: bytes) -> Any:
-    """A journal line as JSON (ValueError when it is not UTF-8 JSON, or its time is not one)."""
+def _checksum(line: bytes) -> bool | None:
+    """Whether a line's checksum matches its row; None when it has none (written before checksums)."""
+    if not line.startswith(_CRC_HEAD):
+        return None
+    crc = b"%08x" % zlib.crc32(memoryview(line)[_CRC_REST:], _CRC_OF_BRACE)
+    return line[_CRC_REST - 10:_CRC_REST] == crc + b'",'
+
+
+def _parse(line: bytes, checked: bool) -> Any:
+    """A journal line as JSON, without its checksum field when ``checked`` (ValueError when it is not
+    UTF-8 JSON, or its time is not one)."""
     row = json.loads(line.decode("utf-8"))
     if isinstance(row, dict):
+        if checked:
+            del row["crc32"]
         ts = row.get(_TS)
         if isinstance(ts, (int, float)):
             try:
@@ -161,6 +194,23 @@ def _parse(line: bytes) -> Any:
             except (OverflowError, OSError, ValueError):
                 raise ValueError(f"{_TS} {ts!r} is not a time") from None
     return row
+
+
+def _row(line: bytes, names: frozenset[str], required: tuple[str, ...]) -> tuple[dict[str, Any] | None, str]:
+    """A journal line's row, or None and why it is not one."""
+    checked = _checksum(line)
+    if checked is False:
+        return None, "checksum mismatch: a byte of it changed"
+    try:
+        row = _parse(line, checked is True)
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 at byte {exc.start + 1}"
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON: {exc.msg} (column {exc.colno})"
+    except ValueError as exc:
+        return None, str(exc)
+    why = _problem(row, names, required)
+    return (row, "") if why is None else (None, why)
 
 
 def _scan_journal(path: Path, schema: pa.Schema, run_dir: Path) -> _Journal:
@@ -173,32 +223,25 @@ def _scan_journal(path: Path, schema: pa.Schema, run_dir: Path) -> _Journal:
     names = frozenset(schema.names)
     required = tuple(f.name for f in schema if not f.nullable)
     lines = data.split(b"\n")
-    tail = lines.pop()  # b"" when the file ends with a newline; else the torn last write
+    tail = lines.pop()  # b"" when the file ends with a newline; else the last write, maybe torn
     out = _Journal(path, [], [])
     for no, line in enumerate(lines, 1):
-        try:
-            row = _parse(line)
-        except UnicodeDecodeError as exc:
-            out.bad.append(_BadLine(no, f"not UTF-8 at byte {exc.start + 1}", line))
-            continue
-        except json.JSONDecodeError as exc:
-            out.bad.append(_BadLine(no, f"not JSON: {exc.msg} (column {exc.colno})", line))
-            continue
-        except ValueError as exc:
-            out.bad.append(_BadLine(no, str(exc), line))
-            continue
-        why = _problem(row, names, required)
-        if why is None:
+        row, why = _row(line, names, required)
+        if row is not None:
             out.rows.append((no, row))
         else:
             out.bad.append(_BadLine(no, why, line))
     if tail:
-        try:
-            row = _parse(tail)
-        except ValueError:
+        no = len(lines) + 1
+        row, _ = _row(tail, names, required)
+        if row is not None:  # a whole row that lost only its newline
+            out.rows.append((no, row))
             return out
-        if _problem(row, names, required) is None:
-            out.rows.append((len(lines) + 1, row))
+        row, _ = _row(tail[:-1], names, required)
+        if row is not None:  # a whole row, then a byte no write leaves there: its newline, changed
+            out.rows.append((no, row))
+            out.bad.append(_BadLine(no, f"its newline changed to byte 0x{tail[-1]:02x}", tail, kept=True))
+        # else torn: the unfinished last write of a killed writer
     return out
 
 
@@ -368,7 +411,7 @@ def _scan_table(run_dir: Path, table: str, question_ids: tuple[str, ...] | None)
         if not journal.bad:
             ok += 1
             continue
-        lines = [_line_question(b.raw, table, question_ids) for b in journal.bad]
+        lines = [_line_question(b.raw, table, question_ids) for b in journal.bad if not b.kept]
         questions = None if None in lines else {q for q in lines if q is not None}
         damaged.append(_Damaged(path, str(_line_error(journal, run_dir)), questions, kept=len(journal.rows)))
     return damaged, ok
