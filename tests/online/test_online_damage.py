@@ -283,6 +283,35 @@ def test_a_flipped_byte_in_a_part_is_an_error_not_a_changed_value(run_dir: Path)
     assert read_table(run_dir, "calls").to_pylist() == expected
 
 
+def test_runs_lists_a_pipeline_run_with_damaged_calls_or_candidates_as_damaged(
+        run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before, ``ttclab runs`` read only samples/ and the results columns it shows: a flipped byte in a
+    calls part or a bad candidates line went unseen until the run was read."""
+    def listed() -> tuple[str, list[str]]:
+        assert main(["runs", "--store", str(run_dir.parent), "--format", "json"]) == 0
+        out, err = capsys.readouterr()
+        (row,) = json.loads(out)
+        assert row["run"] == run_dir.name and "Traceback" not in err
+        return row["status"], [line for line in err.splitlines() if line.startswith("note: ")]
+
+    assert listed() == ("complete", [])
+    journal = _as_journal(run_dir, "candidates")
+    line = _damage_line(journal, 2)
+    status, notes = listed()
+    assert status == "damaged" and len(notes) == 1, notes
+    assert notes[0].startswith(f"note: {journal}:{line}: damaged journal line (checksum mismatch: ")
+    assert notes[0].endswith(f"`ttclab repair {run_dir.name}` moves it aside, keeps what is intact and names what "
+                             "to run again")
+    part = _one_part(run_dir, "calls")
+    _flip_page(part, "text")  # a column `ttclab runs` does not show
+    status, notes = listed()
+    assert status == "damaged" and len(notes) == 1 and notes[0].startswith(f"note: {part}: unreadable Parquet ("), notes
+    assert f"`ttclab repair {run_dir.name}`" in notes[0]
+    assert main(["repair", run_dir.name, "--store", str(run_dir.parent)]) == 0
+    capsys.readouterr()
+    assert listed()[0] == "empty (incomplete)"  # not damaged: the lost part held a call of every question
+
+
 def test_repair_on_an_undamaged_pipeline_run_changes_nothing(run_dir: Path, reference: dict[str, Any],
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     files = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*") if p.is_file())

@@ -27,6 +27,7 @@ def _main(args: argparse.Namespace) -> int:
     from ttclab.errors import StoreError
     from ttclab.online.results import is_pipeline_run, pipeline_summary
     from ttclab.store import list_runs, store_root
+    from ttclab.store.journal import check_tables
     from ttclab.store.summary import run_summary
     from ttclab.tables import Table
 
@@ -38,8 +39,10 @@ def _main(args: argparse.Namespace) -> int:
     for run in runs:
         try:
             s = run_summary(run)
-            if is_pipeline_run(run) and (run.path / "results").is_dir():  # served traffic: unlabelled requests count
-                s |= pipeline_summary(run)
+            if is_pipeline_run(run):
+                if (run.path / "results").is_dir():  # served traffic: unlabelled requests count
+                    s |= pipeline_summary(run)
+                check_tables(run.path)  # damage in calls, candidates, judgments (and results' other columns)
         except StoreError as exc:  # one damaged run must not hide the others
             try:  # its run.json may still say what it is
                 model, task = run.model, str((run.meta.get("task") or {}).get("name", ""))

@@ -390,25 +390,50 @@ class _Damaged:
     kept: int = 0  # intact rows of a damaged journal, kept
 
 
+def _files(run_dir: Path, table: str) -> list[Path]:
+    folder = Path(run_dir) / table
+    return sorted(folder.glob("part-*.parquet")) + sorted(folder.glob("journal-*.jsonl"))
+
+
+def _check_file(path: Path, schema: pa.Schema, run_dir: Path) -> _Journal | None:
+    """Verify a part (every column: StoreError when damaged) or scan a journal (its rows fitted to the
+    schema; its damaged lines in ``bad``)."""
+    if path.suffix == ".parquet":
+        _read_part(path, schema, False, run_dir)
+        return None
+    journal = _scan_journal(path, schema, run_dir)
+    _journal_table(journal, schema, skip_damage=True)
+    return journal
+
+
+def check_tables(run_dir: Path) -> None:
+    """Check every part and journal of a pipeline run's tables, every column, as :func:`read_table` does
+    but without merging them: damage is the one-line StoreError read_table raises. A file that vanished
+    while it was checked (a journal its writer moved into a part, a compacted part) is not damage."""
+    for table in PIPELINE_TABLES:
+        schema = PIPELINE_SCHEMAS[table]
+        for path in _files(run_dir, table):
+            try:
+                journal = _check_file(path, schema, run_dir)
+            except StoreError:
+                if path.exists():
+                    raise
+                continue
+            if journal is not None and journal.bad:
+                raise _line_error(journal, run_dir)
+
+
 def _scan_table(run_dir: Path, table: str, question_ids: tuple[str, ...] | None) -> tuple[list[_Damaged], int]:
     """The damaged files of a table and how many files verified."""
     schema = PIPELINE_SCHEMAS[table]
-    folder = run_dir / table
     damaged, ok = [], 0
-    for part in sorted(folder.glob("part-*.parquet")):
+    for path in _files(run_dir, table):
         try:
-            _read_part(part, schema, False, run_dir)
-            ok += 1
+            journal = _check_file(path, schema, run_dir)
         except StoreError as exc:
-            damaged.append(_Damaged(part, str(exc), _part_questions(part)))
-    for path in sorted(folder.glob("journal-*.jsonl")):
-        try:
-            journal = _scan_journal(path, schema, run_dir)
-        except StoreError as exc:
-            damaged.append(_Damaged(path, str(exc), None))
+            damaged.append(_Damaged(path, str(exc), _part_questions(path) if path.suffix == ".parquet" else None))
             continue
-        _journal_table(journal, schema, skip_damage=True)
-        if not journal.bad:
+        if journal is None or not journal.bad:
             ok += 1
             continue
         lines = [_line_question(b.raw, table, question_ids) for b in journal.bad if not b.kept]
