@@ -439,3 +439,22 @@ def test_streaming_passthrough_over_an_upstream_that_is_down() -> None:
         assert time.monotonic() - t0 < 1.0  # refused: no retries with backoff
     for exc in (plain.value, streamed.value):
         assert url in exc.message and "nothing is listening there: start the server or fix base_url" in exc.message
+
+
+def test_a_recording_that_cannot_open_is_a_503_naming_why(upstream: Upstream, tmp_path, caplog) -> None:
+    store = tmp_path / "traffic"
+    with serving({"models": [upstream_model(upstream)]}, record=store) as srv:
+        srv.client().chat.completions.create(model="up-model:majority@2", messages=MSG, max_tokens=16)
+    [run_dir] = [p for p in store.iterdir() if p.name.startswith("serve-majority-2")]
+    journal = run_dir / "serve_questions.jsonl"
+    journal.write_bytes(journal.read_bytes().replace(b"question", b"qUestion", 1))  # damaged, no copy to recover from
+    (run_dir / "questions.parquet").unlink()
+    with serving({"models": [upstream_model(upstream)]}, record=store) as srv:
+        with pytest.raises(openai.APIStatusError) as exc:
+            srv.client().chat.completions.create(model="up-model:majority@2", messages=MSG, max_tokens=16)
+        ok = srv.client().chat.completions.create(model="up-model", messages=MSG, max_tokens=16)  # other runs record
+    assert exc.value.status_code == 503
+    message = exc.value.body["message"]
+    assert message.startswith(f"cannot record this request: {journal}:1: damaged") and "move" in message
+    assert ok.choices[0].message.content
+    assert "Traceback" not in caplog.text

@@ -12,6 +12,11 @@ so a flush does not grow with the traffic recorded before it. The first flush af
 starts rebuilds ``samples/`` from the results table (catching up after a crash). A request that carries
 ``ttc.reference`` is graded; an unlabelled one has verdict ``unlabelled`` (its costs count, its
 correctness is unknown). Restarting the server appends to the same runs.
+
+Question rows are journaled in ``serve_questions.jsonl`` (checksummed lines as the pipeline journals'):
+a torn last line is dropped; a damaged line is recovered from ``questions.parquet`` (the damaged file
+kept in ``damaged/``) or, when it never reached it, refuses to open that run (a 503 naming the line),
+because the questions after a skipped one would take its index.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +34,8 @@ import pyarrow as pa
 from ttclab import __version__
 from ttclab.errors import StoreError
 from ttclab.online.runner import _slug, result_sample, write_samples
-from ttclab.store.integrity import RunContext, compact_parts, read_parts, visible_parts
-from ttclab.store.journal import TableLog, compact_table
+from ttclab.store.integrity import DAMAGED_DIR, RunContext, compact_parts, read_parts, visible_parts
+from ttclab.store.journal import TableLog, compact_table, journal_line, journal_rows
 from ttclab.store.schema import PIPELINE_TABLES, QUESTIONS_SCHEMA, SAMPLES_SCHEMA, SCHEMA_VERSION, rows_table
 from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json, atomic_write_table
 from ttclab.tasks.base import Question
@@ -38,6 +44,55 @@ QUESTIONS_JOURNAL = "serve_questions.jsonl"
 UNLABELLED = "unlabelled"
 #: samples/ parts of a recorded run merged into one once there are this many.
 COMPACT_PARTS = 16
+
+
+def recorded_questions(run_dir: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The question rows of a recorded run, from its questions journal (checksummed lines, a torn last
+    line ignored: :mod:`ttclab.store.journal`), and whether damaged lines were recovered. Row ``i`` is
+    line ``i + 1``; a damaged line's row is taken from ``questions.parquet`` (rewritten at every flush)
+    when it is there, else this is a StoreError naming the line (a lost question is never skipped: the
+    questions after it would take its index)."""
+    path = run_dir / QUESTIONS_JOURNAL
+    if not path.exists():
+        return [], False
+    rows, bad = journal_rows(path, QUESTIONS_SCHEMA, run_dir)
+    if not bad:
+        return [row for _, row in rows], False
+    by_line = dict(rows)
+    saved = _saved_questions(run_dir)
+    out = []
+    for line in range(1, len(rows) + len(bad) + 1):
+        row = by_line.get(line) or saved.get(line - 1)
+        if row is None:
+            why = dict(bad).get(line, "missing")
+            raise StoreError(f"{path}:{line}: damaged ({why}) and its question is not in {QUESTIONS_FILE}; "
+                             f"record to another folder, or move {run_dir} aside")
+        out.append(row)
+    return out, True
+
+
+def _ends_whole(path: Path) -> bool:
+    """The file is missing, empty or ends with a newline (no torn last write to append after)."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.seek(0, os.SEEK_END) == 0:
+                return True
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+    except FileNotFoundError:
+        return True
+
+
+def _saved_questions(run_dir: Path) -> dict[int, dict[str, Any]]:
+    """``questions.parquet``'s rows by question index (none when it is missing or unreadable)."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(run_dir / QUESTIONS_FILE, page_checksum_verification=True)
+    except (OSError, pa.ArrowException):
+        return {}
+    fields = [f for f in QUESTIONS_SCHEMA.names if f != "run_id" and f in table.column_names]
+    return {r["question_index"]: r for r in table.select(fields).to_pylist()}
 
 
 class RecordedRun:
@@ -56,13 +111,14 @@ class RecordedRun:
                              "to another folder") from None
         self.meta = meta
         self.journal = self.dir / QUESTIONS_JOURNAL
-        self.questions: list[dict[str, Any]] = []
-        if self.journal.exists():
-            for line in self.journal.read_text(encoding="utf-8").splitlines():
-                try:
-                    self.questions.append(json.loads(line))
-                except ValueError:  # a torn last line after a crash
-                    continue
+        self.questions, recovered = recorded_questions(self.dir)
+        if recovered or not _ends_whole(self.journal):  # rewritten whole, so appending continues a whole file
+            tmp = self.journal.with_name(f".{QUESTIONS_JOURNAL}.tmp")
+            tmp.write_bytes(b"".join(journal_line(q) for q in self.questions))
+            if recovered:  # the damaged journal is kept aside; a torn last line (a crash) is just dropped
+                (self.dir / DAMAGED_DIR).mkdir(exist_ok=True)
+                os.replace(self.journal, self.dir / DAMAGED_DIR / f"{QUESTIONS_JOURNAL}.{datetime.now(UTC):%Y%m%dT%H%M%S}")
+            os.replace(tmp, self.journal)
         self.logs = {name: TableLog(self.dir, name, flush_rows=500) for name in PIPELINE_TABLES}
         self.dirty = True
         self._question_tables: list[pa.Table] = []  # questions[:self._converted] as Arrow, for questions.parquet
@@ -76,8 +132,8 @@ class RecordedRun:
         index = len(self.questions)
         row = {"question_index": index, **row}
         self.questions.append(row)
-        with open(self.journal, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        with open(self.journal, "ab") as fh:
+            fh.write(journal_line(row))
         self.dirty = True
         return index
 
@@ -221,7 +277,13 @@ class Recorder:
                 "samples_semantics": "one row per strategy run (a request's choice): its final answer; tokens and "
                                      "latency are the totals over all its calls",
             }
-            run = self.runs[run_id] = RecordedRun(self.root, run_id, meta)
+            try:
+                run = self.runs[run_id] = RecordedRun(self.root, run_id, meta)
+            except StoreError as exc:  # the client gets why (and the server's log one line), not a traceback
+                from ttclab.serve.protocol import APIError
+
+                raise APIError(503, f"cannot record this request: {exc}", type="server_error",
+                               code="record_failed") from None
         return run
 
     def begin(self, job: Any, choice: int) -> Recording:

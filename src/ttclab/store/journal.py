@@ -78,7 +78,7 @@ def _encode(row: dict[str, Any]) -> str:
     return _ROW_JSON.encode(out)
 
 
-def _line(row: dict[str, Any]) -> bytes:
+def journal_line(row: dict[str, Any]) -> bytes:
     """A journal line: the row's JSON with its checksum as first field, and a newline (module docstring)."""
     body = _encode(row).encode()
     return b'{"crc32":"%08x",%b\n' % (zlib.crc32(body), body[1:])
@@ -104,7 +104,7 @@ class TableLog:
         """Append one row (visible to readers and safe from a process kill when this returns)."""
         if self._fd is None:
             self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(self._fd, _line(row))  # one unbuffered append: in the OS when this returns
+        os.write(self._fd, journal_line(row))  # one unbuffered append: in the OS when this returns
         self._pending.append(row)
         self.rows_written += 1
         if len(self._pending) >= self.flush_rows:
@@ -116,7 +116,7 @@ class TableLog:
             return
         if self._fd is None:
             self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(self._fd, b"".join([_line(r) for r in rows]))
+        os.write(self._fd, b"".join([journal_line(r) for r in rows]))
         self._pending += rows
         self.rows_written += len(rows)
         if len(self._pending) >= self.flush_rows:
@@ -243,6 +243,14 @@ def _scan_journal(path: Path, schema: pa.Schema, run_dir: Path) -> _Journal:
             out.bad.append(_BadLine(no, f"its newline changed to byte 0x{tail[-1]:02x}", tail, kept=True))
         # else torn: the unfinished last write of a killed writer
     return out
+
+
+def journal_rows(path: Path, schema: pa.Schema,
+                 run_dir: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
+    """The rows of one journal file of ``schema`` as (1-based line, row) (line format and torn-tail rule in
+    the module docstring) and its damaged lines as (line, why); a torn tail is neither."""
+    journal = _scan_journal(path, schema, run_dir)
+    return journal.rows, [(b.line, b.why) for b in journal.bad if not b.kept]
 
 
 def _journal_table(journal: _Journal, schema: pa.Schema, *, skip_damage: bool) -> pa.Table | None:
