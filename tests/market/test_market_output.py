@@ -49,12 +49,36 @@ def test_market_tables_have_no_scientific_notation(cfg, tmp_path):
             assert all(re.fullmatch(r"[01]\.\d{4}|< 0\.0001", c) for c in _column(t, header)), (t.title, header)
         profits = _column(t, "profit u = s (p − c)")
         assert len({len(c.split(".")[1]) for c in profits}) == 1  # one number of decimals in the column
-        assert max(float(c) for c in profits) > 0  # the largest profit keeps its significant digits
+        assert max(float(c) for c in profits if c != "< 0.0001") > 0  # the largest profit keeps its digits
         # the column is the provider's utility s (p − c) = s p m / (1 + m), not its profit per served query p − c
         m = report.game.params.margin
         for share, price, profit in zip(_column(t, "share s"), _column(t, "price p"), profits):
-            if share != "< 0.0001":
+            if share != "< 0.0001" and profit != "< 0.0001":
                 assert float(profit) == pytest.approx(float(share) * float(price) * m / (1 + m), abs=5e-4)
+
+
+MONEY = ("welfare", "surplus", "net value", "price", "revenue", "profit", "payment", "utility")
+
+
+@pytest.mark.parametrize("cfg", ["market_gsm8k_majority.yaml", "market_gsm8k_reasoning.yaml"])
+def test_every_amount_of_money_has_the_same_decimals_in_every_table(cfg):
+    """'price p' had 3 decimals in the β = 200 table (1.783) and 4 in the β = 1,000 one (0.9291), welfare 3
+    and revenue 4 in one table: every money cell of every market table now has MONEY_DECIMALS decimals
+    (or reads '< 0.0001'), whatever the column's magnitudes."""
+    from ttclab.market.api import MONEY_DECIMALS
+
+    report = run_market(CONFIGS / cfg)
+    tables = report.tables()
+    seen = set()
+    for t in tables:
+        for header in t.headers:
+            if any(word in header for word in MONEY) and "level" not in header:
+                seen.add(header)
+                cells = _column(t, header)
+                assert all(re.fullmatch(rf"-?\d+\.\d{{{MONEY_DECIMALS}}}|< 0\.0001", c) for c in cells), (t.title, header, cells)
+    assert {"price p", "optimal welfare SW*", "revenue wP", "payment", "profit u = s (p − c)"} <= seen
+    prices = [c for t in tables if "price p" in t.headers for c in _column(t, "price p")]
+    assert len(prices) == len(report.analyses) * report.game.n and {len(c.split(".")[1]) for c in prices} == {4}
 
 
 def test_outside_option_share_matches_the_raw_value():

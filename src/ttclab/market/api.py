@@ -30,6 +30,8 @@ from ttclab.tables import Table
 STAT_KEYS = ("wV", "V", "wP", "P", "wU", "U")
 SHARE_DECIMALS = 4  # market shares (the outside option's too) as fractions with fixed decimals: 0.0417, 0.0000
 SHARE_FLOOR = 10.0 ** -SHARE_DECIMALS  # a share that is not zero but rounds to it reads "< 0.0001"
+MONEY_DECIMALS = 4  # every amount of money in the market tables, in the report's unit (see market_table)
+MONEY_FLOOR = 10.0 ** -MONEY_DECIMALS
 
 
 def build_providers(cfg: MarketConfig) -> list[Provider]:
@@ -135,56 +137,58 @@ class MarketReport:
         return 1e9, "USD per billion queries"
 
     def tables(self) -> list[Table]:
-        """The market as tables with spelled-out columns, money in :meth:`money_scale` units."""
+        """The market as tables with spelled-out columns, money in :meth:`money_scale` units (each number
+        formatted by :func:`market_table`)."""
         f, unit = self.money_scale()
 
         def money(v: Any) -> Any:
             return None if v is None else float(v) * f
 
         rows = self.summary_rows()
-        welfare = Table(
+        welfare = market_table(
             ["β", "optimal welfare SW*", "equilibrium welfare SW", "PoA", "inefficiency %", "outside option share",
              "equilibrium verified", "rounds", "equilibria", "worst PoA", "PoS"],
             [[r["beta"], money(r["opt_sw"]), money(r["eq_sw"]), r["poa"], r["inefficiency_pct"], r["outside_share"],
               "yes" if r["equilibrium_checked"] else "NO", r["rounds"], r["n_equilibria"], r["poa_worst"], r["pos"]]
              for r in rows],
-            title=f"equilibrium vs optimum at each β ({unit})", digits=4,
-            decimals={"PoA": 3, "worst PoA": 3, "PoS": 3, "inefficiency %": 2, "outside option share": SHARE_DECIMALS},
-            floors={"outside option share": SHARE_FLOOR})
-        published = Table(
+            f"equilibrium vs optimum at each β ({unit})", money=("optimal welfare SW*", "equilibrium welfare SW"),
+            shares=("outside option share",), decimals={"PoA": 3, "worst PoA": 3, "PoS": 3, "inefficiency %": 2})
+        published = market_table(
             ["β", "user surplus wV", "mean net value V", "revenue wP", "mean price P", "provider profit wU",
              "mean profit U"],
             [[r["beta"], money(r["wV"]), money(r["V"]), money(r["wP"]), money(r["P"]), money(r["wU"]), money(r["U"])]
              for r in rows],
-            title=f"the published statistics at the equilibrium reached ({unit}; w = weighted by market share)", digits=4)
+            f"the published statistics at the equilibrium reached ({unit}; w = weighted by market share)",
+            money=ALL_MONEY)
         out = [welfare, published]
         for a in self.analyses:
             prows = [[name, eq, money(v), money(p), s, money(u), opt, s_opt]
                      for name, eq, v, p, s, u, opt, s_opt in self.provider_rows(a)]
-            out.append(Table(["provider", "equilibrium level θ", "net value V = q − p", "price p", "share s",
-                              "profit u = s (p − c)", "optimal level θ*", "share at optimum"], prows,
-                             title=f"β = {beta_label(a.beta)}: each provider at the equilibrium reached and at the "
-                                   f"optimum ({unit})",
-                             digits=4, decimals={"share s": SHARE_DECIMALS, "share at optimum": SHARE_DECIMALS,
-                                                 "profit u = s (p − c)": money_decimals([r[5] for r in prows])},
-                             floors={"share s": SHARE_FLOOR, "share at optimum": SHARE_FLOOR}))
+            out.append(market_table(
+                ["provider", "equilibrium level θ", "net value V = q − p", "price p", "share s",
+                 "profit u = s (p − c)", "optimal level θ*", "share at optimum"], prows,
+                f"β = {beta_label(a.beta)}: each provider at the equilibrium reached and at the optimum ({unit})",
+                money=("net value V = q − p", "price p", "profit u = s (p − c)"),
+                shares=("share s", "share at optimum")))
         ad = self.auction_dict()
-        out.append(Table(["winner", "level θ", "welfare W1", "runner-up", "level θ", "welfare W2", "payment",
-                          "user surplus", "winner utility", "total welfare"],
-                         [[ad["winner"], ad["winner_level"], money(ad["W1"]), ad["runner"], ad["runner_level"],
-                           money(ad["W2"]), money(ad["price"]), money(ad["user"]), money(ad["util"]), money(ad["sw"])]],
-                         title=f"reverse second-price auction ({unit})", digits=4))
-        out.append(Table(["β", "market welfare", "auction welfare", "optimal welfare under logit demand",
-                          "market user surplus", "auction user surplus", "market provider profit",
-                          "auction provider profit"],
-                         [[r["beta"], money(r["market_sw"]), money(r["auction_sw"]), money(r["opt_sw"]),
-                           money(r["market_user"]), money(r["auction_user"]), money(r["market_profit"]),
-                           money(r["auction_profit"])] for r in self.comparison_rows()],
-                         title=f"market equilibrium vs auction ({unit})", digits=4,
-                         notes=["The auction's welfare W1 = q − c of the winner can exceed the optimum: the optimum "
-                                "is the best SW = Σ s_i (q_i − c_i) when users still choose by logit demand at β "
-                                "(spread over providers and the outside option), while the auction sends every "
-                                "query to the winner at its welfare-maximising level."]))
+        out.append(market_table(
+            ["winner", "level θ", "welfare W1", "runner-up", "level θ", "welfare W2", "payment", "user surplus",
+             "winner utility", "total welfare"],
+            [[ad["winner"], ad["winner_level"], money(ad["W1"]), ad["runner"], ad["runner_level"], money(ad["W2"]),
+              money(ad["price"]), money(ad["user"]), money(ad["util"]), money(ad["sw"])]],
+            f"reverse second-price auction ({unit})",
+            money=("welfare W1", "welfare W2", "payment", "user surplus", "winner utility", "total welfare")))
+        out.append(market_table(
+            ["β", "market welfare", "auction welfare", "optimal welfare under logit demand", "market user surplus",
+             "auction user surplus", "market provider profit", "auction provider profit"],
+            [[r["beta"], money(r["market_sw"]), money(r["auction_sw"]), money(r["opt_sw"]), money(r["market_user"]),
+              money(r["auction_user"]), money(r["market_profit"]), money(r["auction_profit"])]
+             for r in self.comparison_rows()],
+            f"market equilibrium vs auction ({unit})", money=ALL_MONEY,
+            notes=["The auction's welfare W1 = q − c of the winner can exceed the optimum: the optimum "
+                   "is the best SW = Σ s_i (q_i − c_i) when users still choose by logit demand at β "
+                   "(spread over providers and the outside option), while the auction sends every "
+                   "query to the winner at its welfare-maximising level."]))
         return out
 
     def text(self) -> str:
@@ -200,12 +204,27 @@ class MarketReport:
 
 
 
-def money_decimals(values: list[Any], digits: int = 3) -> int:
-    """Fixed decimals for a money column whose small entries are negligible (a provider's share-weighted
-    profit, 1e-90 when users have left it): ``digits`` significant digits of its largest magnitude, so
-    the column never turns to scientific notation because of those entries."""
-    top = max((abs(float(v)) for v in values if v is not None and np.isfinite(v)), default=0.0)
-    return 3 if top == 0 else int(min(6, max(0, digits - 1 - np.floor(np.log10(top)))))
+ALL_MONEY = ("*",)  # market_table(money=ALL_MONEY): every column but β is money
+
+
+def market_table(headers: list[str], rows: list[list[Any]], title: str, *, money: tuple[str, ...] = (),
+                 shares: tuple[str, ...] = (), decimals: dict[str, int] | None = None,
+                 notes: list[str] | None = None) -> Table:
+    """A market table with the one number format of every market table (terminal and HTML alike).
+
+    Money columns (``money``; :data:`ALL_MONEY` for every column but β) have :data:`MONEY_DECIMALS` fixed
+    decimals in the report's money unit, which :meth:`MarketReport.money_scale` picks so that typical amounts
+    are at least 0.1; shares have :data:`SHARE_DECIMALS`. A non-zero amount or share below the last decimal
+    reads ``< 0.0001`` (a money column only when it has no negative entries), never a ``0.0000`` that reads
+    as exactly zero. ``decimals`` fixes the rest (PoA, inefficiency %)."""
+    cols = [h for h in headers if h != "β"] if money == ALL_MONEY else list(money)
+    fixed = {**{h: MONEY_DECIMALS for h in cols}, **{h: SHARE_DECIMALS for h in shares}, **(decimals or {})}
+    floors = {h: SHARE_FLOOR for h in shares}
+    for h in cols:
+        i = headers.index(h)
+        if all(r[i] is None or not r[i] < 0 for r in rows):
+            floors[h] = MONEY_FLOOR
+    return Table(headers, rows, title=title, digits=4, decimals=fixed, floors=floors, notes=list(notes or []))
 
 
 def vars_params(p: MarketParams) -> dict[str, Any]:
