@@ -151,3 +151,42 @@ def test_no_config_says_what_to_give(argv):
     [line] = r.stderr.strip().splitlines()
     assert "`ttclab market CONFIG`" in line and "`ttclab market sweep CONFIG`" in line
     assert "configs/market_gsm8k_majority.yaml" in line and "required" not in line
+
+
+NEGATIVE = {  # answers worth 0.0005 USD, sold for 0.001-0.036 USD: users and providers lose money
+    "small": {"levels": [1, 2, 4], "accuracy": [0.5, 0.6, 0.65], "tokens_per_query": [100, 200, 400], "price": 10},
+    "big": {"levels": [1, 2, 4], "accuracy": [0.7, 0.8, 0.82], "tokens_per_query": [300, 600, 1200], "price": 30},
+}
+
+
+def test_an_undefined_poa_says_why_in_the_terminal_and_the_page(tmp_path, capsys):
+    """PoA = SW* / SW was a bare '-' when the equilibrium welfare is negative or 0: a note under the table
+    names the β values and the reason, in the text and in market.html; the sweep no longer says 'nan%'."""
+    import yaml
+
+    cfg = tmp_path / "negative.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "negative", "providers": {"source": "curves", "curves": NEGATIVE},
+                                   "alpha": 0.0005, "betas": [100, 10000, 1e6],
+                                   "sweep": {"betas": [100, 1e6]}}))
+    assert main(["market", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    text = capsys.readouterr().out
+    negative = ("PoA, inefficiency, worst PoA, PoS undefined at β = 100, 10,000: the welfare SW of the equilibrium "
+                "reached is negative")
+    zero = "PoA, inefficiency, worst PoA, PoS undefined at β = 1,000,000: the welfare SW of the equilibrium reached is 0"
+    for needle in (negative, zero):
+        assert text.count(needle) == 1, text
+    welfare = text[:text.index("the published statistics")]
+    assert welfare.index("PoS") < welfare.index(negative)  # under the table whose cells it explains
+    page = (tmp_path / "out" / "market.html").read_text()
+    notes = re.findall(r"<li>([^<]*)</li>", page)
+    assert any(n.startswith(negative) for n in notes) and any(n.startswith(zero) for n in notes), notes
+    assert main(["market", "sweep", str(cfg), "--out", str(tmp_path / "sweep"), "--no-figures"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert "nan" not in head and "PoA undefined at 2 of them" in head, head
+
+
+def test_equilibria_not_enumerated_say_so():
+    """The GSM8K market has 6^9 profiles: its empty 'equilibria', 'worst PoA', 'PoS' cells are explained."""
+    [note] = run_market(CONFIGS / "market_gsm8k_majority.yaml").tables()[0].notes
+    assert note.startswith("equilibria, worst PoA and PoS not enumerated at β = 200, 1,000, 100,000: "
+                           "6^9 = 10,077,696 profiles is more than enumerate_limit (200,000)"), note

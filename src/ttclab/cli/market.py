@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 ACTIONS = ("run", "sweep")
 VALUE_OPTIONS = ("-o", "--out", "--store", "--format")  # options of the actions that take a value
@@ -127,9 +128,15 @@ def _sweep(args: argparse.Namespace) -> int:
 
     result = run_sweep(_config(args), args.out, figures=not args.no_figures)
     base = [r for r in result.rows if r["varied"] == "base"]
-    worst = max(base, key=lambda r: r["inefficiency_pct"])
-    print(f"{len(result.rows)} sweep rows ({len(base)} betas at the base parameters); "
-          f"max inefficiency {worst['inefficiency_pct']:.2f}% at β = {beta_label(worst['beta'])}")
+    defined = [r for r in base if math.isfinite(r["inefficiency_pct"])]
+    head = f"{len(result.rows)} sweep rows ({len(base)} betas at the base parameters)"
+    if defined:
+        worst = max(defined, key=lambda r: r["inefficiency_pct"])
+        head += f"; max inefficiency {worst['inefficiency_pct']:.2f}% at β = {beta_label(worst['beta'])}"
+    if len(defined) < len(base):  # was: "max inefficiency nan%"
+        head += (f"; PoA undefined at {len(base) - len(defined)} of them, where the equilibrium welfare SW is ≤ 0 "
+                 "(SW* / SW measures the loss only when SW > 0)")
+    print(head)
     for f in result.files:
         print(f"wrote {f}")
     return 0

@@ -16,7 +16,7 @@ from ttclab.errors import ConfigError
 from ttclab.market.auction import AuctionResult
 from ttclab.market.config import MarketConfig, load_market_config
 from ttclab.market.economics import MarketParams
-from ttclab.market.game import SYMBOLS, BetaAnalysis, MarketGame
+from ttclab.market.game import DEFAULT_ENUMERATE_LIMIT, SYMBOLS, BetaAnalysis, MarketGame
 from ttclab.market.plots import beta_label
 from ttclab.market.providers import (
     Provider,
@@ -77,6 +77,7 @@ class MarketReport:
     auction: AuctionResult
     seed: int
     method: str
+    enumerate_limit: int = DEFAULT_ENUMERATE_LIMIT
 
     # -- tables -----------------------------------------------------------------------------------
     def summary_rows(self) -> list[dict[str, Any]]:
@@ -125,6 +126,33 @@ class MarketReport:
             "auction": self.auction_dict(), "comparison": self.comparison_rows(),
         }
 
+    def ratio_notes(self) -> list[str]:
+        """Why a PoA, worst PoA or PoS cell is empty, one line per reason: a welfare <= 0 (SW* / SW is no
+        measure of the loss then), or equilibria not enumerated (too many profiles)."""
+        f, _ = self.money_scale()
+        groups: dict[tuple[tuple[str, ...], bool], list[float]] = {}
+        for a in self.analyses:
+            eqs = a.equilibria_welfare
+            welfare = {"PoA, inefficiency": a.stats.welfare, "worst PoA": None if eqs is None else float(eqs.min()),
+                       "PoS": None if eqs is None else float(eqs.max())}
+            undefined = {k: w for k, w in welfare.items() if w is not None and w <= 0}
+            if undefined:  # negative, or 0 to the tables' decimals
+                zero = next(iter(undefined.values())) * f > -MONEY_FLOOR / 2
+                groups.setdefault((tuple(undefined), zero), []).append(a.beta)
+        whose = {"PoA, inefficiency": "the welfare SW of the equilibrium reached",
+                 "worst PoA": "the welfare of the worst equilibrium", "PoS": "the welfare of the best equilibrium"}
+        notes = [f"{', '.join(names)} undefined at β = {_betas(betas)}: {whose[names[0]]} is "
+                 + ("0 (users take the outside option)" if zero else
+                    "negative (some providers' answers are worth less than they cost, q < c)")
+                 + ", and SW* / SW measures the loss only when SW > 0." for (names, zero), betas in groups.items()]
+        skipped = [a.beta for a in self.analyses if a.equilibria is None]
+        if skipped:
+            n, levels = self.game.n, len(self.game.levels)
+            notes.append(f"equilibria, worst PoA and PoS not enumerated at β = {_betas(skipped)}: {levels}^{n} = "
+                         f"{levels ** n:,} profiles is more than enumerate_limit ({self.enumerate_limit:,}); raise it "
+                         "in the config to enumerate them.")
+        return notes
+
     # -- presentation (one set of tables for the terminal and the HTML page) ----------------------
     def money_scale(self) -> tuple[float, str]:
         """A readable money unit for this market's magnitudes: USD per query, per 1,000 or per million queries."""
@@ -152,7 +180,8 @@ class MarketReport:
               "yes" if r["equilibrium_checked"] else "NO", r["rounds"], r["n_equilibria"], r["poa_worst"], r["pos"]]
              for r in rows],
             f"equilibrium vs optimum at each β ({unit})", money=("optimal welfare SW*", "equilibrium welfare SW"),
-            shares=("outside option share",), decimals={"PoA": 3, "worst PoA": 3, "PoS": 3, "inefficiency %": 2})
+            shares=("outside option share",), decimals={"PoA": 3, "worst PoA": 3, "PoS": 3, "inefficiency %": 2},
+            notes=self.ratio_notes())
         published = market_table(
             ["β", "user surplus wV", "mean net value V", "revenue wP", "mean price P", "provider profit wU",
              "mean profit U"],
@@ -227,6 +256,10 @@ def market_table(headers: list[str], rows: list[list[Any]], title: str, *, money
     return Table(headers, rows, title=title, digits=4, decimals=fixed, floors=floors, notes=list(notes or []))
 
 
+def _betas(betas: list[float]) -> str:
+    return ", ".join(beta_label(b) for b in betas)
+
+
 def vars_params(p: MarketParams) -> dict[str, Any]:
     return {k: getattr(p, k) for k in ("alpha", "baseline", "margin", "value_curve", "gamma", "kappa", "v0")}
 
@@ -241,7 +274,7 @@ def run_market(config: MarketConfig | str | Path) -> MarketReport:
     game = build_game(cfg)
     analyses = [game.analyse(b, seed=cfg.seed, method=cfg.dynamics, enumerate_limit=cfg.enumerate_limit)
                 for b in cfg.betas]
-    return MarketReport(cfg.name, game, analyses, game.auction(), cfg.seed, cfg.dynamics)
+    return MarketReport(cfg.name, game, analyses, game.auction(), cfg.seed, cfg.dynamics, cfg.enumerate_limit)
 
 
 # -------------------------------------------------------------------------------------------------
