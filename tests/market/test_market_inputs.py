@@ -186,3 +186,40 @@ def test_make_provider_rejects_non_finite_prices(field, value):
     kwargs = {"output_price": value} if field == "price" else {"output_price": 0.1, "input_usd": value}
     with pytest.raises(DataError, match=r"provider 'p'.*(finite|NaN)"):
         make_provider("p", [1, 2], [0.5, 0.6], [10, 20], **kwargs)
+
+
+def test_a_wrong_providers_path_names_the_config_the_field_and_the_fix(tmp_path, capsys):
+    """A providers.path that is missing, of the wrong kind or unreadable was an error naming only the path
+    (and 'no such file and no shipped provider curves' for a folder): one line, exit 2, naming the config
+    file, providers.path, the path and what to give."""
+    import socket
+
+    (tmp_path / "folder").mkdir()
+    sock = socket.socket(socket.AF_UNIX)  # a file that exists but no one can open
+    sock.bind(str(tmp_path / "table.sock"))
+    table_fix = "give the path of a .yaml, .json or .csv provider table"
+    cases = [
+        ({"source": "table", "path": "nope/t.csv"}, "nope/t.csv: no such file (looked up from the current folder, "
+                                                    "beside the config and one folder up); " + table_fix),
+        ({"source": "table", "path": str(tmp_path / "folder")}, "folder: is a folder, not a file; " + table_fix),
+        ({"source": "table", "path": str(tmp_path / "table.sock")}, "table.sock: cannot be read ("),
+        ({"source": "ttc_games_spec", "path": str(tmp_path / "folder"), "strategy": "majority"},
+         "folder: is a folder, not a file; give the path of a ttc_games_*.json file, or use one of: ttc_games_gsm8k"),
+        ({"source": "pricing_reversal", "path": str(SPEC), "dataset": "aime", "budgets": [1024]},
+         "ttc_games_gsm8k.json: is a file, not a folder; give the traj_pricing_reversal folder"),
+        ({"source": "pricing_reversal", "path": str(tmp_path / "folder"), "dataset": "aime", "budgets": [1024]},
+         "folder: has no consolidated/ folder of logs"),
+    ]
+    try:
+        for providers, needle in cases:
+            cfg = _cfg(tmp_path, providers, prices="ttc_games_gsm8k")
+            _one_line_exit2(capsys, ["market", str(cfg)], f"ttclab: error: {cfg}: providers.path: ", needle)
+    finally:
+        sock.close()
+    # a shipped name, and a path relative to the config's folder, still work
+    assert run_market(_cfg(tmp_path, {"source": "ttc_games_spec", "path": "ttc_games_gsm8k", "strategy": "majority"},
+                           prices="ttc_games_gsm8k")).game.n == 9
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({"providers": {
+        n: {"levels": c["levels"], "accuracy": c["accuracy"], "tokens": c["tokens_per_query"], "price": c["price"]}
+        for n, c in CURVES.items()}}))
+    assert run_market(_cfg(tmp_path, {"source": "table", "path": "t.yaml"})).game.names == ("big", "small")  # sorted

@@ -47,7 +47,7 @@ def build_providers(cfg: MarketConfig) -> list[Provider]:
 
         return providers_from_curves(
             market_curves(spec.runs, strategy=spec.run_strategy, levels=spec.levels, store=spec.store), prices)
-    path = cfg.resolve(spec.path or "")
+    path = cfg.provider_path()
     if spec.source == "table":
         return load_provider_table(path, prices)
     if prices is None:

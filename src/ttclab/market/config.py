@@ -116,6 +116,7 @@ class MarketConfig(BaseModel):
     enumerate_limit: int = Field(default=200_000, ge=0)
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     base_dir: str | None = Field(default=None, exclude=True)
+    source_file: str | None = Field(default=None, exclude=True)  # the YAML file it was read from (for errors)
 
     @field_validator("betas")
     @classmethod
@@ -123,6 +124,43 @@ class MarketConfig(BaseModel):
         if any(not (b > 0 and np.isfinite(b)) for b in v):
             raise ValueError("every beta must be a positive finite number")
         return v
+
+    def provider_path(self) -> Path:
+        """``providers.path`` resolved (:meth:`resolve`), checked to be the readable file or folder its source
+        reads; a shipped ``ttc_games_spec`` name stays a name. Else one line naming the config and the field."""
+        from ttclab.market.providers import builtin_specs
+
+        source, given = self.providers.source, self.providers.path or ""
+        shipped = builtin_specs()
+        if source == "ttc_games_spec" and len(Path(given).parts) == 1 and given.removesuffix(".json") in shipped \
+                and not Path(given).exists():
+            return Path(given)
+        folder = source == "pricing_reversal"
+        fix = {"ttc_games_spec": f"give the path of a ttc_games_*.json file, or use one of: {', '.join(shipped)}",
+               "table": "give the path of a .yaml, .json or .csv provider table",
+               "pricing_reversal": "give the traj_pricing_reversal folder (../shared/data/traj_pricing_reversal)"}
+        path = self.resolve(given)
+        problem = ""
+        if not path.exists():
+            problem = "no such " + ("folder" if folder else "file")
+        elif folder != path.is_dir():
+            problem = "is a file, not a folder" if folder else "is a folder, not a file"
+        elif folder and not (path / "consolidated").is_dir():
+            problem = "has no consolidated/ folder of logs"
+        else:
+            try:
+                if folder:
+                    next(path.iterdir(), None)
+                else:
+                    path.open("rb").close()
+            except OSError as exc:
+                problem = f"cannot be read ({exc.strerror or exc.__class__.__name__})"
+        if problem:
+            where = "" if path.exists() or Path(given).is_absolute() else (
+                " (looked up from the current folder, beside the config and one folder up)")
+            raise ConfigError(f"{self.source_file or 'market config'}: providers.path: {given}: {problem}{where}; "
+                              f"{fix.get(source, 'check the path')}")
+        return path
 
     def resolve(self, path: str) -> Path:
         """A path from the config: as given (cwd), else beside the config file, else one folder up."""
@@ -146,4 +184,4 @@ def load_market_config(path: str | Path) -> MarketConfig:
         cfg = MarketConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(path))) from None
-    return cfg.model_copy(update={"base_dir": str(path.resolve().parent)})
+    return cfg.model_copy(update={"base_dir": str(path.resolve().parent), "source_file": str(path)})
