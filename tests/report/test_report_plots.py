@@ -159,3 +159,80 @@ def test_a_real_pipeline_run_is_drawn_as_a_strategy_of_its_model(tmp_path):
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels.count("aggregate-vote") == 1 and labels.count("aggregate-oracle-score (oracle)") == 1
     assert "scripted" not in labels and not any(label in bases for label in labels)  # one model: no colour legend
+
+
+def _looks(fig, x: float, y: float) -> set[tuple[str, str, bool]]:
+    """(colour, marker, hollow) of every line drawn as the single point (x, y)."""
+    return {(ln.get_color(), ln.get_marker(), ln.get_markerfacecolor() == "white") for ln in fig.axes[0].lines
+            if ln.get_xydata().tolist() == [[x, y]]}
+
+
+def test_a_pipeline_run_has_one_look_in_every_figure(tmp_path):
+    """The report's figures of runs share one colour / marker assignment: a pipeline run chosen at some
+    budget is drawn in the compute-optimal figure as on the overview and the Pareto figure, in its base
+    model's colour with its own marker (was: the choice figure's own tab10 palette and a marker hashed from
+    the pipeline's name, a diamond there for the overview's triangle)."""
+    import sys
+
+    import yaml
+
+    sys.path.insert(0, str(TESTS / "online"))
+    from online_support import load_yaml, scripted_model, write_pipeline
+    from scripted_server import ScriptedServer
+
+    from ttclab.analysis import evaluate_runs, optimize
+    from ttclab.experiment import sample
+    from ttclab.online.runner import run_pipeline
+    from ttclab.report.build import run_figures
+
+    store = tmp_path / "store"
+    with ScriptedServer() as srv:
+        task = load_yaml("aggregate-vote")["task"]
+        for seed, name in ((101, "model-b"), (102, "model-c")):  # offline runs no better than aggregate-vote on b
+            config = {"name": name, "model": {**scripted_model(srv.base_url), "name": name}, "task": task,
+                      "prompt": {"style": "chat"}, "samples": 8, "verifier": "numeric",
+                      "sampling": {"temperature": 0.7, "max_tokens": 24, "seed": seed}}
+            (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(config))
+            sample(tmp_path / f"{name}.yaml", store=store, progress=False, limit=12)
+        for pipe, base in (("aggregate-oracle-score", "model-b"), ("aggregate-vote", "model-b"),
+                           ("reflect-self", "model-c")):
+            data = {**load_yaml(pipe), "model": {**scripted_model(srv.base_url), "name": base}}
+            run_pipeline(write_pipeline(tmp_path, data, f"{pipe}-{base}.yaml"), limit=12, store=store, progress=False)
+    ev = evaluate_runs(store=store, seed=0, strategies=["majority", "pass_at_k"])
+    opt = optimize(ev)
+    figures = run_figures(ev, opt)
+    rows = ev.rows()
+    chosen = {r["model"]: r for r in opt.best if not r.get("reason") and "(" in str(r["model"])}
+    assert list(chosen) == ["aggregate-vote (model-b)"], [r["model"] for r in opt.best]
+    for r in rows:
+        if "(" not in str(r["model"]) or "oracle" in r["strategy"]:
+            continue
+        [look] = _looks(figures["overview"], r["total_tokens"], r["accuracy"])
+        assert _looks(figures["pareto"], r["total_tokens"], r["accuracy"]) == {look}, r["model"]
+        if r["model"] in chosen:
+            best = chosen[r["model"]]
+            assert _looks(figures["compute_optimal"], best["budget"], best["accuracy"]) == {look}
+            chosen_look = look
+        offline = next(x for x in rows if x["model"] == r["model"].split(" (")[1].rstrip(")") and x["k"] == 1
+                       and x["strategy"] == "majority")
+        assert look[0] == _curve_color(figures["overview"], {k: [x[k] for x in rows] for k in rows[0]},
+                                       offline["model"])
+    legend = figures["compute_optimal"].axes[0].get_legend()
+    handle = dict(zip((t.get_text() for t in legend.get_texts()), legend.legend_handles))["aggregate-vote (model-b)"]
+    assert (handle.get_color(), handle.get_marker(), handle.get_markerfacecolor() == "white") == chosen_look
+
+
+def test_models_beyond_eight_have_colours_of_their_own():
+    """Colours repeated from the ninth model on (model 9 in model 1's blue): every model has its own
+    colour, the first eight as before, and the overview draws them so."""
+    first = ("#1f5fa8", "#d2581e", "#2e8b3a", "#8e44ad", "#b8860b", "#c0392b", "#16a085", "#555555")
+    models = [f"model-{i}" for i in range(40)]
+    styles = plots.run_styles(models, ["majority"] * len(models))
+    colors = [styles.model_colors[m] for m in models]
+    assert tuple(colors[:8]) == first and len(set(colors)) == len(models)
+    assert all(plots.model_color(i) == c for i, c in enumerate(colors))
+    cols = _table(models[:14], ["majority"])
+    fig = plots.overview(cols, "total_tokens", "total_tokens")
+    assert len({_curve_color(fig, cols, m) for m in models[:14]}) == 14
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[:14] == models[:14]

@@ -156,11 +156,11 @@ def write_report(
     rep = Report(title, figure_dir=out / "figures", subtitle=f"{len(ev.runs)} run(s) · {opt.unit_note}. {ESTIMATOR_NOTE}",
                  meta=[f"truncated samples: {ev.options.truncated}", f"seed {ev.options.seed}"])
 
-    oracles = tuple(s for s in dict.fromkeys(map(str, table["strategy"].to_pylist())) if is_oracle(s))
     bases = pipeline_bases(ev)
+    figures = run_figures(ev, opt)
     sec = rep.section("Overview")
     on_frontier = _frontier_points(opt, len(set(table["model"].to_pylist())) > 1)
-    sec.figure(plots.overview(table, column, unit, opt.frontier, oracles, bases), "overview",
+    sec.figure(figures["overview"], "overview",
                f"Expected accuracy against expected {unit} per question for every model (colour) and strategy (marker "
                "and line) at k = 1..N samples" + ("; a pipeline run is one point in its model's colour, its marker "
                                                   "names the pipeline" if bases else "") +
@@ -173,10 +173,11 @@ def write_report(
     sec.notes(ev.notes)
 
     sec = rep.section("Compute-optimal choice")
-    sec.figure(plots.choice_plot(opt.best, unit), "compute_optimal",
-               "The most accurate affordable choice at each budget with its 95% interval. A resampled estimate never "
-               "beats an exact one by less than its standard error; hollow markers: other strategies are within "
-               "error (listed after ≈).")
+    sec.figure(figures["compute_optimal"], "compute_optimal",
+               "The most accurate affordable choice at each budget with its 95% interval, in its model's colour and "
+               "its strategy's (or pipeline's) marker, as on the overview. A resampled estimate never beats an exact "
+               "one by less than its standard error; a dashed ring: other strategies are within error (listed "
+               "after ≈).")
     sec.table(choices_table(opt, unit), None, caption=f"budget and cost in {unit} per question; budgets that choose "
               "the same collapsed into one row; differences are paired over the same questions (bootstrap 95% intervals)")
     notes = [r["note"] for r in opt.choices if r.get("note")]
@@ -208,7 +209,7 @@ def write_report(
         sec.notes(per_bin.notes)
 
     sec = rep.section("Pareto frontier")
-    sec.figure(plots.pareto_plot(table, column, unit, opt.frontier, oracles, bases), "pareto",
+    sec.figure(figures["pareto"], "pareto",
                "Accuracy against cost of every deployable (model, strategy, k); the frontier points carry their "
                "strategy@k and 95% intervals.")
     sec.table(Table.from_records(opt.frontier, ["model", "strategy", "k", "accuracy", "ci_low", "ci_high", "cost"],
@@ -252,6 +253,21 @@ def write_report(
     return rep.write(out / "report.html")
 
 
+def run_figures(ev: Evaluation, opt: Optimization) -> dict[str, Any]:
+    """The figures that draw runs (``overview``, ``compute_optimal``, ``pareto``), all with one
+    :func:`~ttclab.report.plots.run_styles` assignment: a run, a pipeline run above all, has one colour and
+    one marker in every figure."""
+    from ttclab.report import plots
+
+    table = ev.table()
+    column = unit_column(opt.unit)
+    oracles = tuple(s for s in dict.fromkeys(map(str, table["strategy"].to_pylist())) if is_oracle(s))
+    styles = plots.run_styles(table["model"].to_pylist(), table["strategy"].to_pylist(), pipeline_bases(ev))
+    return {"overview": plots.overview(table, column, opt.unit, opt.frontier, oracles, styles=styles),
+            "compute_optimal": plots.choice_plot(opt.best, opt.unit, styles),
+            "pareto": plots.pareto_plot(table, column, opt.unit, opt.frontier, oracles, styles=styles)}
+
+
 def _frontier_points(opt: Optimization, many: bool) -> str:
     from ttclab.report.plots import is_pipeline_point
 
@@ -274,4 +290,4 @@ def _runs_html(runs: Table, links: dict[str, str]) -> str:
     return block
 
 
-__all__ = ["pipeline_bases", "write_report"]
+__all__ = ["pipeline_bases", "run_figures", "write_report"]

@@ -4,6 +4,9 @@
   line style per strategy, light error bars, the compute-optimal frontier drawn over them, k at the points;
   a pipeline run is a point in its base model's colour with a marker of its own (:data:`PIPELINE_MARKERS`);
 * :func:`choice_plot` -- the compute-optimal choice per budget with its interval;
+
+Every figure draws a run with the one assignment of :func:`run_styles` (a model's colour, a strategy's or
+pipeline's marker), so a run looks the same in all of them.
 * :func:`difficulty_heatmap` -- difficulty x budget -> best strategy and its gain over one sample;
 * :func:`pareto_plot` -- the Pareto frontier with k labels and error bars.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +29,10 @@ UNIT_LABELS = {
     "latency_sequential": "latency per question (s, sequential)", "memory": "memory traffic per question (bytes)",
 }
 
-MODEL_COLORS = ("#1f5fa8", "#d2581e", "#2e8b3a", "#8e44ad", "#b8860b", "#c0392b", "#16a085", "#555555")
+MODEL_COLORS = ("#1f5fa8", "#d2581e", "#2e8b3a", "#8e44ad", "#b8860b", "#c0392b", "#16a085", "#555555",
+                # models 9-16: hues and lightnesses apart from the first 8 (pink, cyan, brown, lime, navy,
+                # lavender, amber, wine); beyond, :func:`model_color` spreads hues by the golden angle
+                "#e377c2", "#17becf", "#8c564b", "#9bbb1f", "#0b2a6f", "#b59bd6", "#f2b134", "#7f0f3f")
 
 STRATEGY_STYLES: dict[str, tuple[str, Any]] = {  # marker, line style (a name or a dash pattern)
     "majority": ("o", "-"), "esc": ("s", "--"), "adaptive_consistency": ("D", "-."),
@@ -78,26 +85,53 @@ def style(strategy: str) -> tuple[str, Any]:
     return _EXTRA_MARKERS[sum(map(ord, strategy)) % len(_EXTRA_MARKERS)], "-"
 
 
-def model_colors(models: Sequence[str]) -> dict[str, str]:
-    return {m: MODEL_COLORS[i % len(MODEL_COLORS)] for i, m in enumerate(models)}
+def model_color(i: int) -> str:
+    """The colour of the ``i``-th model: :data:`MODEL_COLORS`, then hues spread by the golden angle (never
+    a colour twice)."""
+    if i < len(MODEL_COLORS):
+        return MODEL_COLORS[i]
+    import colorsys
+
+    hue = (0.11 + (i - len(MODEL_COLORS)) * 0.381966) % 1.0
+    light = (0.38, 0.55)[(i - len(MODEL_COLORS)) % 2]
+    return "#" + "".join(f"{round(255 * v):02x}" for v in colorsys.hls_to_rgb(hue, light, 0.7))
 
 
-def run_colors(models: Sequence[str], bases: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(the colour of each model, of each run label): a pipeline run (a label in ``bases``, which maps it
-    to its base model) takes its base model's colour instead of one of its own."""
-    colors = model_colors(list(dict.fromkeys(bases.get(m, m) for m in models)))
-    return colors, {m: colors[bases.get(m, m)] for m in models}
+@dataclass(frozen=True)
+class RunStyles:
+    """How every figure draws a run: its (base) model's colour, its strategy's marker and line, or its
+    pipeline's marker. Made once per report by :func:`run_styles`, so a run looks the same everywhere."""
+
+    model_colors: dict[str, str]  # each model (the colour legend), in order of appearance
+    colors: dict[str, str]  # each run label: a pipeline run's is its base model's
+    pipelines: dict[str, tuple[str, bool]]  # each pipeline (the strategy of a pipeline run): marker, hollow
+    strategies: list[str]  # the offline strategies, in order of appearance
+    bases: Mapping[str, str]  # pipeline run label -> its base model
+
+    def color(self, model: Any) -> str:
+        return self.colors.get(str(model), "#444444")
+
+    def point(self, model: Any, strategy: Any, ms: float = 6.0) -> dict[str, Any]:
+        """Line2D keywords of one point of ``(model, strategy)``: a pipeline run's own marker (filled,
+        hollow or a line marker) or the strategy's marker, in the model's colour."""
+        color = self.color(model)
+        if str(model) in self.bases and str(strategy) in self.pipelines:
+            return {"ms": ms, **_marker(*self.pipelines[str(strategy)], color)}
+        return {"ms": ms, "marker": style(str(strategy))[0], "ls": "none", "color": color, "mfc": color, "mec": color,
+                "mew": 1.3}
 
 
-def pipeline_markers(models: Any, strategies: Any, bases: Mapping[str, str]) -> dict[str, tuple[str, bool]]:
-    """(marker, hollow) of each pipeline (the strategy of a run in ``bases``), in order of appearance."""
+def run_styles(models: Any, strategies: Any, bases: Mapping[str, str] | None = None) -> RunStyles:
+    """The one colour / marker assignment of a report's runs, from its table's ``model`` and ``strategy``
+    columns (a row per point): a colour per model, a pipeline run (a label in ``bases``, mapped to its base
+    model) in its base model's colour with a marker of its own, in order of appearance."""
+    bases = dict(bases or {})
+    labels = list(dict.fromkeys(str(m) for m in models))
+    colors = {m: model_color(i) for i, m in enumerate(dict.fromkeys(bases.get(m, m) for m in labels))}
     names = dict.fromkeys(str(s) for m, s in zip(models, strategies) if str(m) in bases)
-    return {s: PIPELINE_MARKERS[i % len(PIPELINE_MARKERS)] for i, s in enumerate(names)}
-
-
-def _offline_strategies(cols: dict[str, np.ndarray], bases: Mapping[str, str]) -> list[str]:
-    """The strategies of the runs that are not pipeline runs, in order of appearance."""
-    return list(dict.fromkeys(str(s) for m, s in zip(cols["model"], cols["strategy"]) if str(m) not in bases))
+    offline = dict.fromkeys(str(s) for m, s in zip(models, strategies) if str(m) not in bases)
+    return RunStyles(colors, {m: colors[bases.get(m, m)] for m in labels},
+                     {s: PIPELINE_MARKERS[i % len(PIPELINE_MARKERS)] for i, s in enumerate(names)}, list(offline), bases)
 
 
 def _marker(marker: str, hollow: bool, color: Any) -> dict[str, Any]:
@@ -158,18 +192,19 @@ def _legends(ax: Any, models: Sequence[str], colors: dict[str, str], strategies:
 
 
 def overview(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[str, Any]] = (),
-             oracle: Sequence[str] = ("pass_at_k",), bases: Mapping[str, str] | None = None) -> Any:
+             oracle: Sequence[str] = ("pass_at_k",), bases: Mapping[str, str] | None = None,
+             styles: RunStyles | None = None) -> Any:
     """Every (model, strategy) curve on one chart, with the compute-optimal frontier over them; a pipeline
-    run (a model label in ``bases``, mapped to its base model) is drawn in its base model's colour."""
+    run (a model label in ``bases``, mapped to its base model) is drawn in its base model's colour
+    (``styles``: the report's :func:`run_styles`, by default this table's)."""
     from matplotlib.lines import Line2D
 
     cols = _columns(table)
     fig, ax = _figure(8.6, 5.4)
-    bases = bases or {}
+    styles = styles or run_styles(cols["model"], cols["strategy"], bases)
+    bases = styles.bases
     models = list(dict.fromkeys(str(m) for m in cols["model"]))
-    pipelines = pipeline_markers(cols["model"], cols["strategy"], bases)
-    strategies = _offline_strategies(cols, bases)
-    model_color, colors = run_colors(models, bases)
+    pipelines, strategies, colors = styles.pipelines, styles.strategies, styles.colors
     for m in models:
         for s in (strategies if m not in bases else pipelines):
             sel = (cols["model"] == m) & (cols["strategy"] == s)
@@ -211,7 +246,7 @@ def overview(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[st
     budget_axis(ax, unit)
     ax.set_ylabel("accuracy")
     ax.set_title("Accuracy vs compute: every model and strategy")
-    _legends(ax, list(model_color), model_color, strategies, extra, pipelines)
+    _legends(ax, list(styles.model_colors), styles.model_colors, strategies, extra, pipelines)
     return fig
 
 
@@ -232,9 +267,10 @@ def frontier_steps(cost: np.ndarray, accuracy: np.ndarray, until: float) -> tupl
     return x, y
 
 
-def choice_plot(best: Sequence[dict[str, Any]], unit: str) -> Any:
-    """Budget -> the compute-optimal choice's accuracy with its interval; colour and marker by the chosen
-    strategy (legend), k above each point, hollow where other strategies are within error."""
+def choice_plot(best: Sequence[dict[str, Any]], unit: str, styles: RunStyles | None = None) -> Any:
+    """Budget -> the compute-optimal choice's accuracy with its interval; each choice drawn as every figure
+    draws its run (``styles``: the report's :func:`run_styles`; by default one from these rows), k above each
+    point, a dashed ring where other strategies are within error."""
     from matplotlib.lines import Line2D
 
     fig, ax = _figure(8.6, 4.6)
@@ -242,23 +278,23 @@ def choice_plot(best: Sequence[dict[str, Any]], unit: str) -> Any:
     if not rows:
         ax.text(0.5, 0.5, "no budget affords any strategy", ha="center", transform=ax.transAxes)
         return fig
+    styles = styles or run_styles([r["model"] for r in rows], [r["strategy"] for r in rows])
     many = len({r["model"] for r in rows}) > 1
     names = list(dict.fromkeys((r["model"], r["strategy"]) for r in rows))
-    palette = _plt().get_cmap("tab10")
-    color = {n: palette(i % 10) for i, n in enumerate(names)}
     x = np.array([r["budget"] for r in rows], dtype=float)
     y = np.array([r["accuracy"] for r in rows], dtype=float)
     lo = np.array([r["ci_low"] for r in rows], dtype=float)
     hi = np.array([r["ci_high"] for r in rows], dtype=float)
     ax.step(x, y, where="post", color="#aaa", lw=1, zorder=1)
     for i, r in enumerate(rows):
-        c = color[(r["model"], r["strategy"])]
-        tie = bool(r.get("ties"))
+        c = styles.color(r["model"])
         if np.isfinite(lo[i]) and np.isfinite(hi[i]):
             ax.errorbar([x[i]], [y[i]], yerr=_yerr(y[i:i + 1], lo[i:i + 1], hi[i:i + 1]), fmt="none", ecolor=c, alpha=0.55,
                         lw=1.2, capsize=3, zorder=2)
-        ax.scatter([x[i]], [y[i]], s=48, marker=style(r["strategy"])[0], facecolors="white" if tie else c,
-                   edgecolors=c, lw=1.5, zorder=3)
+        ax.plot([x[i]], [y[i]], zorder=3, **styles.point(r["model"], r["strategy"], ms=7))
+        if r.get("ties"):  # a ring, not a hollow marker: a pipeline's own marker may be hollow
+            ax.scatter([x[i]], [y[i]], s=200, facecolors="none", edgecolors="#666", linestyles=(0, (2, 1.5)), lw=1,
+                       zorder=3)
         ax.annotate(f"k={r['k']}", (x[i], hi[i] if np.isfinite(hi[i]) else y[i]), textcoords="offset points",
                     xytext=(0, 4), ha="center", fontsize=6.5, color="#333")
     budget_axis(ax, unit)
@@ -267,10 +303,10 @@ def choice_plot(best: Sequence[dict[str, Any]], unit: str) -> Any:
     bottom = np.nanmin(np.where(np.isfinite(lo), lo, y))
     ax.set_ylim(max(0.0, bottom - 0.04), min(1.02, top + 0.06))
     ax.set_title("Compute-optimal choice per budget")
-    handles = [Line2D([], [], ls="none", marker=style(s)[0], color=color[(m, s)], ms=6, label=point_label(m, s, many=many))
-               for m, s in names]
-    handles.append(Line2D([], [], ls="none", marker="o", mfc="white", mec="#555", ms=6,
-                          label="hollow: another strategy is within error"))
+    handles = [Line2D([], [], label=point_label(m, s, many=many), **styles.point(m, s)) for m, s in names]
+    if any(r.get("ties") for r in rows):
+        handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec="#666", ms=11,
+                              label="ringed: another strategy is within error"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(3, len(handles)), frameon=False)
     return fig
 
@@ -358,17 +394,18 @@ def point_label(model: Any, strategy: Any, k: Any = None, many: bool = True) -> 
 
 
 def pareto_plot(table: Any, cost_column: str, unit: str, frontier: Sequence[dict[str, Any]],
-                oracle: Sequence[str] = ("pass_at_k",), bases: Mapping[str, str] | None = None) -> Any:
+                oracle: Sequence[str] = ("pass_at_k",), bases: Mapping[str, str] | None = None,
+                styles: RunStyles | None = None) -> Any:
     """Every deployable (model, strategy, k) point, the Pareto frontier with error bars and k labels; a
-    pipeline run in its base model's colour (``bases``, as for :func:`overview`)."""
+    pipeline run in its base model's colour (``bases`` and ``styles`` as for :func:`overview`)."""
     cols = _columns(table)
     fig, ax = _figure(8.6, 5.0)
-    bases = bases or {}
+    styles = styles or run_styles(cols["model"], cols["strategy"], bases)  # as on the overview, oracles included
+    bases = styles.bases
     models = list(dict.fromkeys(str(m) for m in cols["model"]))
-    markers = pipeline_markers(cols["model"], cols["strategy"], bases)  # as on the overview, oracles included
-    pipelines = {s: look for s, look in markers.items() if s not in oracle}
-    strategies = [s for s in _offline_strategies(cols, bases) if s not in oracle]
-    model_color, colors = run_colors(models, bases)
+    pipelines = {s: look for s, look in styles.pipelines.items() if s not in oracle}
+    strategies = [s for s in styles.strategies if s not in oracle]
+    colors = styles.colors
     x = cols[cost_column].astype(float)
     y = cols["accuracy"].astype(float)
     for m in models:
@@ -403,7 +440,7 @@ def pareto_plot(table: Any, cost_column: str, unit: str, frontier: Sequence[dict
     budget_axis(ax, unit)
     ax.set_ylabel("accuracy")
     ax.set_title("Pareto frontier of deployable strategies (oracles excluded)")
-    _legends(ax, list(model_color), model_color, strategies, (), pipelines)
+    _legends(ax, list(styles.model_colors), styles.model_colors, strategies, (), pipelines)
     return fig
 
 
@@ -412,5 +449,5 @@ def _yerr(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.clip(np.vstack([np.asarray(y, float) - lo, np.asarray(hi, float) - y]), 0.0, None)
 
 
-__all__ = ["PIPELINE_MARKERS", "UNIT_LABELS", "budget_axis", "choice_plot", "difficulty_heatmap", "overview",
-           "pareto_plot", "pipeline_markers", "run_colors", "si", "style"]
+__all__ = ["MODEL_COLORS", "PIPELINE_MARKERS", "UNIT_LABELS", "RunStyles", "budget_axis", "choice_plot",
+           "difficulty_heatmap", "model_color", "overview", "pareto_plot", "run_styles", "si", "style"]
