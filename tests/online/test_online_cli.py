@@ -96,12 +96,12 @@ def test_pipeline_ledger_and_optimizer_exclude_oracles(scripted: ScriptedServer,
     from ttclab.online.runner import run_pipeline
 
     store = tmp_path / "store"
-    for name in ("aggregate-vote", "aggregate-oracle-score"):
+    for name in ("aggregate-vote", "aggregate-pick", "aggregate-oracle-score"):
         data = {**load_yaml(name), "model": scripted_model(scripted.base_url)}
         run_pipeline(write_pipeline(tmp_path, data, f"{name}.yaml"), limit=4, store=store, progress=False)
     ev = evaluate_runs(store=store, n_bootstrap=0)
     rows = {r["strategy"]: r for r in ev.rows()}
-    assert set(rows) == {"aggregate-vote", "aggregate-oracle-score (oracle)"}
+    assert set(rows) == {"aggregate-vote", "aggregate-pick", "aggregate-oracle-score (oracle)"}
     for run in list_runs(store):
         out = pipeline_outcome(run)
         [led] = pipeline_ledgers(run)
@@ -115,6 +115,9 @@ def test_pipeline_ledger_and_optimizer_exclude_oracles(scripted: ScriptedServer,
         assert 0 <= lo <= out.accuracy <= hi <= 1
     opt = optimize(ev, unit="tokens")
     assert all("oracle" not in r["strategy"] for r in opt.best)
+    # a pipeline choice, its ties and its runner-up are named by the run's label alone
+    named = [t for r in opt.choices for t in (r["choice"], *str(r["ties"] or "").split(", "), r["runner_up"]) if t]
+    assert named and all(t in ("aggregate-vote (scripted)", "aggregate-pick (scripted)") for t in named), named
 
 
 def test_continuation_format_on_a_server_model(scripted: ScriptedServer, tmp_path: Path) -> None:

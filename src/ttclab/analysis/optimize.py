@@ -20,7 +20,7 @@ from ttclab.errors import ConfigError, DataError
 from ttclab.ledger.costs import CostSpec, StrategyLedger, build_ledgers, unit_column, unit_name
 from ttclab.optimize.curves import Curves
 from ttclab.optimize.difficulty import ByDifficulty, bin_labels, difficulty_bins, heldout_split, optimal_by_bin, pass_rate
-from ttclab.optimize.optimal import DiffSE, Pick, collapse_budgets, compute_optimal, efficiency_ratio
+from ttclab.optimize.optimal import DiffSE, Pick, collapse_budgets, compute_optimal, efficiency_ratio, point_name
 from ttclab.optimize.pareto import pareto_mask
 from ttclab.optimize.saturation import saturation_findings, saturation_points
 from ttclab.strategies import evaluate
@@ -134,7 +134,7 @@ def with_gains(ev: Evaluation, curves: Curves, choices: list[dict[str, Any]]) ->
             other = _runner_up(curves, row)
             if other is not None:
                 d = ev.paired(me, other)
-                row.update(runner_up=f"{other[0]} {other[1]}@{other[2]}" if many else f"{other[1]}@{other[2]}",
+                row.update(runner_up=point_name(*other, with_model=many),
                            vs_runner_up=_diff(d.difference), vs_runner_up_ci_low=_diff(d.ci_low),
                            vs_runner_up_ci_high=_diff(d.ci_high))
         out.append(row)

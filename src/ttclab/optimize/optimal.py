@@ -133,8 +133,21 @@ def _point_se(curves: Curves, p: Pick) -> float:
     return float(curves.se[hit[0]]) if hit.size else float("nan")
 
 
+def is_pipeline_point(model: Any, strategy: Any) -> bool:
+    """A pipeline run's point: its model label is 'pipeline (llm)' and its strategy the pipeline (k = 1)."""
+    return str(model).startswith(str(strategy).removesuffix(" (oracle)") + " (")
+
+
+def point_name(model: Any, strategy: Any, k: Any, *, with_model: bool = False) -> str:
+    """'majority@8', or 'smollm2-135m majority@8' ``with_model``; a pipeline run by its own label, which
+    names its model ('aggregate-vote (smollm2-135m)', not 'aggregate-vote (smollm2-135m) aggregate-vote@1')."""
+    if is_pipeline_point(model, strategy):
+        return str(model) + (" (oracle)" if str(strategy).endswith(" (oracle)") else "")
+    return f"{model} {strategy}@{k}" if with_model else f"{strategy}@{k}"
+
+
 def _label(p: Pick, *, model: bool = False) -> str:
-    return f"{p[0]} {p[1]}@{p[2]}" if model else f"{p[1]}@{p[2]}"
+    return point_name(*p, with_model=model)
 
 
 def _merge_ties(*lists: str) -> str:

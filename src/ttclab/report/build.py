@@ -269,10 +269,9 @@ def run_figures(ev: Evaluation, opt: Optimization) -> dict[str, Any]:
 
 
 def _frontier_points(opt: Optimization, many: bool) -> str:
-    from ttclab.report.plots import is_pipeline_point
+    from ttclab.optimize.optimal import point_name
 
-    names = [str(r["model"]) if is_pipeline_point(r["model"], r["strategy"])  # a pipeline's label names it
-             else f"{r['model']} {r['strategy']}@{r['k']}" if many else f"{r['strategy']}@{r['k']}" for r in opt.frontier]
+    names = [point_name(r["model"], r["strategy"], r["k"], with_model=many) for r in opt.frontier]
     return few(names, 4) if names else "none"
 
 

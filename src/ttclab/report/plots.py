@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ttclab.optimize.optimal import is_pipeline_point
+
 UNIT_LABELS = {
     "total_tokens": "total tokens per question (prompt + completion + reward model)",
     "tokens": "total tokens per question (prompt + completion + reward model)",
@@ -377,11 +379,6 @@ SHORT_NAMES = {"majority": "maj", "adaptive_consistency": "adapt", "weighted_con
 
 def _short(strategy: str) -> str:
     return SHORT_NAMES.get(strategy, strategy)
-
-
-def is_pipeline_point(model: Any, strategy: Any) -> bool:
-    """A pipeline run's point: its model label is 'pipeline (llm)' and its strategy the pipeline (k = 1)."""
-    return str(model).startswith(str(strategy).removesuffix(" (oracle)") + " (")
 
 
 def point_label(model: Any, strategy: Any, k: Any = None, many: bool = True) -> str:
