@@ -101,7 +101,23 @@ def test_optimize_never_picks_the_oracle_and_report_is_self_contained(tmp_path, 
 
 
 def test_market_providers_from_stored_runs(tmp_path, two_runs):
+    from datetime import UTC, datetime
+
+    from ttclab.serve.record import RecordedRun
+    from ttclab.store.schema import SCHEMA_VERSION
+
     store, a, b = two_runs
+    # served traffic in the same store (a pipeline-kind run): not a provider, and no reason to stop
+    served = RecordedRun(store, "serve-majority-2-m", {
+        "schema_version": SCHEMA_VERSION, "run_id": "serve-majority-2-m", "kind": "pipeline", "name": "serve",
+        "model": {"label": "m (majority@2)", "name": "m", "backend": "openai", "llm": "m"}, "samples": 1})
+    index = served.new_question({"question_id": "r0-0", "question": "1 + 1?", "prompt": "[]", "gold": "2",
+                                 "difficulty": None, "metadata": "{}"})
+    served.add_result({"run_id": served.run_id, "question_index": index, "question_id": "r0-0",
+                       "candidate_id": "q0-c0", "text": "2", "answer": "2", "verdict": "correct", "correct": True,
+                       "n_calls": 2, "prompt_tokens": 10, "completion_tokens": 5, "latency_s": 0.1, "wall_s": None,
+                       "notes": None, "error": None, "created_at": datetime.now(UTC)})
+    served.close()
     curves = market_curves(None, strategy="majority", levels=[1, 2, 4, 8], store=store)
     assert set(curves) == {"Qwen2.5-7B", "Llama-3.2-3B"}
     assert curves["Qwen2.5-7B"]["levels"] == [1, 2, 4, 8]

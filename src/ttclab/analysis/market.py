@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ttclab.analysis.evaluate import evaluate_runs, run_model_name
+from ttclab.analysis.evaluate import evaluate_runs, run_kind, run_model_name
 from ttclab.errors import DataError
+from ttclab.store.reader import list_runs, store_root
 
 
 def market_curves(
@@ -20,7 +21,13 @@ def market_curves(
     store: str | Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Scaling curves for :func:`ttclab.market.providers.providers_from_curves`: one provider per run,
-    selling ``strategy`` at compute levels k (its exact expected accuracy and output tokens per query)."""
+    selling ``strategy`` at compute levels k (its exact expected accuracy and output tokens per query).
+    Without ``refs``: every sampled run of the store (pipeline runs and served traffic sell no strategy at k)."""
+    if refs is None:
+        refs = [str(r.path) for r in list_runs(store) if run_kind(r) == "samples"]
+        if not refs:
+            raise DataError(f"{store_root(store)}: no sampled runs to build providers from; run `ttclab sample "
+                            "CONFIG` first (pipeline runs and served traffic sell no strategy at k samples)")
     ev = evaluate_runs(refs, strategies=[strategy], ks=levels, n_bootstrap=0, store=store)
     rows = ev.rows()
     curves: dict[str, dict[str, Any]] = {}
