@@ -190,3 +190,20 @@ def test_equilibria_not_enumerated_say_so():
     [note] = run_market(CONFIGS / "market_gsm8k_majority.yaml").tables()[0].notes
     assert note.startswith("equilibria, worst PoA and PoS not enumerated at β = 200, 1,000, 100,000: "
                            "6^9 = 10,077,696 profiles is more than enumerate_limit (200,000)"), note
+
+
+def test_the_inefficiency_figure_says_where_the_poa_is_undefined(tmp_path):
+    """An empty panel (PoA undefined at every β) or a broken line says why in the panel."""
+    import matplotlib
+
+    from ttclab.market.plots import inefficiency_vs_beta
+
+    rows = [{"varied": "base", "beta": b, "inefficiency_pct": v} for b, v in ((100, float("nan")), (1e4, 3.0),
+                                                                              (1e6, float("nan")))]
+    rows += [{"varied": "margin", "margin": m, "beta": b, "inefficiency_pct": float("nan")}
+             for m in (0.1, 0.5) for b in (100, 1e6)]
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text in the SVG
+        paths = inefficiency_vs_beta(rows, tmp_path)
+    svg = next(p for p in paths if p.suffix == ".svg").read_text()
+    assert "PoA undefined at 2 of 3 β" in svg and "PoA undefined at every β" in svg
+    assert svg.count("see the welfare table") == 2

@@ -12,6 +12,7 @@ Money is drawn in the unit of the market's tables (``money``: a factor on USD pe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,19 @@ def inefficiency_vs_beta(rows: Sequence[dict[str, Any]], out: Path) -> list[Path
             pts = [r for r in sel if key is None or r[key] == lab]
             ax.plot([r["beta"] for r in pts], [r["inefficiency_pct"] for r in pts], marker=".", ms=3,
                     label="base" if lab is None else f"{key}={lab}")
+        undefined = sum(not math.isfinite(float(r["inefficiency_pct"])) for r in sel)
+        why = "equilibrium welfare ≤ 0 or not enumerated; see the welfare table's notes"
+        if undefined == len(sel):  # an empty panel says why in its middle
+            ax.text(0.5, 0.5, "PoA undefined at every β\n(" + why.replace("; ", ";\n") + ")", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=7, color="0.35")
         ax.set_xscale("log")
-        ax.set_xlabel("user rationality β")
+        betas = [float(r["beta"]) for r in sel]
+        if betas and min(betas) > 0:  # every β swept, where the PoA is undefined too (a gap, not a shorter axis)
+            ax.set_xlim(min(betas) / 1.5, max(betas) * 1.5)
+        if undefined == len(sel):
+            ax.set_yticks([])
+        ax.set_xlabel("user rationality β" + (f"\n(PoA undefined at {undefined} of {len(sel)} β: "
+                                              + why.replace("; ", ";\n") + ")" if 0 < undefined < len(sel) else ""))
         ax.set_ylabel("inefficiency (PoA − 1) %")
         ax.set_title("base parameters" if g == "base" else f"varying {g}")
         ax.legend(fontsize=7)
