@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,15 @@ from ttclab.online.runner import _slug, result_sample, write_samples
 from ttclab.store.integrity import DAMAGED_DIR, RunContext, compact_parts, read_parts, visible_parts
 from ttclab.store.journal import TableLog, compact_table, journal_line, journal_rows
 from ttclab.store.schema import PIPELINE_TABLES, QUESTIONS_SCHEMA, SAMPLES_SCHEMA, SCHEMA_VERSION, rows_table
-from ttclab.store.writer import META_FILE, QUESTIONS_FILE, SAMPLES_DIR, SampleWriter, atomic_write_json, atomic_write_table
+from ttclab.store.writer import (
+    META_FILE,
+    QUESTIONS_FILE,
+    SAMPLES_DIR,
+    SampleWriter,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_table,
+)
 from ttclab.tasks.base import Question
 
 QUESTIONS_JOURNAL = "serve_questions.jsonl"
@@ -113,12 +122,10 @@ class RecordedRun:
         self.journal = self.dir / QUESTIONS_JOURNAL
         self.questions, recovered = recorded_questions(self.dir)
         if recovered or not _ends_whole(self.journal):  # rewritten whole, so appending continues a whole file
-            tmp = self.journal.with_name(f".{QUESTIONS_JOURNAL}.tmp")
-            tmp.write_bytes(b"".join(journal_line(q) for q in self.questions))
             if recovered:  # the damaged journal is kept aside; a torn last line (a crash) is just dropped
                 (self.dir / DAMAGED_DIR).mkdir(exist_ok=True)
-                os.replace(self.journal, self.dir / DAMAGED_DIR / f"{QUESTIONS_JOURNAL}.{datetime.now(UTC):%Y%m%dT%H%M%S}")
-            os.replace(tmp, self.journal)
+                shutil.copy2(self.journal, self.dir / DAMAGED_DIR / f"{QUESTIONS_JOURNAL}.{datetime.now(UTC):%Y%m%dT%H%M%S}")
+            atomic_write_bytes(self.journal, b"".join(journal_line(q) for q in self.questions))
         self.logs = {name: TableLog(self.dir, name, flush_rows=500) for name in PIPELINE_TABLES}
         self.dirty = True
         self._question_tables: list[pa.Table] = []  # questions[:self._converted] as Arrow, for questions.parquet
