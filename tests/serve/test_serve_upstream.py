@@ -452,9 +452,12 @@ def test_a_recording_that_cannot_open_is_a_503_naming_why(upstream: Upstream, tm
     with serving({"models": [upstream_model(upstream)]}, record=store) as srv:
         with pytest.raises(openai.APIStatusError) as exc:
             srv.client().chat.completions.create(model="up-model:majority@2", messages=MSG, max_tokens=16)
+        with pytest.raises(openai.APIStatusError) as again:  # a retry is told the same (the run is not left locked)
+            srv.client().chat.completions.create(model="up-model:majority@2", messages=MSG, max_tokens=16)
         ok = srv.client().chat.completions.create(model="up-model", messages=MSG, max_tokens=16)  # other runs record
-    assert exc.value.status_code == 503
+    assert exc.value.status_code == again.value.status_code == 503
     message = exc.value.body["message"]
     assert message.startswith(f"cannot record this request: {journal}:1: damaged") and "move" in message
+    assert again.value.body["message"] == message
     assert ok.choices[0].message.content
     assert "Traceback" not in caplog.text

@@ -120,12 +120,17 @@ class RecordedRun:
                              "to another folder") from None
         self.meta = meta
         self.journal = self.dir / QUESTIONS_JOURNAL
-        self.questions, recovered = recorded_questions(self.dir)
-        if recovered or not _ends_whole(self.journal):  # rewritten whole, so appending continues a whole file
-            if recovered:  # the damaged journal is kept aside; a torn last line (a crash) is just dropped
-                (self.dir / DAMAGED_DIR).mkdir(exist_ok=True)
-                shutil.copy2(self.journal, self.dir / DAMAGED_DIR / f"{QUESTIONS_JOURNAL}.{datetime.now(UTC):%Y%m%dT%H%M%S}")
-            atomic_write_bytes(self.journal, b"".join(journal_line(q) for q in self.questions))
+        try:
+            self.questions, recovered = recorded_questions(self.dir)
+            if recovered or not _ends_whole(self.journal):  # rewritten whole: appending continues a whole file
+                if recovered:  # the damaged journal is kept aside; a torn last line (a crash) is just dropped
+                    (self.dir / DAMAGED_DIR).mkdir(exist_ok=True)
+                    shutil.copy2(self.journal,
+                                 self.dir / DAMAGED_DIR / f"{QUESTIONS_JOURNAL}.{datetime.now(UTC):%Y%m%dT%H%M%S}")
+                atomic_write_bytes(self.journal, b"".join(journal_line(q) for q in self.questions))
+        except BaseException:  # unlocked now, not when the error is collected: a retry says why again
+            self._lock.close()
+            raise
         self.logs = {name: TableLog(self.dir, name, flush_rows=500) for name in PIPELINE_TABLES}
         self.dirty = True
         self._question_tables: list[pa.Table] = []  # questions[:self._converted] as Arrow, for questions.parquet
