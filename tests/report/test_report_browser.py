@@ -91,6 +91,10 @@ OVERFLOW_JS = """(() => {
 })()"""
 
 
+SCROLLING_TABLES_JS = """[...document.querySelectorAll('.tablewrap')].filter(w => w.scrollWidth > w.clientWidth + 1)
+  .map(w => [...w.querySelectorAll('thead th')].map(t => t.innerText).join('|'))"""
+
+
 def test_report_renders_figures_and_fits_the_page(browser, report):
     path, _ = report
     browser.goto(path.as_uri())
@@ -109,6 +113,16 @@ def test_report_renders_figures_and_fits_the_page(browser, report):
     assert browser.evaluate("document.querySelectorAll('details').length") >= 4  # tables collapsed in <details>
     links = browser.evaluate("[...document.querySelectorAll('a[href^=\"questions/\"]')].map(a => a.href)")
     assert len(links) == 2
+
+
+def test_runs_table_of_long_run_ids_fits_the_page(browser, tmp_path):
+    """Run ids as ``ttclab sample`` names them (the demo's): the runs table's long headers wrap instead of
+    making it scroll sideways."""
+    for model, skill in (("smollm2-135m", 0.4), ("gemma3-270m", 0.6)):
+        _run(tmp_path / "store", f"demo-{model}-89a0ce6f6528", model, skill)
+    path = write_report(evaluate_runs(None, store=tmp_path / "store", seed=0), tmp_path / "out", title="runs")
+    browser.goto(path.as_uri())
+    assert not [t for t in browser.evaluate(SCROLLING_TABLES_JS) if t.startswith("model|task|questions")]
 
 
 def test_question_page_filters(browser, report):

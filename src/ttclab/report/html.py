@@ -36,7 +36,7 @@ ul.notes{font-size:.88rem;color:#333;padding-left:1.2rem}
 table{border-collapse:collapse;font-size:.86rem;min-width:40%}
 p.caption{color:var(--muted);font-size:.85rem;margin:.8rem 0 .1rem}
 th,td{padding:.28rem .6rem;border-bottom:1px solid #e9ecf2;text-align:left;vertical-align:top}
-td{overflow-wrap:break-word;max-width:24rem}td>div.w{min-width:14rem}td.n,td.s,th{white-space:nowrap}
+td{overflow-wrap:break-word;max-width:24rem}td>div.w{min-width:14rem}td.n,td.s{white-space:nowrap}
 th{background:var(--soft);font-weight:600;position:sticky;top:0}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 tbody tr:hover{background:#fafbfe}
